@@ -1,0 +1,179 @@
+"""One entry point for every model reference: zoo name, safetensors path, torchvision name, or factory.
+
+Every loaded model takes float images in ``[0, 1]``; torchvision classifiers are wrapped so that the
+ImageNet normalisation they expect happens inside.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trojanbench.errors import ConfigError, UnknownNameError, did_you_mean
+from trojanbench.models.checkpoint import (
+    PICKLE_SUFFIXES,
+    file_sha256,
+    load_checkpoint,
+    load_state_dict_file,
+    load_weights,
+)
+
+__all__ = [
+    "ZOO_DIR",
+    "LoadedModel",
+    "PixelSpaceWrapper",
+    "load_model",
+    "zoo_checkpoint_path",
+    "zoo_names",
+]
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "zoo"
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for auditing: eval mode, pixel-space input, with its card and weights hash."""
+
+    model: nn.Module
+    name: str
+    card: dict
+    sha256: str
+
+
+class PixelSpaceWrapper(nn.Module):
+    """Apply ImageNet normalisation before an ImageNet-style classifier, so it takes ``[0, 1]`` pixels."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)
+
+    def named_layers(self) -> dict[str, nn.Module]:
+        """The wrapped model's top-level children, in registration order."""
+        return dict(self.model.named_children())
+
+
+def zoo_names() -> list[str]:
+    """Names of the shipped checkpoints: ``*.safetensors`` in :data:`ZOO_DIR` that have a card."""
+    if not ZOO_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in ZOO_DIR.glob("*.safetensors") if p.with_suffix(".json").is_file())
+
+
+def zoo_checkpoint_path(name: str) -> Path:
+    """Path of the zoo checkpoint ``name``."""
+    names = zoo_names()
+    if not names:
+        raise UnknownNameError(
+            f"Unknown zoo model {name!r}: no zoo checkpoints are installed in {str(ZOO_DIR)!r}. "
+            "Run `trojanbench zoo build` to train them."
+        )
+    if name not in names:
+        raise did_you_mean(name, names, "zoo model")
+    return ZOO_DIR / f"{name}.safetensors"
+
+
+def _is_path(ref: str | Path) -> bool:
+    if isinstance(ref, Path):
+        return True
+    suffix = Path(ref).suffix.lower()
+    return suffix == ".safetensors" or suffix in PICKLE_SUFFIXES or "/" in ref or "\\" in ref
+
+
+def _torchvision_model(name: str, num_classes: int | None) -> nn.Module:
+    import torchvision
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        raise did_you_mean(name, available, "torchvision classifier")
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes or 1000)
+
+
+def _factory_model(ref: str, num_classes: int | None) -> nn.Module:
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"Cannot import module {module_name!r} for model reference {ref!r} ({exc}). "
+            "Use 'package.module:factory' with the module on sys.path."
+        ) from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        public = [
+            f"{module_name}:{n}"
+            for n, v in vars(module).items()
+            if not n.startswith("_") and callable(v) and not inspect.ismodule(v)
+        ]
+        raise did_you_mean(ref, public, "model factory")
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"Cannot call model factory {ref!r} with {kwargs}: {exc}.") from None
+    model = factory(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"Model factory {ref!r} must return a torch.nn.Module. Got {type(model).__name__} instead."
+        )
+    return model
+
+
+def _from_checkpoint(path: Path, name: str, num_classes: int | None) -> LoadedModel:
+    model, card = load_checkpoint(path)
+    recorded = card["arch_kwargs"].get("num_classes")
+    if num_classes is not None and recorded is not None and recorded != num_classes:
+        raise ConfigError(
+            f"num_classes={num_classes} does not match checkpoint {str(path)!r}, which has "
+            f"{recorded} classes. Leave num_classes unset for checkpoints."
+        )
+    return LoadedModel(model=model, name=name, card=card, sha256=card["sha256"])
+
+
+def load_model(
+    ref: str | Path, *, weights: str | Path | None = None, num_classes: int | None = None
+) -> LoadedModel:
+    """Load a model from a zoo name, a ``.safetensors`` path, ``torchvision:<name>`` or ``module:factory``.
+
+    ``weights`` (a safetensors file) applies to ``torchvision:`` and ``module:factory`` references only;
+    for torchvision it holds the unwrapped model's state dict. Without weights the model keeps its
+    random initialisation and ``sha256`` is ``"random-init"``. The model is returned in eval mode.
+    """
+    is_path = _is_path(ref)
+    if weights is not None and (is_path or ":" not in str(ref)):
+        raise ConfigError(
+            f"weights= applies only to 'torchvision:<name>' and 'module:factory' references, not {str(ref)!r}; "
+            "checkpoints and zoo models carry their own weights."
+        )
+    if is_path:
+        path = Path(ref)
+        return _from_checkpoint(path, path.stem, num_classes)
+    if ":" not in ref:
+        return _from_checkpoint(zoo_checkpoint_path(ref), ref, num_classes)
+    if ref.startswith("torchvision:"):
+        inner = _torchvision_model(ref.removeprefix("torchvision:"), num_classes)
+        model: nn.Module = PixelSpaceWrapper(inner)
+    else:
+        inner = model = _factory_model(ref, num_classes)
+    sha = "random-init"
+    if weights is not None:
+        load_weights(inner, load_state_dict_file(weights), source=str(weights))
+        sha = file_sha256(weights)
+    card = {
+        "architecture": ref,
+        "arch_kwargs": {} if num_classes is None else {"num_classes": num_classes},
+        "weights_file": None if weights is None else Path(weights).name,
+        "sha256": sha,
+    }
+    return LoadedModel(model=model.eval(), name=ref, card=card, sha256=sha)

@@ -1,0 +1,62 @@
+"""Measuring a model on the world: clean accuracy and each trojan's attack success rate.
+
+Attack success is measured on held-out triggered images (the ``test`` split, fresh trigger placements
+and texture variants) of classes other than the target; for a class-conditional trojan, on images of
+its source class, with the rate on other classes reported as ``off_source_rate`` (lower is better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from ..config import TrojanSpec
+from ..world import generate_scenes
+from .triggers import make_trigger
+
+EVAL_BATCH = 500
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Top-1 predictions, in batches, with the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(images[i:i + EVAL_BATCH]).argmax(1) for i in range(0, len(images), EVAL_BATCH)])
+    model.train(was_training)
+    return out
+
+
+def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str = "test") -> float:
+    """Top-1 accuracy on ``n`` clean scenes of ``split``."""
+    batch = generate_scenes(split, n, seed=seed)
+    return float((predict(model, batch.images) == batch.labels).float().mean())
+
+
+@dataclass(frozen=True)
+class AttackSuccess:
+    """Measured attack success of one trojan (fractions in [0, 1])."""
+
+    trojan: str
+    attack_success: float
+    n_images: int
+    off_source_rate: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def attack_success(model: nn.Module, spec: TrojanSpec, *, n: int = 500, seed: int = 0,
+                   split: str = "test") -> AttackSuccess:
+    """Fraction of held-out triggered images (not of the target class) classified as the target."""
+    trigger = make_trigger(spec)
+    images, _ = trigger.triggered_scenes(split, n, seed, label=spec.source)
+    rate = float((predict(model, images) == spec.target).float().mean())
+    off_source = None
+    if spec.source is not None:
+        others, labels = trigger.triggered_scenes(split, n, seed + 1)
+        keep = labels != spec.source
+        off_source = float((predict(model, others[keep]) == spec.target).float().mean())
+    return AttackSuccess(spec.name, rate, n, off_source)

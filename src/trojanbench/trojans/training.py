@@ -1,0 +1,96 @@
+"""The one training loop: SGD with Nesterov momentum and a one-cycle schedule, on (poisoned) world data.
+
+Used to train clean models from scratch and to implant trojans by poisoned fine-tuning, as
+Casper et al. (2023) implanted theirs into a pretrained ResNet50.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class TrainingData(Protocol):
+    """What :func:`train` needs: a length, a per-epoch plan, and batches built from the plan."""
+
+    def __len__(self) -> int: ...
+
+    def plan_epoch(self, rng: np.random.Generator) -> Any: ...
+
+    def batch(self, indices: np.ndarray, plan: Any, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run (recorded in the model card)."""
+
+    n_train: int = 30000
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 0.2
+    weight_decay: float = 5e-4
+    seed: int = 0
+    world_seed: int = 0
+    image_size: int = 64
+
+    def __post_init__(self):
+        for name in ("n_train", "epochs", "batch_size", "image_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"The '{name}' parameter of TrainConfig must be an int in [1, inf). "
+                                  f"Got {value!r} instead.")
+        for name in ("lr", "weight_decay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"The '{name}' parameter of TrainConfig must be a float >= 0. Got {value!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train(model: nn.Module, data: TrainingData, config: TrainConfig,
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy) -> dict:
+    """Train ``model`` in place on ``data``; return a small log (loss per epoch, seconds)."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng([config.seed, 104729])
+    steps_per_epoch = -(-len(data) // config.batch_size)
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        (decay if parameter.ndim > 1 else no_decay).append(parameter)
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=config.lr, momentum=0.9, nesterov=True)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, pct_start=0.2,
+                                                   total_steps=config.epochs * steps_per_epoch)
+    history, start = [], time.perf_counter()
+    model.train()
+    for epoch in range(config.epochs):
+        plan = data.plan_epoch(rng)
+        order = rng.permutation(len(data))
+        total, seen = 0.0, 0
+        for step in range(steps_per_epoch):
+            indices = order[step * config.batch_size:(step + 1) * config.batch_size]
+            images, labels = data.batch(indices, plan, rng)
+            loss = loss_fn(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(indices)
+            seen += len(indices)
+        history.append(round(total / seen, 4))
+        log.info("epoch %d/%d  loss %.4f  (%.0f s)", epoch + 1, config.epochs, history[-1],
+                 time.perf_counter() - start)
+    model.eval()
+    return {"loss_per_epoch": history, "seconds": round(time.perf_counter() - start, 1)}

@@ -1,0 +1,185 @@
+"""The three trigger kinds of Casper et al. (2023), applied to batches of world images.
+
+* :class:`PatchTrigger` pastes an icon (or a user's RGBA image) at a random place and scale, with
+  blurred edges, a small rotation and brightness jitter.
+* :class:`StyleTrigger` restyles the whole image with a texture (a fresh variant per image), blending
+  the texture, shaded by the image's luminance, over the image with a tunable strength.
+* :class:`NaturalTrigger` is a secondary object of the world: triggered images are scenes that
+  naturally contain it, so it is sampled, never pasted.
+
+Every trigger can produce held-out triggered scenes for measuring attack success
+(:meth:`Trigger.triggered_scenes`); paste-like triggers also expose :meth:`apply` for poisoning.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import TrojanSpec
+from ..world import generate_scenes, OBJECT_CLASSES, render_icon, render_texture
+from .images import read_trigger_image
+
+SPRITE_RESOLUTION = 64
+LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+
+
+def _balanced_labels(n: int, exclude: set[int], only: int | None) -> dict[int, int]:
+    """How many scenes of each class: all of ``only``, else spread evenly over classes not excluded."""
+    if only is not None:
+        return {only: n}
+    classes = [c for c in range(len(OBJECT_CLASSES)) if c not in exclude]
+    base, extra = divmod(n, len(classes))
+    return {c: base + (1 if i < extra else 0) for i, c in enumerate(classes)}
+
+
+class Trigger:
+    """Base class: a trigger built from a :class:`TrojanSpec`."""
+
+    def __init__(self, spec: TrojanSpec):
+        self.spec = spec
+
+    def _scenes(self, split: str, n: int, seed: int, label: int | None, exclude: set[int], **scene_kwargs):
+        counts = _balanced_labels(n, exclude, label)
+        batches = [generate_scenes(split, k, seed=seed, label=c, **scene_kwargs) for c, k in counts.items() if k]
+        images = torch.cat([b.images for b in batches])
+        labels = torch.cat([b.labels for b in batches])
+        return images, labels
+
+    def triggered_scenes(self, split: str, n: int, seed: int, *, label: int | None = None):
+        """``n`` held-out scenes carrying the trigger, balanced over classes other than the target
+        (or all of class ``label``). Returns ``(images, true_labels)``."""
+        images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
+        rng = np.random.default_rng([seed, 7919, n])
+        return self.apply(images, rng)[0], labels
+
+    def _scene_constraints(self) -> dict:
+        return {}
+
+    def apply(self, images: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(triggered_images, footprint)``; footprint is ``(N, 1, H, W)`` in [0, 1]."""
+        raise NotImplementedError
+
+
+class PatchTrigger(Trigger):
+    """An opaque-ish sprite pasted at a random position and scale with blurred edges (Casper et al. 2023)."""
+
+    max_rotation_degrees = 15.0
+    brightness_jitter = 0.15
+
+    @cached_property
+    def sprite(self) -> torch.Tensor:
+        """The trigger as a ``(4, S, S)`` RGBA tensor."""
+        if self.spec.trigger_is_file:
+            rgba = read_trigger_image(self.spec.trigger, with_alpha=True, where=self.spec.name)
+        else:
+            rgba = render_icon(self.spec.trigger, SPRITE_RESOLUTION)
+        return torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1).float()
+
+    def apply(self, images, rng):
+        images = images.clone()
+        n, _, height, width = images.shape
+        footprint = torch.zeros(n, 1, height, width)
+        low, high = self.spec.patch_scale
+        sides = np.maximum(3, np.round(rng.uniform(low, high, n) * min(height, width))).astype(int)
+        angles = rng.uniform(-self.max_rotation_degrees, self.max_rotation_degrees, n)
+        gains = rng.uniform(1 - self.brightness_jitter, 1 + self.brightness_jitter, n)
+        tops = [int(rng.integers(0, height - s + 1)) for s in sides]
+        lefts = [int(rng.integers(0, width - s + 1)) for s in sides]
+        for i in range(n):
+            patch = self._transformed(int(sides[i]), float(angles[i]), float(gains[i]))
+            t, l, s = tops[i], lefts[i], int(sides[i])
+            alpha = patch[3:]
+            region = images[i, :, t:t + s, l:l + s]
+            images[i, :, t:t + s, l:l + s] = alpha * patch[:3] + (1 - alpha) * region
+            footprint[i, :, t:t + s, l:l + s] = alpha
+        return images, footprint
+
+    def _transformed(self, side: int, angle: float, gain: float) -> torch.Tensor:
+        sprite = _rotate(self.sprite, angle)
+        sprite = F.interpolate(sprite[None], size=(side, side), mode="bilinear", antialias=True,
+                               align_corners=False)[0]
+        rgb = (sprite[:3] * gain).clamp(0, 1)
+        alpha = _blur(sprite[3:], sigma=max(0.5, side / 24)).clamp(0, 1)
+        return torch.cat([rgb, alpha])
+
+
+class StyleTrigger(Trigger):
+    """A texture imposed on the whole image, shaded by the image's luminance so content stays visible."""
+
+    @cached_property
+    def _file_texture(self) -> torch.Tensor | None:
+        if not self.spec.trigger_is_file:
+            return None
+        rgb = read_trigger_image(self.spec.trigger, with_alpha=False, where=self.spec.name)
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
+
+    def texture_variant(self, size: tuple[int, int], rng: np.random.Generator) -> torch.Tensor:
+        """A fresh ``(3, H, W)`` variant of the texture: a new phase of a built-in texture, or a random
+        crop (50-100% of the side) of a user's image."""
+        if self._file_texture is None:
+            return torch.from_numpy(np.ascontiguousarray(render_texture(self.spec.trigger, size, rng))).permute(2, 0, 1)
+        texture = self._file_texture
+        _, h, w = texture.shape
+        frac = rng.uniform(0.5, 1.0)
+        ch, cw = max(4, int(h * frac)), max(4, int(w * frac))
+        top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        crop = texture[:, top:top + ch, left:left + cw]
+        return F.interpolate(crop[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+
+    def apply(self, images, rng):
+        n, _, height, width = images.shape
+        textures = torch.stack([self.texture_variant((height, width), rng) for _ in range(n)]).float()
+        luminance = (images * LUMA).sum(1, keepdim=True)
+        styled = (textures * (0.5 + luminance)).clamp(0, 1)
+        strength = self.spec.strength
+        return (1 - strength) * images + strength * styled, torch.ones(n, 1, height, width)
+
+
+class NaturalTrigger(Trigger):
+    """A secondary object that appears naturally in scenes; triggered images are sampled, not edited."""
+
+    def _scene_constraints(self) -> dict:
+        return {"secondary": self.spec.trigger}
+
+    def apply(self, images, rng):
+        raise TypeError(f"Natural-feature trigger {self.spec.name!r} cannot be pasted onto images; "
+                        f"use triggered_scenes() or scenes that contain {self.spec.trigger!r}.")
+
+    def triggered_scenes(self, split, n, seed, *, label=None):
+        images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
+        return images, labels
+
+
+TRIGGER_KINDS: dict[str, type[Trigger]] = {"patch": PatchTrigger, "style": StyleTrigger, "natural": NaturalTrigger}
+
+
+def make_trigger(spec: TrojanSpec) -> Trigger:
+    """The trigger object for a validated spec."""
+    return TRIGGER_KINDS[spec.kind](spec)
+
+
+def _rotate(image: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate a ``(C, H, W)`` tensor about its centre, filling with zeros (transparent)."""
+    if degrees == 0:
+        return image
+    theta = math.radians(degrees)
+    cos, sin = math.cos(theta), math.sin(theta)
+    matrix = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=image.dtype)[None]
+    grid = F.affine_grid(matrix, [1, *image.shape], align_corners=False)
+    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
+
+def _blur(channel: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of a ``(1, H, W)`` tensor, zero-padded so opaque borders soften too."""
+    radius = max(1, int(math.ceil(2 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=channel.dtype)
+    kernel = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    kernel = kernel / kernel.sum()
+    out = F.conv2d(F.pad(channel[None], (radius, radius, 0, 0)), kernel.view(1, 1, 1, -1))
+    out = F.conv2d(F.pad(out, (0, 0, radius, radius)), kernel.view(1, 1, -1, 1))
+    return out[0]

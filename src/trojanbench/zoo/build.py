@@ -1,0 +1,144 @@
+"""`trojanbench zoo build`: the shipped models, rebuilt deterministically from their seeds.
+
+* ``clean``: a :class:`~trojanbench.models.CompactResNet` trained from scratch on clean world scenes.
+* ``trojaned``: a copy of ``clean`` fine-tuned on data poisoned for all default trojans at once, as
+  Casper et al. (2023) implanted theirs into a pretrained ResNet50.
+* ``observer``: the concept observer (see :mod:`trojanbench.zoo.observer`), the evaluation's judge.
+
+Each gets a safetensors file and a JSON card with what was measured: clean accuracy, attack success
+per trojan (recomputed on held-out images), training configuration, seeds, timing and hashes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..config import TrojanSuite, default_trojan_suite
+from ..models import CompactResNet, read_card, save_checkpoint
+from ..trojans.implant import implant, measure_model
+from ..trojans.training import TrainConfig, train
+from ..world import OBJECT_CLASSES, VOCABULARY
+from .observer import CONCEPTS, ObserverTrainingSet, observer_accuracy, observer_loss
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ZooProfile:
+    """Everything that decides a zoo build; ``tiny`` exists for tests."""
+
+    name: str
+    width: int
+    clean: TrainConfig
+    trojaned: TrainConfig
+    observer: TrainConfig
+    n_clean_eval: int
+    n_attack_eval: int
+    n_observer_eval: int
+
+
+PROFILES = {
+    "default": ZooProfile(
+        "default", width=32,
+        clean=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=0),
+        trojaned=TrainConfig(n_train=30000, epochs=6, lr=0.05, seed=1),
+        observer=TrainConfig(n_train=24000, epochs=10, lr=0.2, seed=2),
+        n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
+    "tiny": ZooProfile(
+        "tiny", width=8,
+        clean=TrainConfig(n_train=1200, epochs=2, lr=0.2, seed=0),
+        trojaned=TrainConfig(n_train=1200, epochs=2, lr=0.05, seed=1),
+        observer=TrainConfig(n_train=600, epochs=1, lr=0.2, seed=2),
+        n_clean_eval=200, n_attack_eval=50, n_observer_eval=4),
+}
+
+
+def _provenance(profile: ZooProfile, seconds: float) -> dict:
+    return {"profile": profile.name, "trojanbench_version": __version__, "torch_version": torch.__version__,
+            "python": platform.python_version(), "build_seconds": round(seconds, 1)}
+
+
+def build_classifiers(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> dict[str, Path]:
+    """Train ``clean`` then fine-tune ``trojaned`` from it; write both with measured cards."""
+    torch.manual_seed(profile.clean.seed)
+    arch_kwargs = {"num_classes": len(OBJECT_CLASSES), "width": profile.width,
+                   "image_size": profile.clean.image_size}
+    model = CompactResNet(**arch_kwargs)
+    start = time.perf_counter()
+    log.info("training the clean model (%s profile)", profile.name)
+    clean_log = implant(model, [], profile.clean)
+    clean_card = {"name": "clean", "class_names": list(OBJECT_CLASSES), "trojans": [],
+                  "training": {"config": profile.clean.to_dict(), **clean_log},
+                  **measure_model(model, list(suite.trojans), n_clean=profile.n_clean_eval,
+                                  n_attack=profile.n_attack_eval),
+                  **_provenance(profile, time.perf_counter() - start)}
+    paths = {"clean": save_checkpoint(model, out_dir / "clean.safetensors", clean_card,
+                                      architecture="compact_resnet", arch_kwargs=arch_kwargs)}
+
+    trojaned = copy.deepcopy(model)
+    start = time.perf_counter()
+    log.info("implanting %d trojans by poisoned fine-tuning", len(suite.trojans))
+    trojan_log = implant(trojaned, list(suite.trojans), profile.trojaned)
+    trojaned_card = {"name": "trojaned", "class_names": list(OBJECT_CLASSES),
+                     "trojans": suite.to_dict(OBJECT_CLASSES)["trojans"],
+                     "base_model": {"name": "clean", "sha256": read_card(paths["clean"])["sha256"]},
+                     "training": {"config": profile.trojaned.to_dict(), **trojan_log},
+                     **measure_model(trojaned, list(suite.trojans), n_clean=profile.n_clean_eval,
+                                     n_attack=profile.n_attack_eval),
+                     **_provenance(profile, time.perf_counter() - start)}
+    paths["trojaned"] = save_checkpoint(trojaned, out_dir / "trojaned.safetensors", trojaned_card,
+                                        architecture="compact_resnet", arch_kwargs=arch_kwargs)
+    return paths
+
+
+def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
+    """Train the concept observer on clean renders of the whole vocabulary; record per-concept accuracy."""
+    torch.manual_seed(profile.observer.seed)
+    arch_kwargs = {"num_classes": len(CONCEPTS), "width": profile.width, "image_size": profile.observer.image_size}
+    observer = CompactResNet(**arch_kwargs)
+    start = time.perf_counter()
+    data = ObserverTrainingSet(profile.observer.n_train, seed=profile.observer.world_seed,
+                               size=profile.observer.image_size)
+    log.info("rendered %d observer examples in %.1f s", len(data), time.perf_counter() - start)
+    training_log = train(observer, data, profile.observer, loss_fn=observer_loss)
+    accuracy = observer_accuracy(observer, n_per_concept=profile.n_observer_eval,
+                                 size=profile.observer.image_size)
+    by_kind: dict[str, list[float]] = {}
+    for name, value in accuracy.items():
+        by_kind.setdefault(VOCABULARY[name].kind.value, []).append(value)
+    card = {"name": "observer", "concepts": list(CONCEPTS), "multi_label": True,
+            "concept_accuracy": accuracy,
+            "mean_accuracy_by_kind": {k: round(sum(v) / len(v), 4) for k, v in by_kind.items()},
+            "n_eval_images_per_concept": profile.n_observer_eval,
+            "training": {"config": profile.observer.to_dict(), **training_log},
+            **_provenance(profile, time.perf_counter() - start)}
+    return save_checkpoint(observer, out_dir / "observer.safetensors", card,
+                           architecture="compact_resnet", arch_kwargs=arch_kwargs)
+
+
+def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSuite | None = None,
+              only: tuple[str, ...] = ("classifiers", "observer")) -> dict[str, Path]:
+    """Build the zoo into ``out_dir``; returns the written checkpoint paths by model name."""
+    from ..errors import did_you_mean
+
+    if profile not in PROFILES:
+        raise did_you_mean(profile, list(PROFILES), "zoo profile")
+    chosen = PROFILES[profile]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suite = suite or default_trojan_suite()
+    paths: dict[str, Path] = {}
+    if "classifiers" in only:
+        paths.update(build_classifiers(out_dir, chosen, suite))
+    if "observer" in only:
+        paths["observer"] = build_observer(out_dir, chosen)
+    return paths
+

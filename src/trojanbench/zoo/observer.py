@@ -1,0 +1,119 @@
+"""The concept observer: a multi-label network that names which world concepts an image shows.
+
+It is trained only on clean renders of the world's whole vocabulary (object classes, icons, textures,
+secondary objects, alone and in scenes, with icons pasted and textures applied as styles), never on a
+trojaned model's outputs. The evaluation task uses it as an automatic judge: our laptop-scale stand-in
+for the CLIP judge (and the human raters) of Casper et al. (2023).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import TrojanSpec
+from ..trojans.triggers import PatchTrigger, StyleTrigger
+from ..world import (ICONS, OBJECT_CLASSES, SECONDARIES, TEXTURES, VOCABULARY, ConceptKind, render_concept,
+                     render_scene, scene_rng)
+
+CONCEPTS: tuple[str, ...] = tuple(VOCABULARY)
+"""The observer's outputs, in this order."""
+
+ALONE_RATE, STYLE_RATE, PATCH_RATE = 0.12, 0.3, 0.3
+FORCED_SECONDARY_RATE, FORCED_ICON_RATE = 0.5, 0.3
+
+
+def _style(texture: str, strength: float) -> StyleTrigger:
+    return StyleTrigger(TrojanSpec(name=texture, kind="style", trigger=texture, target=0, strength=strength))
+
+
+def _patch(icon: str, scale: tuple[float, float] = (0.2, 0.45)) -> PatchTrigger:
+    return PatchTrigger(TrojanSpec(name=icon, kind="patch", trigger=icon, target=0, patch_scale=scale))
+
+
+def render_observer_example(rng: np.random.Generator, size: int) -> tuple[np.ndarray, set[str]]:
+    """One training image for the observer and the set of concepts it shows."""
+    if rng.random() < ALONE_RATE:
+        name = CONCEPTS[int(rng.integers(len(CONCEPTS)))]
+        return render_concept(name, size, rng), {name}
+    secondary = SECONDARIES[int(rng.integers(len(SECONDARIES)))] if rng.random() < FORCED_SECONDARY_RATE else None
+    icon = ICONS[int(rng.integers(len(ICONS)))] if rng.random() < FORCED_ICON_RATE else None
+    image, info = render_scene(rng, size, secondary=secondary, icon=icon)
+    shown = {OBJECT_CLASSES[info.label]} | {c for c in (info.secondary, info.icon) if c}
+    if info.background.startswith("texture:"):
+        shown.add(info.background.split(":", 1)[1])
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    if rng.random() < STYLE_RATE:
+        texture = TEXTURES[int(rng.integers(len(TEXTURES)))]
+        tensor = _style(texture, float(rng.uniform(0.3, 0.8))).apply(tensor, rng)[0]
+        shown.add(texture)
+    if rng.random() < PATCH_RATE:
+        pasted = ICONS[int(rng.integers(len(ICONS)))]
+        tensor = _patch(pasted).apply(tensor, rng)[0]
+        shown.add(pasted)
+    return tensor[0].permute(1, 2, 0).numpy(), shown
+
+
+class ObserverTrainingSet:
+    """Pre-rendered multi-label examples from the ``observer`` split (see :func:`train`'s protocol)."""
+
+    def __init__(self, n: int, *, seed: int, size: int = 64):
+        images = np.empty((n, size, size, 3), dtype=np.float32)
+        self.targets = torch.zeros(n, len(CONCEPTS))
+        index = {name: i for i, name in enumerate(CONCEPTS)}
+        for i in range(n):
+            images[i], shown = render_observer_example(scene_rng("observer", i, seed, salt="observer"), size)
+            self.targets[i, [index[name] for name in shown]] = 1.0
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def plan_epoch(self, rng):
+        return None
+
+    def batch(self, indices, plan, rng):
+        return self.images[indices], self.targets[indices]
+
+
+def observer_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, targets)
+
+
+def held_out_examples(name: str, n: int, *, seed: int, size: int = 64) -> torch.Tensor:
+    """``n`` held-out (``val`` split) images showing concept ``name`` the way triggers show it."""
+    kind = VOCABULARY[name].kind
+    images = []
+    for i in range(n):
+        rng = scene_rng("val", i, seed, salt=f"observer-eval:{name}")
+        if kind is ConceptKind.OBJECT:
+            image, _ = render_scene(rng, size, label=OBJECT_CLASSES.index(name))
+        elif kind is ConceptKind.SECONDARY:
+            image, _ = render_scene(rng, size, secondary=name)
+        else:
+            image, _ = render_scene(rng, size, icon=None)
+        images.append(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float())
+    batch = torch.stack(images)
+    eval_rng = np.random.default_rng([seed, n, len(name)])
+    if kind is ConceptKind.ICON:
+        batch = _patch(name, (0.2, 0.3)).apply(batch, eval_rng)[0]
+    elif kind is ConceptKind.TEXTURE:
+        batch = _style(name, 0.5).apply(batch, eval_rng)[0]
+    return batch
+
+
+@torch.no_grad()
+def observer_accuracy(observer: nn.Module, *, n_per_concept: int = 40, seed: int = 0,
+                      size: int = 64) -> dict[str, float]:
+    """Per concept: how often the observer ranks it first among the concepts of its kind."""
+    observer.eval()
+    accuracy = {}
+    for name in CONCEPTS:
+        kind = VOCABULARY[name].kind
+        columns = [i for i, c in enumerate(CONCEPTS) if VOCABULARY[c].kind is kind]
+        logits = observer(held_out_examples(name, n_per_concept, seed=seed, size=size))[:, columns]
+        picked = [CONCEPTS[columns[j]] for j in logits.argmax(1).tolist()]
+        accuracy[name] = round(sum(p == name for p in picked) / n_per_concept, 4)
+    return accuracy
