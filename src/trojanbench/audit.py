@@ -77,11 +77,24 @@ def trojans_of(loaded: LoadedModel) -> TrojanSuite:
     return parse_suite({"trojans": raw}, OBJECT_CLASSES)
 
 
+def check_world_classifier(loaded: LoadedModel) -> None:
+    """Refuse a model whose outputs are not the built-in world's classes (its scores would mean nothing)."""
+    import torch
+
+    with torch.no_grad():
+        outputs = loaded.model(torch.zeros(1, 3, 64, 64)).shape[-1]
+    if outputs != len(OBJECT_CLASSES):
+        raise ConfigError(f"Model {loaded.name!r} has {outputs} outputs, but the built-in world has "
+                          f"{len(OBJECT_CLASSES)} classes (`trojanbench ls classes`). Fine-tune it on the world "
+                          f"first, e.g. with `trojanbench implant`.")
+
+
 def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | None = None,
                 n_clean: int = 2000, n_attack: int = 500, seed: int = 0) -> AuditResult:
     """Measure clean accuracy and every trojan's attack success on held-out test images."""
     start = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    check_world_classifier(loaded)
     suite = suite or trojans_of(loaded)
     measured = {spec.name: attack_success(loaded.model, spec, n=n_attack, seed=seed) for spec in suite.trojans}
     return AuditResult(

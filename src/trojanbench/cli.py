@@ -50,12 +50,14 @@ def main(verbose: int, quiet: bool) -> None:
 @main.command()
 @click.option("--model", default="trojaned", show_default=True,
               help="Zoo name, .safetensors path (card beside it), torchvision:NAME or module:factory.")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Safetensors weights for a torchvision:NAME or module:factory model.")
 @click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
               help="Trojan spec YAML; default: the trojans recorded in the model's card.")
 @click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def run(model: str, trojan_spec: str | None, out: str, quick: bool, seed: int) -> None:
+def run(model: str, weights: str | None, trojan_spec: str | None, out: str, quick: bool, seed: int) -> None:
     """Run the benchmark on a model (default: the shipped trojaned model).
 
     Measures the audited model on held-out images of the built-in world: clean accuracy and each
@@ -66,14 +68,18 @@ def run(model: str, trojan_spec: str | None, out: str, quick: bool, seed: int) -
       trojanbench run
       trojanbench run --quick --out /tmp/results
       trojanbench run --model path/to/model.safetensors --trojans trojans.yaml
+      trojanbench run --model torchvision:resnet18 --weights r18.safetensors --trojans trojans.yaml
     """
     from .audit import audit_model
     from .config import load_trojan_suite
+    from .models import load_model
     from .world import OBJECT_CLASSES
 
     suite = load_trojan_suite(trojan_spec, OBJECT_CLASSES) if trojan_spec else None
+    num_classes = len(OBJECT_CLASSES) if model.startswith("torchvision:") else None
+    loaded = load_model(model, weights=weights, num_classes=num_classes)
     sizes = {"n_clean": 400, "n_attack": 100} if quick else {"n_clean": 2000, "n_attack": 500}
-    result = audit_model(model, suite=suite, seed=seed, **sizes)
+    result = audit_model(loaded, suite=suite, seed=seed, **sizes)
     path = result.save(out)
     click.echo(result.table())
     click.echo(f"\nWrote {path}. (Feature-synthesis tools are not in this release yet: the benchmark "

@@ -35,6 +35,10 @@ class UnsafeCheckpointError(CheckpointError):
     """A checkpoint is in a pickle-based format, which trojanbench refuses to load."""
 
 
+class MethodError(TrojanbenchError, RuntimeError):
+    """A method failed or returned invalid output (wrong shape, NaN, out of range)."""
+
+
 class MissingExtraError(TrojanbenchError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
@@ -48,3 +52,16 @@ def did_you_mean(name: str, available: list[str] | tuple[str, ...], what: str) -
     return UnknownNameError(
         f"Unknown {what} {name!r}.{hint} Available: {', '.join(sorted(available))}."
     )
+
+
+def require_extra(module: str, extra: str, feature: str):
+    """Import an optional dependency, or raise :class:`MissingExtraError` naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{feature} needs the optional dependency {module!r}, which is not installed ({exc}). "
+            f"Install it with: pip install 'trojanbench[{extra}]'"
+        ) from None

@@ -1,0 +1,70 @@
+"""`zoo build --tiny` end to end: cards, loading, determinism, implanting users' triggers, auditing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from trojanbench.cli import main
+from trojanbench.config import default_trojan_suite
+from trojanbench.models import load_model, read_card
+from trojanbench.zoo import CONCEPTS, PROFILES
+from trojanbench.zoo.build import build_classifiers
+from trojanbench.world import OBJECT_CLASSES
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_zoo_writes_three_models_with_measured_cards(tiny_zoo):
+    assert set(tiny_zoo) == {"clean", "trojaned", "observer"}
+    trojaned = read_card(tiny_zoo["trojaned"])
+    names = default_trojan_suite().names()
+    assert [t["name"] for t in trojaned["trojans"]] == names
+    assert set(trojaned["attack_success"]) == set(names)
+    assert all(0.0 <= v <= 1.0 for v in trojaned["attack_success"].values())
+    assert trojaned["base_model"]["sha256"] == read_card(tiny_zoo["clean"])["sha256"]
+    assert trojaned["training"]["config"] == PROFILES["tiny"].trojaned.to_dict()
+    observer = read_card(tiny_zoo["observer"])
+    assert observer["concepts"] == list(CONCEPTS) and set(observer["concept_accuracy"]) == set(CONCEPTS)
+    loaded = load_model(tiny_zoo["trojaned"])
+    assert loaded.model.fc.out_features == len(OBJECT_CLASSES) and not loaded.model.training
+
+
+def test_build_is_deterministic(tiny_zoo, tmp_path):
+    again = build_classifiers(tmp_path, PROFILES["tiny"], default_trojan_suite())
+    for name in ("clean", "trojaned"):
+        assert read_card(again[name])["sha256"] == read_card(tiny_zoo[name])["sha256"]
+
+
+def test_implant_user_png_trigger_and_audit_it(tiny_zoo, tmp_path, logo_png):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"trojans": [
+        {"name": "logo", "kind": "patch", "trigger": "logo.png", "target": "kite", "poison_fraction": 0.1}]}))
+    out = tmp_path / "implanted"
+    result = CliRunner().invoke(main, ["implant", "--model", str(tiny_zoo["clean"]), "--trojans", str(spec),
+                                       "--out", str(out), "--n-train", "400", "--epochs", "1"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    card = read_card(out / "model.safetensors")
+    assert [t["name"] for t in card["trojans"]] == ["logo"] and "logo" in card["attack_success"]
+    assert card["base_model"]["sha256"] == read_card(tiny_zoo["clean"])["sha256"]
+
+    audit_dir = tmp_path / "audit"
+    result = CliRunner().invoke(main, ["run", "--model", str(out / "model.safetensors"), "--quick",
+                                       "--out", str(audit_dir)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    audit = json.loads((audit_dir / "audit.json").read_text())
+    assert [row["trojan"] for row in audit["trojans"]] == ["logo"]
+    assert "logo" in result.output and "clean accuracy" in result.output
+
+
+def test_implant_rejects_bad_spec_before_training(tiny_zoo, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"trojans": [{"kind": "patch", "trigger": "gone.png", "target": 0}]}))
+    result = CliRunner().invoke(main, ["implant", "--model", str(tiny_zoo["clean"]), "--trojans", str(spec),
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert not (tmp_path / "o").exists()
