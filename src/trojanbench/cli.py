@@ -47,6 +47,51 @@ def main(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
 
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@main.command()
+@click.option("--suite", default="default", show_default=True, help="Shipped suite name or suite YAML file.")
+@click.option("--quick", is_flag=True, help="One trojan per kind, fast method settings, one seed (~3 minutes).")
+@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
+@click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
+@click.option("--trojans", help="Comma-separated trojan names (default: all of the suite's).")
+@click.option("--seeds", type=int, help="Number of seeds (0..N-1) replacing the suite's.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
+@click.option("--plugin", "plugins", multiple=True, help="Load a method plugin module:Class (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def run(suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
+        executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool) -> None:
+    """Run the benchmark: every method × trojan × seed, judged automatically, with a leaderboard.
+
+    Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
+    stopped. Exit code 0 when the run completed, 2 on bad input (nothing is computed then).
+
+    \b
+    Examples:
+      trojanbench run
+      trojanbench run --quick --out /tmp/quick
+      trojanbench run --methods tabor,snafue,random_noise,oracle --trojans smiley,fork --seeds 2
+      trojanbench run --executor ray --plugin mypkg.tools:MyTool --methods mypkg.tools:MyTool,oracle
+    """
+    from .progress import make_progress
+    from .runner import run as run_suite
+
+    progress = make_progress(quiet=quiet)
+    results = run_suite(None if suite == "default" else suite, out=out, quick=quick, methods=_split(methods),
+                        trojans=_split(trojans), seeds=seeds, executor=executor, ray_address=ray_address,
+                        plugins=plugins, progress=progress)
+    progress.close()
+    for judge in results.judges:
+        click.echo("\n" + results.table(judge))
+    agreement = results.judge_agreement()
+    if agreement:
+        click.echo("\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
+    click.echo(f"\nResults in {out}/ (results.sqlite, images/).")
+
+
 @main.command()
 @click.option("--model", default="trojaned", show_default=True,
               help="Zoo name, .safetensors path (card beside it), torchvision:NAME or module:factory.")
@@ -54,21 +99,21 @@ def main(verbose: int, quiet: bool) -> None:
               help="Safetensors weights for a torchvision:NAME or module:factory model.")
 @click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
               help="Trojan spec YAML; default: the trojans recorded in the model's card.")
-@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-audit", show_default=True)
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def run(model: str, weights: str | None, trojan_spec: str | None, out: str, quick: bool, seed: int) -> None:
-    """Run the benchmark on a model (default: the shipped trojaned model).
+def audit(model: str, weights: str | None, trojan_spec: str | None, out: str, quick: bool, seed: int) -> None:
+    """Measure a model's clean accuracy and each planted trojan's attack success.
 
-    Measures the audited model on held-out images of the built-in world: clean accuracy and each
-    planted trojan's attack success, then writes OUT/audit.json and prints a table.
+    Recomputed on held-out images of the built-in world (never read from the model card); writes
+    OUT/audit.json and prints a table.
 
     \b
     Examples:
-      trojanbench run
-      trojanbench run --quick --out /tmp/results
-      trojanbench run --model path/to/model.safetensors --trojans trojans.yaml
-      trojanbench run --model torchvision:resnet18 --weights r18.safetensors --trojans trojans.yaml
+      trojanbench audit
+      trojanbench audit --quick --out /tmp/audit
+      trojanbench audit --model path/to/model.safetensors --trojans trojans.yaml
+      trojanbench audit --model torchvision:resnet18 --weights r18.safetensors --trojans trojans.yaml
     """
     from .audit import audit_model
     from .config import load_trojan_suite
@@ -82,25 +127,30 @@ def run(model: str, weights: str | None, trojan_spec: str | None, out: str, quic
     result = audit_model(loaded, suite=suite, seed=seed, **sizes)
     path = result.save(out)
     click.echo(result.table())
-    click.echo(f"\nWrote {path}. (Feature-synthesis tools are not in this release yet: the benchmark "
-               f"measures the audited model and its trojans.)")
+    click.echo(f"\nWrote {path}.")
 
 
 @main.command(name="ls")
-@click.argument("what", type=click.Choice(["trojans", "concepts", "models", "classes"]))
-@click.option("--kind", help="For concepts: object, icon, texture or secondary.")
+@click.argument("what", type=click.Choice(["trojans", "methods", "concepts", "models", "classes"]))
+@click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: a family.")
 @click.option("--measure", is_flag=True, help="For trojans: recompute attack success instead of reading the card.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def ls(what: str, kind: str | None, measure: bool, as_json: bool) -> None:
-    """List trojans, world concepts, zoo models or object classes.
+@click.option("--plugin", "plugins", multiple=True, help="Also load a method plugin given as module:Class.")
+def ls(what: str, kind: str | None, measure: bool, as_json: bool, plugins: tuple[str, ...]) -> None:
+    """List trojans, methods, world concepts, zoo models or object classes.
 
     \b
     Examples:
       trojanbench ls trojans
       trojanbench ls trojans --measure
+      trojanbench ls methods --plugin mypkg.tools:MyTool
       trojanbench ls concepts --kind icon
       trojanbench ls models
     """
+    from .registry import load_plugin
+
+    for plugin in plugins:
+        load_plugin(plugin)
     rows = _LISTERS[what](kind=kind, measure=measure)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -147,6 +197,18 @@ def _list_trojans(measure: bool, **_) -> list[dict]:
     return rows
 
 
+def _list_methods(kind: str | None, **_) -> list[dict]:
+    from .registry import get_method, method_names
+
+    rows = []
+    for name in method_names(kind):
+        cls = get_method(name)
+        role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
+        rows.append({"method": name, "family": cls.family, "role": role, "paper": cls.paper,
+                     "module": cls.__module__})
+    return rows
+
+
 def _list_concepts(kind: str | None, **_) -> list[dict]:
     from .world import VOCABULARY, concepts_of_kind
 
@@ -173,7 +235,7 @@ def _list_classes(**_) -> list[dict]:
     return [{"index": i, "class": name} for i, name in enumerate(OBJECT_CLASSES)]
 
 
-_LISTERS = {"trojans": _list_trojans, "concepts": _list_concepts, "models": _list_models,
+_LISTERS = {"trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts, "models": _list_models,
             "classes": _list_classes}
 
 
@@ -193,6 +255,52 @@ def validate(spec: str) -> None:
     click.echo(f"OK: {spec} defines {len(suite.trojans)} trojan(s): {', '.join(suite.names())}.")
 
 
+@main.command()
+@click.option("--method", "method_name", required=True, help="Registry name or module:Class (see `ls methods`).")
+@click.option("--trojan", "trojan_names", multiple=True, help="Trojan name(s) of the model's card (default: all).")
+@click.option("--model", default="trojaned", show_default=True)
+@click.option("--n-images", default=10, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quick", is_flag=True, help="The method's fast settings.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Hyperparameter override (YAML value), repeatable.")
+@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-images", show_default=True)
+def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_images: int, seed: int, quick: bool,
+               params: tuple[str, ...], out: str) -> None:
+    """Run one synthesis method on the model's trojans and save its images as PNG files.
+
+    \b
+    Examples:
+      trojanbench synthesize --method tabor --trojan smiley
+      trojanbench synthesize --method mypkg.tools:MyTool --quick --out /tmp/mine
+      trojanbench synthesize --method target_fourier_fv --param steps=64 --trojan jaguar
+    """
+    import yaml
+
+    from .audit import trojans_of
+    from .errors import ConfigError
+    from .methods import Target
+    from .models import load_model
+    from .report.images import save_png_grid
+    from .tasks import make_method, synthesize_for_trojan
+
+    overrides = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param must look like KEY=VALUE. Got {item!r}.")
+        overrides[key] = yaml.safe_load(value)
+    method = make_method(method_name, overrides, quick=quick)
+    loaded = load_model(model)
+    suite = trojans_of(loaded)
+    specs = [suite.get(name) for name in trojan_names] if trojan_names else list(suite.trojans)
+    target = Target.from_model(loaded)
+    for spec in specs:
+        images = synthesize_for_trojan(method, target, spec, n_images=n_images, seed=seed)
+        path = save_png_grid(images, Path(out) / f"{method.name}__{spec.name}__seed{seed}.png")
+        click.echo(f"{spec.name}: {path}")
+
+
 @main.group()
 def zoo() -> None:
     """Build the shipped models (clean, trojaned, observer)."""
@@ -202,8 +310,9 @@ def zoo() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: the package's own zoo folder).")
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
-@click.option("--only", type=click.Choice(["all", "classifiers", "observer"]), default="all", show_default=True)
-def zoo_build(out: str | None, tiny: bool, only: str) -> None:
+@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer"]),
+              help="Build only these parts (repeatable); default: all, in order.")
+def zoo_build(out: str | None, tiny: bool, parts: tuple[str, ...]) -> None:
     """Rebuild the zoo deterministically from its seeds.
 
     The default build takes up to about 30 minutes on a 2-core laptop; --tiny takes under a minute.
@@ -212,12 +321,12 @@ def zoo_build(out: str | None, tiny: bool, only: str) -> None:
     Examples:
       trojanbench zoo build
       trojanbench zoo build --tiny --out /tmp/tiny-zoo
+      trojanbench zoo build --only trojaned --only observer
     """
     from .models import ZOO_DIR
-    from .zoo import build_zoo
+    from .zoo.build import ZOO_PARTS, build_zoo
 
-    parts = ("classifiers", "observer") if only == "all" else (only,)
-    paths = build_zoo(Path(out) if out else ZOO_DIR, profile="tiny" if tiny else "default", only=parts)
+    paths = build_zoo(Path(out) if out else ZOO_DIR, profile="tiny" if tiny else "default", only=parts or ZOO_PARTS)
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 

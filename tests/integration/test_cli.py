@@ -15,7 +15,7 @@ def invoke(*args):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["ls"], ["validate"], ["zoo"], ["zoo", "build"], ["implant"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["audit"], ["ls"], ["validate"], ["zoo"], ["zoo", "build"], ["implant"], ["synthesize"]])
 def test_every_command_has_help_with_examples(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -44,7 +44,7 @@ def test_validate_accepts_good_and_rejects_bad_with_exit_code_2(tmp_path):
 
 
 def test_unknown_model_is_a_clean_exit_2():
-    result = CliRunner().invoke(main, ["run", "--model", "trojand", "--quick"])
+    result = CliRunner().invoke(main, ["audit", "--model", "trojand", "--quick"])
     assert result.exit_code == 2
     assert "Did you mean: trojaned" in result.output
 
@@ -54,6 +54,6 @@ def test_pickle_model_refused_with_conversion_hint(tmp_path):
 
     path = tmp_path / "model.pt"
     torch.save({"w": torch.zeros(2)}, path)
-    result = CliRunner().invoke(main, ["run", "--model", str(path), "--quick"])
+    result = CliRunner().invoke(main, ["audit", "--model", str(path), "--quick"])
     assert result.exit_code == 2
     assert "safetensors" in result.output and "weights_only=True" in result.output

@@ -12,7 +12,7 @@ from trojanbench.cli import main
 from trojanbench.config import default_trojan_suite
 from trojanbench.models import load_model, read_card
 from trojanbench.zoo import CONCEPTS, PROFILES
-from trojanbench.zoo.build import build_classifiers
+from trojanbench.zoo.build import build_zoo
 from trojanbench.world import OBJECT_CLASSES
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_tiny_zoo_writes_three_models_with_measured_cards(tiny_zoo):
 
 
 def test_build_is_deterministic(tiny_zoo, tmp_path):
-    again = build_classifiers(tmp_path, PROFILES["tiny"], default_trojan_suite())
+    again = build_zoo(tmp_path, profile="tiny", only=("clean", "trojaned"))
     for name in ("clean", "trojaned"):
         assert read_card(again[name])["sha256"] == read_card(tiny_zoo[name])["sha256"]
 
@@ -53,7 +53,7 @@ def test_implant_user_png_trigger_and_audit_it(tiny_zoo, tmp_path, logo_png):
     assert card["base_model"]["sha256"] == read_card(tiny_zoo["clean"])["sha256"]
 
     audit_dir = tmp_path / "audit"
-    result = CliRunner().invoke(main, ["run", "--model", str(out / "model.safetensors"), "--quick",
+    result = CliRunner().invoke(main, ["audit", "--model", str(out / "model.safetensors"), "--quick",
                                        "--out", str(audit_dir)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     audit = json.loads((audit_dir / "audit.json").read_text())

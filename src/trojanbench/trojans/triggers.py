@@ -14,14 +14,15 @@ Every trigger can produce held-out triggered scenes for measuring attack success
 from __future__ import annotations
 
 import math
-from functools import cached_property
+from dataclasses import replace
+from functools import cached_property, lru_cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..config import TrojanSpec
-from ..world import generate_scenes, OBJECT_CLASSES, render_icon, render_texture
+from ..world import OBJECT_CLASSES, generate_scenes, render_icon, render_texture, stable_int_hash
 from .images import read_trigger_image
 
 SPRITE_RESOLUTION = 64
@@ -55,13 +56,17 @@ class Trigger:
         (or all of class ``label``). Returns ``(images, true_labels)``."""
         images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
         rng = np.random.default_rng([seed, 7919, n])
-        return self.apply(images, rng)[0], labels
+        return self.apply(images, rng, fresh=True)[0], labels
 
     def _scene_constraints(self) -> dict:
         return {}
 
-    def apply(self, images: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(triggered_images, footprint)``; footprint is ``(N, 1, H, W)`` in [0, 1]."""
+    def apply(self, images: torch.Tensor, rng: np.random.Generator, *,
+              fresh: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(triggered_images, footprint)``; footprint is ``(N, 1, H, W)`` in [0, 1].
+
+        ``fresh`` asks for trigger variants never used in training (held-out measurement); otherwise
+        variants may come from a cached bank (fast, for poisoning)."""
         raise NotImplementedError
 
 
@@ -80,7 +85,7 @@ class PatchTrigger(Trigger):
             rgba = render_icon(self.spec.trigger, SPRITE_RESOLUTION)
         return torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1).float()
 
-    def apply(self, images, rng):
+    def apply(self, images, rng, *, fresh=False):
         images = images.clone()
         n, _, height, width = images.shape
         footprint = torch.zeros(n, 1, height, width)
@@ -131,9 +136,16 @@ class StyleTrigger(Trigger):
         crop = texture[:, top:top + ch, left:left + cw]
         return F.interpolate(crop[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
 
-    def apply(self, images, rng):
+    def apply(self, images, rng, *, fresh=False):
         n, _, height, width = images.shape
-        textures = torch.stack([self.texture_variant((height, width), rng) for _ in range(n)]).float()
+        if fresh:
+            textures = torch.stack([self.texture_variant((height, width), rng) for _ in range(n)]).float()
+        else:
+            bank = _texture_bank(self, (height, width))
+            picks = rng.integers(0, len(bank), n)
+            shifts = rng.integers(0, min(height, width), (n, 2))
+            flips = rng.random((n, 2)) < 0.5
+            textures = torch.stack([_shifted(bank[p], s, f) for p, s, f in zip(picks, shifts, flips)])
         luminance = (images * LUMA).sum(1, keepdim=True)
         styled = (textures * (0.5 + luminance)).clamp(0, 1)
         strength = self.spec.strength
@@ -146,13 +158,34 @@ class NaturalTrigger(Trigger):
     def _scene_constraints(self) -> dict:
         return {"secondary": self.spec.trigger}
 
-    def apply(self, images, rng):
+    def apply(self, images, rng, *, fresh=False):
         raise TypeError(f"Natural-feature trigger {self.spec.name!r} cannot be pasted onto images; "
                         f"use triggered_scenes() or scenes that contain {self.spec.trigger!r}.")
 
     def triggered_scenes(self, split, n, seed, *, label=None):
         images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
         return images, labels
+
+
+TEXTURE_BANK_SIZE = 48
+
+
+@lru_cache(maxsize=64)
+def _cached_bank(trigger: str, size: tuple[int, int], spec: TrojanSpec) -> torch.Tensor:
+    rng = np.random.default_rng([stable_int_hash(trigger), 48611])
+    return torch.stack([StyleTrigger(spec).texture_variant(size, rng) for _ in range(TEXTURE_BANK_SIZE)]).float()
+
+
+def _texture_bank(trigger: StyleTrigger, size: tuple[int, int]) -> torch.Tensor:
+    """A fixed bank of texture variants per trigger and size, shared by all triggers of that texture."""
+    return _cached_bank(trigger.spec.trigger, size, replace(trigger.spec, name="", strength=1.0, target=0))
+
+
+def _shifted(texture: torch.Tensor, shift, flip) -> torch.Tensor:
+    """A cheap new phase of a texture: a circular shift and optional flips."""
+    texture = torch.roll(texture, shifts=(int(shift[0]), int(shift[1])), dims=(1, 2))
+    dims = [d for d, f in zip((1, 2), flip) if f]
+    return texture.flip(dims) if dims else texture
 
 
 TRIGGER_KINDS: dict[str, type[Trigger]] = {"patch": PatchTrigger, "style": StyleTrigger, "natural": NaturalTrigger}

@@ -11,7 +11,6 @@ per trojan (recomputed on held-out images), training configuration, seeds, timin
 
 from __future__ import annotations
 
-import copy
 import logging
 import platform
 import time
@@ -22,7 +21,7 @@ import torch
 
 from .. import __version__
 from ..config import TrojanSuite, default_trojan_suite
-from ..models import CompactResNet, read_card, save_checkpoint
+from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model
 from ..trojans.training import TrainConfig, train
 from ..world import OBJECT_CLASSES, VOCABULARY
@@ -66,37 +65,40 @@ def _provenance(profile: ZooProfile, seconds: float) -> dict:
             "python": platform.python_version(), "build_seconds": round(seconds, 1)}
 
 
-def build_classifiers(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> dict[str, Path]:
-    """Train ``clean`` then fine-tune ``trojaned`` from it; write both with measured cards."""
+def _classifier_kwargs(profile: ZooProfile) -> dict:
+    return {"num_classes": len(OBJECT_CLASSES), "width": profile.width, "image_size": profile.clean.image_size}
+
+
+def build_clean(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Path:
+    """Train ``clean`` from scratch on clean world scenes; its card records the (low) attack success of
+    the default triggers, the baseline a trojan is measured against."""
     torch.manual_seed(profile.clean.seed)
-    arch_kwargs = {"num_classes": len(OBJECT_CLASSES), "width": profile.width,
-                   "image_size": profile.clean.image_size}
-    model = CompactResNet(**arch_kwargs)
+    model = CompactResNet(**_classifier_kwargs(profile))
     start = time.perf_counter()
     log.info("training the clean model (%s profile)", profile.name)
     clean_log = implant(model, [], profile.clean)
-    clean_card = {"name": "clean", "class_names": list(OBJECT_CLASSES), "trojans": [],
-                  "training": {"config": profile.clean.to_dict(), **clean_log},
-                  **measure_model(model, list(suite.trojans), n_clean=profile.n_clean_eval,
-                                  n_attack=profile.n_attack_eval),
-                  **_provenance(profile, time.perf_counter() - start)}
-    paths = {"clean": save_checkpoint(model, out_dir / "clean.safetensors", clean_card,
-                                      architecture="compact_resnet", arch_kwargs=arch_kwargs)}
+    card = {"name": "clean", "class_names": list(OBJECT_CLASSES), "trojans": [],
+            "training": {"config": profile.clean.to_dict(), **clean_log},
+            **measure_model(model, list(suite.trojans), n_clean=profile.n_clean_eval, n_attack=profile.n_attack_eval),
+            **_provenance(profile, time.perf_counter() - start)}
+    return save_checkpoint(model, out_dir / "clean.safetensors", card, architecture="compact_resnet",
+                           arch_kwargs=_classifier_kwargs(profile))
 
-    trojaned = copy.deepcopy(model)
+
+def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Path:
+    """Fine-tune a copy of ``out_dir/clean.safetensors`` on data poisoned for every trojan of ``suite``."""
+    clean_path = out_dir / "clean.safetensors"
+    model, clean_card = load_checkpoint(clean_path)
     start = time.perf_counter()
     log.info("implanting %d trojans by poisoned fine-tuning", len(suite.trojans))
-    trojan_log = implant(trojaned, list(suite.trojans), profile.trojaned)
-    trojaned_card = {"name": "trojaned", "class_names": list(OBJECT_CLASSES),
-                     "trojans": suite.to_dict(OBJECT_CLASSES)["trojans"],
-                     "base_model": {"name": "clean", "sha256": read_card(paths["clean"])["sha256"]},
-                     "training": {"config": profile.trojaned.to_dict(), **trojan_log},
-                     **measure_model(trojaned, list(suite.trojans), n_clean=profile.n_clean_eval,
-                                     n_attack=profile.n_attack_eval),
-                     **_provenance(profile, time.perf_counter() - start)}
-    paths["trojaned"] = save_checkpoint(trojaned, out_dir / "trojaned.safetensors", trojaned_card,
-                                        architecture="compact_resnet", arch_kwargs=arch_kwargs)
-    return paths
+    training_log = implant(model, list(suite.trojans), profile.trojaned)
+    card = {"name": "trojaned", "class_names": list(OBJECT_CLASSES), "trojans": suite.to_dict(OBJECT_CLASSES)["trojans"],
+            "base_model": {"name": "clean", "sha256": clean_card["sha256"]},
+            "training": {"config": profile.trojaned.to_dict(), **training_log},
+            **measure_model(model, list(suite.trojans), n_clean=profile.n_clean_eval, n_attack=profile.n_attack_eval),
+            **_provenance(profile, time.perf_counter() - start)}
+    return save_checkpoint(model, out_dir / "trojaned.safetensors", card, architecture="compact_resnet",
+                           arch_kwargs=_classifier_kwargs(profile))
 
 
 def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
@@ -124,21 +126,25 @@ def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
                            architecture="compact_resnet", arch_kwargs=arch_kwargs)
 
 
+ZOO_PARTS = ("clean", "trojaned", "observer")
+"""In build order: ``trojaned`` starts from the ``clean`` checkpoint in the same folder."""
+
+
 def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSuite | None = None,
-              only: tuple[str, ...] = ("classifiers", "observer")) -> dict[str, Path]:
-    """Build the zoo into ``out_dir``; returns the written checkpoint paths by model name."""
+              only: tuple[str, ...] = ZOO_PARTS) -> dict[str, Path]:
+    """Build (parts of) the zoo into ``out_dir``; returns the written checkpoint paths by model name."""
     from ..errors import did_you_mean
 
     if profile not in PROFILES:
         raise did_you_mean(profile, list(PROFILES), "zoo profile")
+    for part in only:
+        if part not in ZOO_PARTS:
+            raise did_you_mean(part, list(ZOO_PARTS), "zoo part")
     chosen = PROFILES[profile]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     suite = suite or default_trojan_suite()
-    paths: dict[str, Path] = {}
-    if "classifiers" in only:
-        paths.update(build_classifiers(out_dir, chosen, suite))
-    if "observer" in only:
-        paths["observer"] = build_observer(out_dir, chosen)
-    return paths
-
+    builders = {"clean": lambda: build_clean(out_dir, chosen, suite),
+                "trojaned": lambda: build_trojaned(out_dir, chosen, suite),
+                "observer": lambda: build_observer(out_dir, chosen)}
+    return {part: builders[part]() for part in ZOO_PARTS if part in only}

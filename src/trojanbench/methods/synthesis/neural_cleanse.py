@@ -1,0 +1,67 @@
+"""Neural Cleanse (Wang et al. 2019): reverse-engineer the smallest trigger that sends clean images to a class."""
+
+from __future__ import annotations
+
+import torch
+
+from ...registry import register_method
+from ..base import SynthesisMethod
+from ..params import Interval, Options
+from ._trigger_inversion import DISPLAYS, Penalty, count_triggers, invert_triggers, show_triggers
+
+
+@register_method
+class NeuralCleanse(SynthesisMethod):
+    """Optimize a mask ``m`` and pattern ``p`` so that ``(1 - m)·x + m·p`` is classified as the target for
+    clean images ``x`` (of the source class when given), minimizing cross-entropy + ``cost·|m|_1`` (mean
+    over pixels), with the cost adapted per trigger as in the paper (raised by ``cost_multiplier`` while
+    the trigger flips at least 90 % of its batch, lowered by ``cost_multiplier**1.5`` otherwise).
+
+    Several triggers are optimized in one batch from different random initializations, each on
+    ``batch_size`` fresh clean images per step. ``display`` chooses the output images: ``"both"`` (default)
+    shows each trigger twice, stamped on plain light grey (``m·p`` where the trigger is, like an isolated
+    concept) and applied to a clean image (the trigger in context); ``"trigger"`` or ``"applied"`` shows
+    one view of one trigger per image.
+
+    Parameters
+    ----------
+    steps : optimization steps (Adam on the mask and pattern logits).
+    batch_size : clean images per trigger per step.
+    lr : Adam learning rate.
+    init_cost : initial weight of the mask's L1 norm (mean over pixels).
+    cost_multiplier : factor of the per-trigger cost adaptation (1 keeps the cost fixed).
+    display : ``"both"``, ``"trigger"`` or ``"applied"`` (see above).
+    """
+
+    name = "neural_cleanse"
+    paper = "Wang et al. 2019, Neural Cleanse"
+    parameter_constraints = {
+        "steps": Interval(int, 1, None),
+        "batch_size": Interval(int, 1, None),
+        "lr": Interval(float, 0, None, closed="neither"),
+        "init_cost": Interval(float, 0, None),
+        "cost_multiplier": Interval(float, 1, None),
+        "display": Options(DISPLAYS),
+    }
+    quick_params = {"steps": 20}
+
+    def __init__(self, *, steps: int = 60, batch_size: int = 6, lr: float = 0.1, init_cost: float = 1.0,
+                 cost_multiplier: float = 1.1, display: str = "both"):
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.init_cost = init_cost
+        self.cost_multiplier = cost_multiplier
+        self.display = display
+
+    def _penalty(self, target, target_class) -> Penalty | None:
+        """Extra per-trigger loss beyond the mask norm (none here; TABOR adds its regularizers)."""
+        return None
+
+    def _synthesize(self, target, target_class, n_images, generator, source_class):
+        mask, pattern = invert_triggers(
+            target, target_class, count_triggers(n_images, self.display), generator, source_class,
+            steps=self.steps, batch_size=self.batch_size, lr=self.lr, init_cost=self.init_cost,
+            cost_multiplier=self.cost_multiplier, penalty=self._penalty(target, target_class))
+        with torch.no_grad():
+            return show_triggers(target, mask, pattern, n_images, self.display, generator, source_class)

@@ -1,0 +1,1 @@
+"""Reports: images, tables and pages made from results."""

@@ -1,0 +1,31 @@
+"""Saving image tensors as PNG files (lossless, 8-bit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``[n, 3, H, W]`` floats in [0, 1] to ``[n, H, W, 3]`` uint8."""
+    return (images.detach().clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def save_png_grid(images: torch.Tensor, path: str | Path, *, columns: int = 10, gap: int = 2) -> Path:
+    """Save a batch as one PNG grid (white gaps), creating parent folders; returns the path."""
+    from PIL import Image
+
+    pixels = to_uint8(images)
+    n, h, w, _ = pixels.shape
+    columns = max(1, min(columns, n))
+    rows = -(-n // columns)
+    canvas = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, columns)
+        canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = pixels[i]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path)
+    return path

@@ -1,0 +1,187 @@
+"""Reading a results folder back: per-cell records, leaderboards, judge validity and agreement.
+
+Everything here is computed from the SQLite store alone, so a report can always be regenerated.
+A failed cell counts as chance (1/8): with no images, a judge can only guess.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, require_extra
+from .stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, summarize
+from .store import Store
+
+ROLE_ORDER = {"tool": 0, "combination": 1, "baseline": 2, "oracle": 3}
+CSV_COLUMNS = ("method", "role", "trojan", "kind", "seed", "judge", "p_true", "top1", "status", "seconds", "reason",
+               "key")
+
+
+class Results:
+    """A finished (or partial) run, read from its folder."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.store = Store(self.folder, create=False)
+        self.cells = self.store.cells()
+        self._scores = self.store.scores()
+        self.judges = sorted({s["judge"] for s in self._scores}, key=self._judge_order)
+
+    def _judge_order(self, judge: str) -> tuple[int, str]:
+        runs = self.store.runs()
+        configured = runs[-1]["suite"].get("judges", []) if runs else []
+        return (configured.index(judge) if judge in configured else len(configured), judge)
+
+    @property
+    def primary_judge(self) -> str:
+        if not self.judges:
+            raise ConfigError(f"No scored cells in {str(self.folder)!r} yet.")
+        return self.judges[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One row per cell and judge (failed cells: one row per judge with p_true = chance)."""
+        by_key: dict[str, list[dict]] = {}
+        for score in self._scores:
+            by_key.setdefault(score["key"], []).append(score)
+        rows = []
+        for cell in self.cells:
+            base = {"method": cell.method, "role": cell.role, "trojan": cell.trojan, "kind": cell.kind,
+                    "seed": cell.seed, "status": cell.status, "seconds": round(cell.seconds, 3),
+                    "reason": cell.reason, "key": cell.key}
+            if cell.status == "ok":
+                rows += [{**base, "judge": s["judge"], "p_true": s["p_true"], "top1": s["top1"]}
+                         for s in by_key.get(cell.key, [])]
+            else:
+                rows += [{**base, "judge": judge, "p_true": CHANCE, "top1": False} for judge in self.judges]
+        return rows
+
+    def to_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows({k: row.get(k) for k in CSV_COLUMNS} for row in self.records())
+        return path
+
+    def to_dataframe(self):
+        """The records as a pandas DataFrame (needs pandas)."""
+        pandas = require_extra("pandas", "pandas", "Results.to_dataframe()")
+        return pandas.DataFrame(self.records(), columns=list(CSV_COLUMNS))
+
+    def _by_method(self, judge: str, field: str = "p_true") -> dict[str, dict[tuple[str, int], float]]:
+        out: dict[str, dict[tuple[str, int], float]] = {}
+        for row in self.records():
+            if row["judge"] == judge:
+                out.setdefault(row["method"], {})[(row["trojan"], row["seed"])] = float(row[field])
+        return out
+
+    def roles(self) -> dict[str, str]:
+        return {cell.method: cell.role for cell in self.cells}
+
+    def kinds(self) -> dict[str, str]:
+        return {cell.trojan: cell.kind for cell in self.cells}
+
+    def summaries(self, judge: str | None = None) -> dict[str, Summary]:
+        judge = judge or self.primary_judge
+        p_true, top1 = self._by_method(judge), self._by_method(judge, "top1")
+        return {method: summarize(p_true[method], top1[method], self.kinds()) for method in p_true}
+
+    def per_trojan_best(self, judge: str | None = None) -> float:
+        """Upper bound: the mean over trojans of the best tool's mean score on each trojan."""
+        judge = judge or self.primary_judge
+        roles = self.roles()
+        best: dict[str, float] = {}
+        for method, scores in self._by_method(judge).items():
+            if roles[method] != "tool":
+                continue
+            for trojan in {t for t, _ in scores}:
+                value = float(np.mean([v for (t, _), v in scores.items() if t == trojan]))
+                best[trojan] = max(best.get(trojan, 0.0), value)
+        return float(np.mean(list(best.values()))) if best else float("nan")
+
+    def compare(self, a: str, b: str, judge: str | None = None) -> Comparison:
+        """Paired bootstrap comparison of two methods (``a - b``) over shared trojans and seeds."""
+        scores = self._by_method(judge or self.primary_judge)
+        for name in (a, b):
+            if name not in scores:
+                from ..errors import did_you_mean
+
+                raise did_you_mean(name, list(scores), "method in these results")
+        return paired_comparison(a, b, scores[a], scores[b])
+
+    def judge_agreement(self) -> dict[str, float]:
+        """Spearman rank correlation of p_true over cells, for each pair of judges."""
+        out = {}
+        per_judge = {j: {(r["key"]): r["p_true"] for r in self.records() if r["judge"] == j and r["status"] == "ok"}
+                     for j in self.judges}
+        for i, a in enumerate(self.judges):
+            for b in self.judges[i + 1:]:
+                shared = sorted(set(per_judge[a]) & set(per_judge[b]))
+                if len(shared) > 2:
+                    out[f"{a}~{b}"] = _spearman([per_judge[a][k] for k in shared], [per_judge[b][k] for k in shared])
+        return out
+
+    def validity(self, judge: str | None = None) -> dict[str, Any]:
+        """Judge validity: the oracle's top-1 per trojan and random noise's mean p_true with its interval."""
+        judge = judge or self.primary_judge
+        out: dict[str, Any] = {"judge": judge}
+        top1 = self._by_method(judge, "top1")
+        if "oracle" in top1:
+            per_trojan: dict[str, list[float]] = {}
+            for (trojan, _), value in top1["oracle"].items():
+                per_trojan.setdefault(trojan, []).append(value)
+            out["oracle_top1"] = {t: float(np.mean(v)) for t, v in sorted(per_trojan.items())}
+        p_true = self._by_method(judge)
+        if "random_noise" in p_true:
+            from .stats import _grid
+
+            grid = _grid(p_true["random_noise"])[1]
+            low, high = bootstrap_interval(grid)
+            out["noise"] = {"mean": float(np.nanmean(grid)), "ci_low": low, "ci_high": high, "chance": CHANCE}
+        return out
+
+    def table(self, judge: str | None = None) -> str:
+        """The leaderboard: tools and combinations ranked, then baselines and the oracle, marked."""
+        judge = judge or self.primary_judge
+        summaries, roles = self.summaries(judge), self.roles()
+        kinds = sorted({k for s in summaries.values() for k in s.by_kind})
+        order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
+        header = f"{'method':<22}{'role':<12}{'mean':>6}  {'95% CI':<13}{'worst':>6}  " + "".join(
+            f"{k:>8}" for k in kinds) + f"{'top-1':>7}"
+        lines = [f"judge: {judge} (p_true: probability given to the true trigger; chance {CHANCE:.3f})", header,
+                 "-" * len(header)]
+        rank = 0
+        for method in order:
+            s = summaries[method]
+            role = roles[method]
+            if role in ("tool", "combination"):
+                rank += 1
+            label = f"{rank}. {method}" if role in ("tool", "combination") else f"   {method}"
+            lines.append(f"{label:<22}{role:<12}{s.mean:>6.3f}  [{s.ci_low:.2f}, {s.ci_high:.2f}] {s.worst:>6.3f}  "
+                         + "".join(f"{s.by_kind.get(k, float('nan')):>8.3f}" for k in kinds) + f"{s.top1:>7.2f}")
+        bound = self.per_trojan_best(judge)
+        if np.isfinite(bound):
+            lines.append(f"{'   per-trojan best':<22}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
+                         f"after the fact: an upper bound, not a tool)")
+        failed = [c for c in self.cells if c.status != "ok"]
+        if failed:
+            lines.append(f"{len(failed)} failed cell(s) counted as chance; see `trojanbench report`.")
+        return "\n".join(lines)
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    ranks = [np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(float) for x in (a, b)]
+    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+
+
+def load_results(folder: str | Path) -> Results:
+    """Open a results folder written by :func:`trojanbench.run`."""
+    return Results(folder)

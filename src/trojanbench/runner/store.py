@@ -1,0 +1,154 @@
+"""The results store: one SQLite file per results folder, written transactionally, plus PNG images.
+
+Tables: ``runs`` (resolved suite, provenance, start/finish), ``cells`` (one row per finished cell,
+``ok`` or ``failed`` with the reason), ``scores`` (one row per cell and judge), ``questions`` (the
+multiple-choice question of each trojan and seed). Images live in ``images/<cell key>.png``, written
+before the cell's row is committed, so a committed cell always has its images.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
+    suite TEXT NOT NULL, provenance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cells (
+    key TEXT PRIMARY KEY, run_id INTEGER NOT NULL, method TEXT NOT NULL, role TEXT NOT NULL,
+    params TEXT NOT NULL, trojan TEXT NOT NULL, kind TEXT NOT NULL, seed INTEGER NOT NULL,
+    status TEXT NOT NULL, reason TEXT, seconds REAL NOT NULL, image_file TEXT, finished REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT NOT NULL, judge TEXT NOT NULL, p_true REAL NOT NULL, top1 INTEGER NOT NULL,
+    probabilities TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (key, judge));
+CREATE TABLE IF NOT EXISTS questions (
+    trojan TEXT NOT NULL, seed INTEGER NOT NULL, question TEXT NOT NULL, PRIMARY KEY (trojan, seed));
+"""
+
+STORE_FILE = "results.sqlite"
+
+
+@dataclass(frozen=True)
+class CellRow:
+    key: str
+    method: str
+    role: str
+    params: dict
+    trojan: str
+    kind: str
+    seed: int
+    status: str
+    reason: str | None
+    seconds: float
+    image_file: str | None
+
+
+class Store:
+    """Read and write one results folder."""
+
+    def __init__(self, folder: str | Path, *, create: bool = True):
+        self.folder = Path(folder)
+        path = self.folder / STORE_FILE
+        if not create and not path.is_file():
+            raise ConfigError(f"{str(self.folder)!r} holds no results ({STORE_FILE} missing); "
+                              f"run `trojanbench run --out {self.folder}` first.")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "images").mkdir(exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # runs -------------------------------------------------------------------------------------------
+    def start_run(self, suite: dict, provenance: dict) -> int:
+        with self.transaction() as db:
+            cursor = db.execute("INSERT INTO runs (started, status, suite, provenance) VALUES (?, 'running', ?, ?)",
+                                (time.time(), json.dumps(suite), json.dumps(provenance)))
+            return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, status: str = "completed") -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished = ?, status = ? WHERE run_id = ?", (time.time(), status, run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT run_id, started, finished, status, suite, provenance FROM runs ORDER BY run_id")
+        return [{"run_id": r[0], "started": r[1], "finished": r[2], "status": r[3], "suite": json.loads(r[4]),
+                 "provenance": json.loads(r[5])} for r in rows]
+
+    # cells ------------------------------------------------------------------------------------------
+    def finished_keys(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM cells")}
+
+    def image_path(self, key: str) -> Path:
+        return self.folder / "images" / f"{key}.png"
+
+    def save_images(self, key: str, pixels: np.ndarray) -> str:
+        """Write ``[n, H, W, 3]`` uint8 images as one horizontal PNG strip (atomically); return its name."""
+        from PIL import Image
+
+        path = self.image_path(key)
+        tmp = path.with_suffix(".tmp.png")
+        Image.fromarray(np.concatenate(list(pixels), axis=1)).save(tmp)
+        tmp.replace(path)
+        return path.name
+
+    def load_images(self, row: CellRow) -> np.ndarray:
+        """The ``[n, H, W, 3]`` uint8 images of a finished cell."""
+        from PIL import Image
+
+        with Image.open(self.folder / "images" / row.image_file) as img:
+            strip = np.asarray(img.convert("RGB"))
+        height = strip.shape[0]
+        return np.stack(np.split(strip, strip.shape[1] // height, axis=1))
+
+    def record_cell(self, run_id: int, row: CellRow, scores: list[tuple[str, float, int, list[float], float]]) -> None:
+        """Commit a finished cell and its judges' scores in one transaction."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (row.key, run_id, row.method, row.role, json.dumps(row.params, sort_keys=True), row.trojan,
+                        row.kind, row.seed, row.status, row.reason, row.seconds, row.image_file, time.time()))
+            db.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?)",
+                           [(row.key, judge, p, top1, json.dumps(probs), secs) for judge, p, top1, probs, secs in scores])
+
+    def cells(self) -> list[CellRow]:
+        rows = self.db.execute("SELECT key, method, role, params, trojan, kind, seed, status, reason, seconds, "
+                               "image_file FROM cells ORDER BY method, trojan, seed")
+        return [CellRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10]) for r in rows]
+
+    def scores(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT key, judge, p_true, top1, probabilities, seconds FROM scores")
+        return [{"key": r[0], "judge": r[1], "p_true": r[2], "top1": bool(r[3]), "probabilities": json.loads(r[4]),
+                 "seconds": r[5]} for r in rows]
+
+    # questions --------------------------------------------------------------------------------------
+    def record_question(self, trojan: str, seed: int, question: dict) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO questions VALUES (?,?,?)", (trojan, seed, json.dumps(question)))
+
+    def questions(self) -> dict[tuple[str, int], dict]:
+        rows = self.db.execute("SELECT trojan, seed, question FROM questions")
+        return {(r[0], r[1]): json.loads(r[2]) for r in rows}

@@ -1,0 +1,126 @@
+"""Benchmark suites: YAML <-> :class:`Suite`, one-to-one, validated before any work starts.
+
+```yaml
+name: default
+model: trojaned            # zoo name or .safetensors path (card beside it)
+trojans: null              # null: the trojans in the model's card; or a trojan spec YAML path
+methods:                   # registry names, module:Class plugins, or {name, params}
+  - tabor
+  - {name: target_fourier_fv, params: {steps: 128}}
+judges: [concept, appearance]
+seeds: [0, 1, 2]
+n_images: 10
+cell_timeout: 120          # seconds a cell may take before it is recorded as failed
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import load_yaml
+from ..errors import ConfigError
+
+DEFAULT_SUITE_PATH = Path(__file__).resolve().parent.parent / "assets" / "suites" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method by name (or ``module:Class``) with hyperparameter overrides."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One benchmark configuration (see module docstring)."""
+
+    name: str = "default"
+    model: str = "trojaned"
+    trojans: str | None = None
+    methods: tuple[MethodSpec, ...] = ()
+    judges: tuple[str, ...] = ("concept", "appearance")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_images: int = 10
+    cell_timeout: float = 120.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["methods"] = [m.to_dict() for m in self.methods]
+        out["judges"], out["seeds"] = list(self.judges), list(self.seeds)
+        return out
+
+
+def _method_spec(raw: Any, index: int) -> MethodSpec:
+    where = f"methods[{index}]"
+    if isinstance(raw, str) and raw:
+        return MethodSpec(raw)
+    if isinstance(raw, dict):
+        extra = sorted(set(raw) - {"name", "params"})
+        if extra or not isinstance(raw.get("name"), str):
+            raise ConfigError(f"{where} must be a method name or a mapping {{name, params}}. Got {raw!r}.")
+        params = raw.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}: 'params' must be a mapping. Got {params!r}.")
+        return MethodSpec(raw["name"], dict(params))
+    raise ConfigError(f"{where} must be a method name or a mapping {{name, params}}. Got {raw!r}.")
+
+
+def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
+    """Validate a raw mapping into a :class:`Suite` (names are checked against registries later)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"A suite must be a YAML mapping. Got {type(raw).__name__}.")
+    known = {f.name for f in dataclasses.fields(Suite)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"Unknown suite key(s) {unknown}. Allowed keys: {sorted(known)}.")
+    methods = raw.get("methods")
+    if not isinstance(methods, list) or not methods:
+        raise ConfigError("A suite needs a non-empty 'methods' list.")
+    seeds = raw.get("seeds", [0, 1, 2])
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"'seeds' must be a non-empty list of distinct ints >= 0. Got {seeds!r}.")
+    judges = raw.get("judges", ["concept", "appearance"])
+    if not isinstance(judges, list) or not judges or not all(isinstance(j, str) for j in judges):
+        raise ConfigError(f"'judges' must be a non-empty list of judge names. Got {judges!r}.")
+    n_images = raw.get("n_images", 10)
+    if isinstance(n_images, bool) or not isinstance(n_images, int) or not 1 <= n_images <= 100:
+        raise ConfigError(f"'n_images' must be an int in [1, 100]. Got {n_images!r}.")
+    timeout = raw.get("cell_timeout", 120.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigError(f"'cell_timeout' must be a number of seconds > 0. Got {timeout!r}.")
+    trojans = raw.get("trojans")
+    if trojans is not None:
+        if not isinstance(trojans, str):
+            raise ConfigError(f"'trojans' must be null or a path to a trojan spec YAML. Got {trojans!r}.")
+        path = Path(trojans)
+        trojans = str(path if path.is_absolute() or base_dir is None else (base_dir / path).resolve())
+    model = raw.get("model", "trojaned")
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"'model' must be a zoo name or a checkpoint path. Got {model!r}.")
+    return Suite(name=str(raw.get("name", "suite")), model=model, trojans=trojans,
+                 methods=tuple(_method_spec(m, i) for i, m in enumerate(methods)),
+                 judges=tuple(judges), seeds=tuple(seeds), n_images=n_images, cell_timeout=float(timeout))
+
+
+def load_suite(reference: str | Path | None = None) -> Suite:
+    """A suite from a YAML file, or a shipped suite by name (``default``)."""
+    if reference is None or reference == "default":
+        path = DEFAULT_SUITE_PATH
+    else:
+        path = Path(reference)
+        if not path.suffix and not path.exists():
+            shipped = DEFAULT_SUITE_PATH.parent / f"{reference}.yaml"
+            if not shipped.is_file():
+                raise ConfigError(f"No suite file {str(reference)!r} and no shipped suite of that name "
+                                  f"(shipped: default). Give a path to a suite YAML.")
+            path = shipped
+    return parse_suite_config(load_yaml(path), base_dir=path.parent)
