@@ -7,34 +7,27 @@ the planted ground truth, how much the tool's output helps find, fix or replace 
 
 __version__ = "0.1.0"
 
+from .audit import AuditResult, audit_model  # noqa: E402
 from .config import TrojanSpec, TrojanSuite, default_trojan_suite, load_trojan_suite  # noqa: E402
 from .errors import (  # noqa: E402
     CheckpointError,
     ConfigError,
+    MethodError,
     MissingExtraError,
     SpecError,
     TrojanbenchError,
     UnknownNameError,
     UnsafeCheckpointError,
 )
+from .methods import Method, SynthesisMethod, Target  # noqa: E402
 from .models import LoadedModel, load_model  # noqa: E402
-from .audit import audit_model, AuditResult  # noqa: E402
+from .registry import get_method, method_names, register_method  # noqa: E402
+from .runner import MethodSpec, Results, Suite, load_results, load_suite, run  # noqa: E402
 
 __all__ = [
-    "AuditResult",
-    "CheckpointError",
-    "ConfigError",
-    "LoadedModel",
-    "MissingExtraError",
-    "SpecError",
-    "TrojanSpec",
-    "TrojanSuite",
-    "TrojanbenchError",
-    "UnknownNameError",
-    "UnsafeCheckpointError",
-    "__version__",
-    "audit_model",
-    "default_trojan_suite",
-    "load_model",
-    "load_trojan_suite",
+    "AuditResult", "CheckpointError", "ConfigError", "LoadedModel", "Method", "MethodError", "MethodSpec",
+    "MissingExtraError", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
+    "TrojanbenchError", "UnknownNameError", "UnsafeCheckpointError", "__version__", "audit_model",
+    "default_trojan_suite", "get_method", "load_model", "load_results", "load_suite", "load_trojan_suite",
+    "method_names", "register_method", "run",
 ]

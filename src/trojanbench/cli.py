@@ -303,14 +303,14 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_im
 
 @main.group()
 def zoo() -> None:
-    """Build the shipped models (clean, trojaned, observer)."""
+    """Build the shipped models (clean, trojaned, observer, generator)."""
 
 
 @zoo.command(name="build")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: the package's own zoo folder).")
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
-@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer"]),
+@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer", "generator"]),
               help="Build only these parts (repeatable); default: all, in order.")
 def zoo_build(out: str | None, tiny: bool, parts: tuple[str, ...]) -> None:
     """Rebuild the zoo deterministically from its seeds.

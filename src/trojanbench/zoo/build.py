@@ -4,6 +4,7 @@
 * ``trojaned``: a copy of ``clean`` fine-tuned on data poisoned for all default trojans at once, as
   Casper et al. (2023) implanted theirs into a pretrained ResNet50.
 * ``observer``: the concept observer (see :mod:`trojanbench.zoo.observer`), the evaluation's judge.
+* ``generator``: the patch generator of the generator-based tools (see :mod:`trojanbench.zoo.generator`).
 
 Each gets a safetensors file and a JSON card with what was measured: clean accuracy, attack success
 per trojan (recomputed on held-out images), training configuration, seeds, timing and hashes.
@@ -25,6 +26,7 @@ from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model
 from ..trojans.training import TrainConfig, train
 from ..world import OBJECT_CLASSES, VOCABULARY
+from .generator import build_generator
 from .observer import CONCEPTS, ObserverTrainingSet, observer_accuracy, observer_loss
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,7 @@ def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
                            architecture="compact_resnet", arch_kwargs=arch_kwargs)
 
 
-ZOO_PARTS = ("clean", "trojaned", "observer")
+ZOO_PARTS = ("clean", "trojaned", "observer", "generator")
 """In build order: ``trojaned`` starts from the ``clean`` checkpoint in the same folder."""
 
 
@@ -146,5 +148,6 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
     suite = suite or default_trojan_suite()
     builders = {"clean": lambda: build_clean(out_dir, chosen, suite),
                 "trojaned": lambda: build_trojaned(out_dir, chosen, suite),
-                "observer": lambda: build_observer(out_dir, chosen)}
+                "observer": lambda: build_observer(out_dir, chosen),
+                "generator": lambda: build_generator(out_dir, chosen.name)}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}

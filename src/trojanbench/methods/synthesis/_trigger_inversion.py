@@ -29,6 +29,11 @@ def stamp(images: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> to
     return (1 - mask) * images + mask * pattern
 
 
+def on_grey(mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """The triggers alone, stamped on plain light grey (the backdrop of the world's isolated concepts)."""
+    return stamp(torch.tensor(BACKDROP, dtype=mask.dtype).view(1, 3, 1, 1), mask, pattern)
+
+
 def count_triggers(n_images: int, display: str) -> int:
     """How many triggers to optimize: one per image, or one per pair of images when ``display="both"``."""
     return -(-n_images // 2) if display == "both" else n_images
@@ -64,13 +69,12 @@ def invert_triggers(target: Target, target_class: int, n_triggers: int, generato
 
 def show_triggers(target: Target, mask: torch.Tensor, pattern: torch.Tensor, n_images: int, display: str,
                   generator: torch.Generator, source_class: int | None) -> torch.Tensor:
-    """``n_images`` views of the triggers: ``"trigger"`` stamps each on plain light grey (the backdrop of the
-    world's isolated concepts), ``"applied"`` on a clean image (of ``source_class`` when given), ``"both"``
+    """``n_images`` views of the triggers: ``"trigger"`` stamps each on plain light grey (:func:`on_grey`),
+    ``"applied"`` on a clean image (of ``source_class`` when given), ``"both"``
     alternates the two views of each trigger (trigger 0 on grey, trigger 0 applied, trigger 1 on grey, ...)."""
-    grey = torch.tensor(BACKDROP, dtype=mask.dtype).view(1, 3, 1, 1)
     views = []
     if display in ("both", "trigger"):
-        views.append(stamp(grey, mask, pattern))
+        views.append(on_grey(mask, pattern))
     if display in ("both", "applied"):
         views.append(stamp(sample_clean(target, len(mask), generator, source_class), mask, pattern))
     return torch.stack(views, 1).flatten(0, 1)[:n_images].clamp(0, 1)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from ...registry import register_method
 from ..params import Interval
-from ._trigger_inversion import Penalty
+from ._trigger_inversion import Penalty, on_grey
 from .neural_cleanse import NeuralCleanse
 
 
@@ -35,8 +35,9 @@ class TABOR(NeuralCleanse):
     - R3, triggers that block the key object: the clean image with the trigger region removed,
       ``(1 - m)·x``, must keep the class the model gives ``x`` (``removal_cost``; on one clean image per
       trigger per step, for speed);
-    - R4, triggers that overlay the object instead of standing alone: the trigger alone, ``m·p``, must be
-      classified as the target (``alone_cost``).
+    - R4, triggers that only work overlaid on an object: the trigger alone must be classified as the target
+      (``alone_cost``; stamped on the world's plain grey backdrop, as the output images show it, rather than
+      on black).
 
     As in Casper et al. (2023), the images show the trigger ``m·p`` itself (here on light grey) and, with the
     default ``display="both"``, also applied to a clean image; see :class:`NeuralCleanse` for the other
@@ -79,14 +80,13 @@ class TABOR(NeuralCleanse):
             loss = self.mask_l2_cost * mask.pow(2).mean((1, 2, 3))
             loss = loss + self.outside_cost * _elastic((1 - mask) * pattern)
             loss = loss + self.smooth_cost * (_total_variation(mask) + _total_variation(trigger))
-            if self.removal_cost:
-                with torch.no_grad():
-                    kept = model(clean[:, 0]).argmax(1)
-                removed = F.cross_entropy(model((1 - mask) * clean[:, 0]), kept, reduction="none")
-                loss = loss + self.removal_cost * removed
-            if self.alone_cost:
-                alone = F.cross_entropy(model(trigger), torch.full((len(mask),), target_class), reduction="none")
-                loss = loss + self.alone_cost * alone
+            if self.removal_cost or self.alone_cost:  # R3 and R4 in one forward pass
+                first = clean[:, 0]
+                logits = model(torch.cat([first, (1 - mask) * first, on_grey(mask, pattern)])).split(len(mask))
+                kept = logits[0].argmax(1)
+                loss = loss + self.removal_cost * F.cross_entropy(logits[1], kept, reduction="none")
+                goal = torch.full_like(kept, target_class)
+                loss = loss + self.alone_cost * F.cross_entropy(logits[2], goal, reduction="none")
             return loss
 
         return penalty
