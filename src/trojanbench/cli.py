@@ -62,8 +62,9 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
 @click.option("--plugin", "plugins", multiple=True, help="Load a method plugin module:Class (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool) -> None:
+        executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
     """Run the benchmark: every method × trojan × seed, judged automatically, with a leaderboard.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
@@ -82,14 +83,36 @@ def run(suite: str, quick: bool, out: str, methods: str | None, trojans: str | N
     progress = make_progress(quiet=quiet)
     results = run_suite(None if suite == "default" else suite, out=out, quick=quick, methods=_split(methods),
                         trojans=_split(trojans), seeds=seeds, executor=executor, ray_address=ray_address,
-                        plugins=plugins, progress=progress)
+                        plugins=plugins, progress=progress, report=not no_report)
     progress.close()
     for judge in results.judges:
         click.echo("\n" + results.table(judge))
     agreement = results.judge_agreement()
     if agreement:
         click.echo("\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
-    click.echo(f"\nResults in {out}/ (results.sqlite, images/).")
+    written = "" if no_report else ", report.html, results.csv, results.json"
+    click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True,
+              help="html: write report.html, results.csv and results.json; md: print a Markdown summary.")
+def report(results_dir: str, fmt: str) -> None:
+    """Render the report of a results folder from its store alone (re-running reproduces it).
+
+    \b
+    Examples:
+      trojanbench report trojanbench-results
+      trojanbench report trojanbench-results --format md > summary.md
+    """
+    from .report import markdown_summary, write_report
+
+    if fmt == "md":
+        click.echo(markdown_summary(results_dir), nl=False)
+        return
+    path = write_report(results_dir)
+    click.echo(f"Wrote {path} (and results.csv, results.json beside it).")
 
 
 @main.command()
@@ -303,14 +326,14 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_im
 
 @main.group()
 def zoo() -> None:
-    """Build the shipped models (clean, trojaned, observer, generator)."""
+    """Build the shipped models (clean, trojaned, observer, generator, embedder)."""
 
 
 @zoo.command(name="build")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: the package's own zoo folder).")
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
-@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer", "generator"]),
+@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer", "generator", "embedder"]),
               help="Build only these parts (repeatable); default: all, in order.")
 def zoo_build(out: str | None, tiny: bool, parts: tuple[str, ...]) -> None:
     """Rebuild the zoo deterministically from its seeds.

@@ -47,6 +47,7 @@ class Plan:
     cells: list[Cell]
     judges: list
     model_sha256: str
+    model_card: dict
     plugins: tuple[str, ...]
 
 
@@ -64,7 +65,8 @@ def _provenance(plan: Plan) -> dict:
 
     return {"trojanbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "platform": platform.platform(), "git": _git_hash(),
-            "model": {"ref": plan.suite.model, "sha256": plan.model_sha256},
+            "model": {"ref": plan.suite.model, "sha256": plan.model_sha256,
+                      **{k: plan.model_card[k] for k in ("attack_success", "clean_accuracy") if k in plan.model_card}},
             "judges": judge_provenance(plan.judges), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -109,16 +111,17 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
             for seed in suite.seeds:
                 cells.append(Cell(method=name, params=params, trojan=trojan, seed=seed, n_images=suite.n_images,
                                   model_sha256=loaded.sha256, role=role))
-    return Plan(suite, chosen, cells, judges, loaded.sha256, plugins)
+    return Plan(suite, chosen, cells, judges, loaded.sha256, dict(loaded.card or {}), plugins)
 
 
 def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results", quick: bool = False,
         methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None, seeds: int | None = None,
         executor: str = "local", ray_address: str | None = None, plugins: Iterable[str] = (),
-        progress=None) -> Results:
+        progress=None, report: bool = True) -> Results:
     """Run a benchmark suite (default: the shipped default suite) and return its :class:`Results`.
 
     ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
+    With ``report``, the HTML report and the CSV/JSON exports are written into ``out`` at the end.
     """
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     store = Store(out)
@@ -143,6 +146,10 @@ def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanben
     scorer.combinations(run_id)
     store.finish_run(run_id)
     store.close()
+    if report:
+        from ..report import write_report
+
+        write_report(out)
     return Results(out)
 
 

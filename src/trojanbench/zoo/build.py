@@ -5,6 +5,7 @@
   Casper et al. (2023) implanted theirs into a pretrained ResNet50.
 * ``observer``: the concept observer (see :mod:`trojanbench.zoo.observer`), the evaluation's judge.
 * ``generator``: the patch generator of the generator-based tools (see :mod:`trojanbench.zoo.generator`).
+* ``embedder``: the appearance judge's self-supervised network (see :mod:`trojanbench.zoo.embedder`).
 
 Each gets a safetensors file and a JSON card with what was measured: clean accuracy, attack success
 per trojan (recomputed on held-out images), training configuration, seeds, timing and hashes.
@@ -26,6 +27,7 @@ from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model
 from ..trojans.training import TrainConfig, train
 from ..world import OBJECT_CLASSES, VOCABULARY
+from .embedder import build_embedder
 from .generator import build_generator
 from .observer import CONCEPTS, ObserverTrainingSet, observer_accuracy, observer_loss
 
@@ -57,7 +59,7 @@ PROFILES = {
         "tiny", width=8,
         clean=TrainConfig(n_train=1200, epochs=2, lr=0.2, seed=0),
         trojaned=TrainConfig(n_train=1200, epochs=2, lr=0.05, seed=1),
-        observer=TrainConfig(n_train=600, epochs=1, lr=0.2, seed=2),
+        observer=TrainConfig(n_train=800, epochs=2, lr=0.2, seed=2),
         n_clean_eval=200, n_attack_eval=50, n_observer_eval=4),
 }
 
@@ -128,7 +130,7 @@ def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
                            architecture="compact_resnet", arch_kwargs=arch_kwargs)
 
 
-ZOO_PARTS = ("clean", "trojaned", "observer", "generator")
+ZOO_PARTS = ("clean", "trojaned", "observer", "generator", "embedder")
 """In build order: ``trojaned`` starts from the ``clean`` checkpoint in the same folder."""
 
 
@@ -149,5 +151,6 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
     builders = {"clean": lambda: build_clean(out_dir, chosen, suite),
                 "trojaned": lambda: build_trojaned(out_dir, chosen, suite),
                 "observer": lambda: build_observer(out_dir, chosen),
-                "generator": lambda: build_generator(out_dir, chosen.name)}
+                "generator": lambda: build_generator(out_dir, chosen.name),
+                "embedder": lambda: build_embedder(out_dir, chosen.name)}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}

@@ -9,7 +9,6 @@ of secondary objects and icons (composited on scene crops) and texture crops. It
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -21,10 +20,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import __version__
-from ..errors import CheckpointError, did_you_mean
-from ..models import ZOO_DIR, load_state_dict_file, load_weights, read_card, save_checkpoint
+from ..errors import did_you_mean
+from ..models import save_checkpoint
 from ..world import ICONS, SECONDARIES, TEXTURES, composite, generate_scenes, render_secondary, render_texture
 from ..world.icons import icon_sprite
+from .parts import load_part
 
 log = logging.getLogger(__name__)
 
@@ -215,18 +215,4 @@ def load_generator(path: Path | str | None = None) -> PatchGenerator:
 
     Callers that train it must work on a deep copy (the cached object is shared).
     """
-    path = Path(ZOO_DIR / "generator.safetensors" if path is None else path).resolve()
-    return _load_cached(path)
-
-
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: Path) -> PatchGenerator:
-    if not path.is_file():
-        raise CheckpointError(f"No patch generator at {str(path)!r}. Train it with "
-                              "`trojanbench zoo build --only generator`.")
-    card = read_card(path)
-    if card.get("architecture") != ARCHITECTURE:
-        raise CheckpointError(f"{str(path)!r} holds a {card.get('architecture')!r} model, not a {ARCHITECTURE!r}.")
-    model = PatchGenerator(**card.get("arch_kwargs", {}))
-    load_weights(model, load_state_dict_file(path), source=str(path))
-    return model.eval().requires_grad_(False)
+    return load_part("generator", ARCHITECTURE, PatchGenerator, path)

@@ -1,0 +1,65 @@
+"""The appearance judge: does any part of an image look like an option, in a self-supervised embedding?
+
+It uses the zoo's appearance embedder (see :mod:`trojanbench.zoo.embedder`), which shares no weights,
+architecture or objective with the concept observer. Each image is cut into windows at three scales
+(the whole image, 3 x 3 half-side windows, 4 x 4 third-side windows); each option is the mean embedding
+of its pictures alone (a concept's renders, or the user's trigger image). The image's score for an option
+is the best cosine similarity over its windows, divided by a temperature.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from ..world import stable_int_hash
+from ..zoo.embedder import load_embedder
+from .base import OPTION_VIEWS, Judge, register_judge
+from .questions import Question, option_picture
+
+TEMPERATURE = 0.05
+WINDOW_GRIDS = ((1, 1.0), (3, 0.5), (4, 1 / 3))
+"""(windows per side, window side as a fraction of the image side)."""
+
+
+def windows(images: torch.Tensor) -> torch.Tensor:
+    """``[n, n_windows, 3, h, w]`` square windows of ``images`` at every scale of :data:`WINDOW_GRIDS`."""
+    size = images.shape[-1]
+    out = []
+    for per_side, fraction in WINDOW_GRIDS:
+        side = round(size * fraction)
+        starts = np.linspace(0, size - side, per_side).round().astype(int)
+        crops = [images[:, :, t:t + side, l:l + side] for t in starts for l in starts]
+        out += [torch.nn.functional.interpolate(c, size=(32, 32), mode="bilinear", antialias=True,
+                                                align_corners=False) for c in crops]
+    return torch.stack(out, 1)
+
+
+@register_judge
+class AppearanceJudge(Judge):
+    name = "appearance"
+    description = "best window-to-option cosine similarity in a self-supervised embedding (SimCLR)"
+
+    @functools.cached_property
+    def embedder(self):
+        return load_embedder()
+
+    def provenance(self) -> dict:
+        from ..models import ZOO_DIR, file_sha256
+
+        return {"network": "embedder", "sha256": file_sha256(ZOO_DIR / "embedder.safetensors")}
+
+    @functools.lru_cache(maxsize=256)
+    def _prototype(self, kind: str, option: str) -> torch.Tensor:
+        rng = np.random.default_rng(stable_int_hash(option))
+        pictures = np.stack([option_picture(option, kind, 32, rng) for _ in range(OPTION_VIEWS)])
+        embedded = self.embedder(torch.from_numpy(pictures).permute(0, 3, 1, 2))
+        return torch.nn.functional.normalize(embedded.mean(0), dim=0)
+
+    def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:
+        cut = windows(images)
+        embedded = self.embedder(cut.flatten(0, 1)).view(*cut.shape[:2], -1)
+        prototypes = torch.stack([self._prototype(question.kind, option) for option in question.options])
+        return (embedded @ prototypes.T).amax(1) / TEMPERATURE

@@ -1,0 +1,85 @@
+"""Judges: automatic takers of the multiple-choice test, and their registry.
+
+A judge gets a tool's images and a :class:`~trojanbench.judges.questions.Question`, never the audited
+model, and returns a probability over the options. It works from pictures of the options (so a user's
+own trigger image is an option like any other): per image, a softmax over the options of the image's
+similarity to each option; the cell's distribution is the mean over images (each image a soft vote,
+as a person looking at the whole set would weigh the images that show something).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, did_you_mean
+from ..world import stable_int_hash
+from .questions import Question
+
+OPTION_VIEWS = 8
+"""Pictures per option from which a judge builds its idea of the option."""
+
+
+class Judge:
+    """Base class: subclasses set ``name`` and implement :meth:`option_scores`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:
+        """``[n_images, n_options]`` logits: how much each image shows each option."""
+        raise NotImplementedError
+
+    def provenance(self) -> dict:
+        """What identifies this judge (its network's hash), recorded with every run."""
+        return {}
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, question: Question) -> np.ndarray:
+        """Probability over ``question.options`` (sums to 1) given the tool's ``images`` ``[n, 3, H, W]``."""
+        if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
+            raise ConfigError(f"A judge needs images shaped [n >= 1, 3, H, W]. Got {tuple(images.shape)}.")
+        logits = self.option_scores(images.float().clamp(0, 1), question)
+        return logits.softmax(1).mean(0).double().numpy()
+
+
+def option_views(question: Question, index: int, n: int = OPTION_VIEWS) -> torch.Tensor:
+    """``n`` held-out pictures of option ``index`` shown the way a trigger of its kind appears: pasted on
+    scenes (patch), imposed on scenes (style), or scenes that contain it (natural)."""
+    return _views(question.kind, question.options[index], n)
+
+
+@functools.lru_cache(maxsize=512)
+def _views(kind: str, option: str, n: int) -> torch.Tensor:
+    from ..config import TrojanSpec
+    from ..trojans.triggers import make_trigger
+
+    spec = TrojanSpec(name="option", kind=kind, trigger=option, target=0)
+    images, _ = make_trigger(spec).triggered_scenes("val", n, seed=stable_int_hash(option) % 10007)
+    return images.clamp(0, 1)
+
+
+JUDGES: dict[str, type[Judge]] = {}
+
+
+def register_judge(cls: type[Judge]) -> type[Judge]:
+    """Class decorator: make a judge available by its ``name``."""
+    JUDGES[cls.name] = cls
+    return cls
+
+
+@functools.lru_cache(maxsize=8)
+def get_judge(name: str) -> Judge:
+    """The judge registered as ``name`` (one shared instance; its network loads lazily)."""
+    from . import appearance, concept  # noqa: F401  (registration)
+
+    if name not in JUDGES:
+        raise did_you_mean(name, list(JUDGES), "judge")
+    return JUDGES[name]()
+
+
+def judge_provenance(judges: list[Judge]) -> dict:
+    return {judge.name: judge.provenance() for judge in judges}

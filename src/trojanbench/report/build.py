@@ -1,0 +1,207 @@
+"""``trojanbench report``: an HTML page, figures and CSV/JSON exports, rendered from the store alone.
+
+Deleting the report and running ``trojanbench report RESULTS_DIR`` again reproduces it: every number on
+the page comes from ``results.sqlite``, every image from ``images/`` or from the world's renderer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runner.results import ROLE_ORDER, Results
+from ..runner.stats import CHANCE
+from .figures import bar_chart, heatmap
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE, CSV_FILE, JSON_FILE, FILES_DIR = "report.html", "results.csv", "results.json", "report_files"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-80:]
+
+
+def leaderboard(results: Results, judge: str) -> list[dict[str, Any]]:
+    """Rows in display order: tools and combinations ranked by mean, then baselines and the oracle."""
+    summaries, roles = results.summaries(judge), results.roles()
+    order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
+    rows, rank = [], 0
+    for method in order:
+        s, role = summaries[method], roles[method]
+        ranked = role in ("tool", "combination")
+        rank += ranked
+        rows.append({"method": method, "role": role, "rank": rank if ranked else None, "mean": s.mean,
+                     "ci_low": s.ci_low, "ci_high": s.ci_high, "worst": s.worst, "worst_trojan": s.worst_trojan,
+                     "by_kind": s.by_kind, "top1": s.top1, "n_cells": s.n_cells})
+    return rows
+
+
+def _trojan_order(results: Results) -> list[tuple[str, str]]:
+    kinds = results.kinds()
+    order = {"patch": 0, "style": 1, "natural": 2}
+    seen = list(dict.fromkeys(cell.trojan for cell in results.cells))
+    return sorted(((t, kinds[t]) for t in seen), key=lambda tk: (order.get(tk[1], 9), seen.index(tk[0])))
+
+
+def _option_thumbnail(option: str, kind: str, files: Path) -> str | None:
+    """Render an option's picture once into ``report_files/options/``; ``None`` if it cannot be drawn."""
+    from PIL import Image
+
+    from ..judges import option_picture
+
+    path = files / "options" / f"{kind}-{_safe(option)}.png"
+    if not path.exists():
+        try:
+            picture = option_picture(option, kind, 64, np.random.default_rng(0))
+        except Exception as exc:  # noqa: BLE001 - e.g. a user's trigger file that has since moved
+            log.warning("cannot draw option %r: %s", option, exc)
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((picture * 255 + 0.5).astype(np.uint8)).save(path)
+    return path.relative_to(files.parent).as_posix()
+
+
+def _gallery(results: Results, trojans: list[tuple[str, str]], files: Path) -> list[dict[str, Any]]:
+    """Per trojan (first seed): the question's options and each method's images with their scores."""
+    questions = results.store.questions()
+    scores: dict[str, dict[str, float]] = {}
+    for row in results.records():
+        if row["status"] == "ok":
+            scores.setdefault(row["key"], {})[row["judge"]] = row["p_true"]
+    roles = results.roles()
+    out = []
+    for trojan, kind in trojans:
+        seeds = sorted({c.seed for c in results.cells if c.trojan == trojan})
+        seed = seeds[0]
+        question = questions.get((trojan, seed))
+        options = []
+        if question:
+            options = [{"name": o, "truth": i == question["truth_index"],
+                        "src": _option_thumbnail(o, kind, files)} for i, o in enumerate(question["options"])]
+        cells = sorted((c for c in results.cells if c.trojan == trojan and c.seed == seed),
+                       key=lambda c: (ROLE_ORDER.get(roles[c.method], 9), c.method))
+        entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason,
+                    "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {})}
+                   for c in cells]
+        truth = next((o for o in options if o["truth"]), None)
+        out.append({"trojan": trojan, "kind": kind, "seed": seed, "truth": truth, "options": options,
+                    "entries": entries})
+    return out
+
+
+def _heat_values(results: Results, judge: str, methods: list[str], trojans: list[str]) -> np.ndarray:
+    values = np.full((len(methods), len(trojans)), np.nan)
+    sums: dict[tuple[str, str], list[float]] = {}
+    for row in results.records():
+        if row["judge"] == judge:
+            sums.setdefault((row["method"], row["trojan"]), []).append(row["p_true"])
+    for (method, trojan), vals in sums.items():
+        if method in methods and trojan in trojans:
+            values[methods.index(method), trojans.index(trojan)] = float(np.mean(vals))
+    return values
+
+
+def report_data(results: Results, files: Path) -> dict[str, Any]:
+    """Everything the page shows, computed from the store (figures are written into ``files``)."""
+    runs = results.store.runs()
+    last = runs[-1] if runs else {"suite": {}, "provenance": {}, "status": "unknown", "started": None}
+    trojans = _trojan_order(results)
+    judges = []
+    for judge in results.judges:
+        rows = leaderboard(results, judge)
+        methods = [r["method"] for r in rows]
+        names = [t for t, _ in trojans]
+        heat = heatmap(_heat_values(results, judge, methods, names), methods, names,
+                       files / f"heatmap-{_safe(judge)}.png", title=f"p(true trigger) per trojan, judge: {judge}",
+                       chance=CHANCE)
+        bars = bar_chart(rows, files / f"means-{_safe(judge)}.png", title=f"Mean over trojans, judge: {judge}",
+                         chance=CHANCE)
+        judges.append({"name": judge, "rows": rows, "kinds": sorted({k for _, k in trojans}),
+                       "validity": results.validity(judge), "per_trojan_best": results.per_trojan_best(judge),
+                       "heatmap": heat.relative_to(files.parent).as_posix(),
+                       "bars": bars.relative_to(files.parent).as_posix()})
+    failed = [c for c in results.cells if c.status != "ok"]
+    model = last["provenance"].get("model", {})
+    return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
+            "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
+            "gallery": _gallery(results, trojans, files), "failed": failed,
+            "attack_success": model.get("attack_success", {}), "clean_accuracy": model.get("clean_accuracy"),
+            "n_cells": len(results.cells), "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def export_json(results: Results, path: Path) -> Path:
+    """A self-describing document: config, provenance, summaries, validity, agreement and every cell score."""
+    runs = results.store.runs()
+    document = {"format": "trojanbench-results/1", "config": runs[-1]["suite"] if runs else {},
+                "provenance": runs[-1]["provenance"] if runs else {}, "runs": runs,
+                "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.store.questions().items())],
+                "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
+                "judge_agreement": results.judge_agreement(), "cells": results.records()}
+    path.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
+    return path
+
+
+def write_report(folder: str | Path) -> Path:
+    """Write ``report.html`` (with ``report_files/``), ``results.csv`` and ``results.json`` into ``folder``."""
+    import jinja2
+
+    results = Results(folder)
+    folder = results.folder
+    files = folder / FILES_DIR
+    files.mkdir(exist_ok=True)
+    results.to_csv(folder / CSV_FILE)
+    export_json(results, folder / JSON_FILE)
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                     undefined=jinja2.StrictUndefined)
+    environment.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
+    html = environment.get_template("report.html.j2").render(**report_data(results, files))
+    path = folder / REPORT_FILE
+    path.write_text(html, encoding="utf-8")
+    log.info("wrote %s", path)
+    return path
+
+
+def markdown_summary(folder: str | Path) -> str:
+    """The leaderboards, judge validity and agreement as Markdown (``trojanbench report --format md``)."""
+    results = Results(folder)
+    lines = [f"# trojanbench results: {results.folder}", ""]
+    for judge in results.judges:
+        rows = leaderboard(results, judge)
+        kinds = sorted({k for r in rows for k in r["by_kind"]})
+        lines += [f"## Judge: {judge}", "", "| rank | method | role | mean | 95% CI | worst (trojan) | "
+                  + " | ".join(kinds) + " | top-1 |", "|" + "---|" * (7 + len(kinds))]
+        for r in rows:
+            by_kind = " | ".join(f"{r['by_kind'].get(k, float('nan')):.3f}" for k in kinds)
+            lines.append(f"| {r['rank'] or ''} | {r['method']} | {r['role']} | {r['mean']:.3f} | "
+                         f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {r['worst']:.3f} ({r['worst_trojan']}) | "
+                         f"{by_kind} | {r['top1']:.2f} |")
+        validity = results.validity(judge)
+        if "oracle_top1" in validity:
+            lines.append(f"\nOracle top-1: min {min(validity['oracle_top1'].values()):.2f} over trojans.")
+        if "noise" in validity:
+            noise = validity["noise"]
+            lines.append(f"Random noise: mean {noise['mean']:.3f} [{noise['ci_low']:.3f}, {noise['ci_high']:.3f}] "
+                         f"(chance {CHANCE:.3f}).")
+        lines.append("")
+    agreement = results.judge_agreement()
+    if agreement:
+        lines.append("Judge agreement (Spearman over cells): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
+    failed = [c for c in results.cells if c.status != "ok"]
+    if failed:
+        lines.append(f"\n{len(failed)} failed cell(s), counted as chance.")
+    return "\n".join(lines) + "\n"
