@@ -109,6 +109,20 @@ def _heat_values(results: Results, judge: str, methods: list[str], trojans: list
     return values
 
 
+def _heat_grid(values: np.ndarray, methods: list[str], roles: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows of the HTML heat map: each cell's value with its cividis background and a readable text colour."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["cividis"]
+    rows = []
+    for method, row in zip(methods, values):
+        cells = [{"value": float(v), "colour": to_hex(cmap(float(v))) if np.isfinite(v) else "#ffffff",
+                  "text": "#000000" if not np.isfinite(v) or v > 0.55 else "#ffffff"} for v in row]
+        rows.append({"method": method, "role": roles[method], "cells": cells})
+    return rows
+
+
 def report_data(results: Results, files: Path) -> dict[str, Any]:
     """Everything the page shows, computed from the store (figures are written into ``files``)."""
     runs = results.store.runs()
@@ -119,22 +133,29 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
         rows = leaderboard(results, judge)
         methods = [r["method"] for r in rows]
         names = [t for t, _ in trojans]
-        heat = heatmap(_heat_values(results, judge, methods, names), methods, names,
-                       files / f"heatmap-{_safe(judge)}.png", title=f"p(true trigger) per trojan, judge: {judge}",
-                       chance=CHANCE)
+        values = _heat_values(results, judge, methods, names)
+        heat = heatmap(values, methods, names, files / f"heatmap-{_safe(judge)}.png",
+                       title=f"p(true trigger) per trojan, judge: {judge}", chance=CHANCE)
         bars = bar_chart(rows, files / f"means-{_safe(judge)}.png", title=f"Mean over trojans, judge: {judge}",
                          chance=CHANCE)
         judges.append({"name": judge, "rows": rows, "kinds": sorted({k for _, k in trojans}),
                        "validity": results.validity(judge), "per_trojan_best": results.per_trojan_best(judge),
                        "heatmap": heat.relative_to(files.parent).as_posix(),
+                       "grid": _heat_grid(values, methods, results.roles()),
                        "bars": bars.relative_to(files.parent).as_posix()})
     failed = [c for c in results.cells if c.status != "ok"]
     model = last["provenance"].get("model", {})
+    recorded = model.get("attack_success", {})
+    attack_success = {t: recorded[t] for t, _ in trojans if t in recorded}
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
             "gallery": _gallery(results, trojans, files), "failed": failed,
-            "attack_success": model.get("attack_success", {}), "clean_accuracy": model.get("clean_accuracy"),
-            "n_cells": len(results.cells), "generated": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
+            "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started"))}
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "unknown"
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,123 @@
+"""A minimal headless-Chromium driver over the DevTools protocol (Debian's ``chromium``; nothing downloaded).
+
+``open_page(url)`` loads a page and returns what a reader would notice: images that failed to load,
+console errors and uncaught exceptions, plus a PNG screenshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+BROKEN_IMAGES_JS = ("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
+                    ".map(i => i.getAttribute('src'))")
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@dataclass
+class PageCheck:
+    broken_images: list[str]
+    console_errors: list[str] = field(default_factory=list)
+    image_count: int = 0
+    screenshot: bytes = b""
+
+
+class Browser:
+    """One headless Chromium process, stopped by :meth:`close` (use as a context manager)."""
+
+    def __init__(self, width: int = 1280, height: int = 1600):
+        self.profile = tempfile.TemporaryDirectory()
+        self.process = subprocess.Popen(
+            [chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--allow-file-access-from-files", f"--user-data-dir={self.profile.name}",
+             f"--window-size={width},{height}", "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.ids = itertools.count(1)
+        self.socket = None
+        self.connections = contextlib.ExitStack()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            match = re.search(r"DevTools listening on (ws://\S+)", line)
+            if match:
+                self._connect(match.group(1))
+                return
+        self.close()
+        raise RuntimeError("chromium did not start its DevTools endpoint within 60 s")
+
+    def _connect(self, browser_url: str) -> None:
+        from websockets.sync.client import connect
+
+        port = re.search(r":(\d+)/", browser_url).group(1)
+        import urllib.request
+
+        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        page = next(p for p in pages if p["type"] == "page")
+        self.socket = self.connections.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None,
+                                                              open_timeout=10))
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params) -> dict:
+        ident = next(self.ids)
+        self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=60))
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def _wait_for(self, event: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(e.get("method") == event for e in self.events):
+                return
+            self.events.append(json.loads(self.socket.recv(timeout=deadline - time.monotonic())))
+        raise TimeoutError(event)
+
+    def open_page(self, url: str) -> PageCheck:
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        self._wait_for("Page.loadEventFired")
+        broken = self.call("Runtime.evaluate", expression=BROKEN_IMAGES_JS, returnByValue=True)["result"]["value"]
+        count = self.call("Runtime.evaluate", expression="document.images.length", returnByValue=True)["result"]["value"]
+        errors = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                errors.append(params["exceptionDetails"].get("text", "exception"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                errors.append(" ".join(str(a.get("value", a.get("description"))) for a in params.get("args", [])))
+            elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                errors.append(params["entry"].get("text", ""))
+        metrics = self.call("Page.getLayoutMetrics")["cssContentSize"]
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                         clip={"x": 0, "y": 0, "width": metrics["width"], "height": min(metrics["height"], 8000),
+                               "scale": 1})
+        return PageCheck(broken, errors, count, base64.b64decode(shot["data"]))
+
+    def close(self) -> None:
+        self.connections.close()
+        self.process.kill()
+        self.process.wait(timeout=30)
+        self.profile.cleanup()
+
+    def __enter__(self) -> "Browser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""The report, rendered from a small finished run: content checked through an HTML parser against the
+store, exports checked, reproducibility from the store alone, and the page opened in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from trojanbench.cli import main
+from trojanbench.report import write_report
+from trojanbench.runner import load_results, run
+
+from browser import Browser, chromium_path
+from test_runner import TWO_TROJANS, write_suite
+
+pytestmark = pytest.mark.slow
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+class _Page(HTMLParser):
+    """Collects text, image sources and table rows of the leaderboards."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self.images, self.rows, self._row, self._cell = [], [], [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_zoo, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    suite = write_suite(folder / "suite.yaml", tiny_zoo["trojaned"], ["random_noise", "dataset_exemplars", "oracle",
+                                                                       "faulty_plugins:Raising"],
+                        trojans=TWO_TROJANS, seeds=(0, 1))
+    import sys
+
+    sys.path.insert(0, str(FIXTURES))
+    try:
+        run(suite, out=folder / "out")
+    finally:
+        sys.path.remove(str(FIXTURES))
+    return folder / "out"
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def test_report_shows_every_method_and_trojan_with_the_stores_numbers(finished_run):
+    results = load_results(finished_run)
+    page = _parse(finished_run / "report.html")
+    text = " ".join(page.text)
+    for cell in results.cells:
+        assert cell.method in text and cell.trojan in text
+    for judge in results.judges:
+        summaries = results.summaries(judge)
+        for method, summary in summaries.items():
+            matching = [r for r in page.rows if len(r) > 4 and r[1] == method and r[3] == f"{summary.mean:.3f}"]
+            assert matching, f"leaderboard row of {method} under {judge} must show mean {summary.mean:.3f}"
+            assert f"{summary.worst:.3f} ({summary.worst_trojan})" in matching[0]
+    assert "always crashes" in text, "failed cells are listed with their reasons"
+    for src in page.images:
+        assert (finished_run / src).is_file(), f"image {src} referenced by the report must exist"
+    assert any(src.startswith("images/") for src in page.images)
+
+
+def test_exports_hold_every_cell_and_judge(finished_run):
+    results = load_results(finished_run)
+    with (finished_run / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"method", "trojan", "kind", "seed", "judge", "p_true", "top1", "status", "seconds"} <= set(rows[0])
+    assert len(rows) == len(results.records())
+    assert {r["status"] for r in rows} == {"ok", "failed"}
+    document = json.loads((finished_run / "results.json").read_text())
+    assert document["config"]["methods"] and document["provenance"]["model"]["sha256"]
+    assert len(document["cells"]) == len(rows)
+    assert set(document["validity"]) == set(results.judges)
+
+
+def test_report_is_reproduced_from_the_store_alone(finished_run, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(finished_run, copy)
+    before = (copy / "report.html").read_text()
+    shutil.rmtree(copy / "report_files")
+    for name in ("report.html", "results.csv", "results.json"):
+        (copy / name).unlink()
+    result = CliRunner().invoke(main, ["report", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.html").read_text() == before
+    markdown = CliRunner().invoke(main, ["report", str(copy), "--format", "md"])
+    assert markdown.exit_code == 0 and "| oracle | oracle |" in markdown.output
+
+
+def test_report_of_a_folder_without_results_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "holds no results" in result.output
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_report_opens_in_headless_chromium_without_broken_images_or_errors(finished_run):
+    with Browser() as browser:
+        check = browser.open_page((finished_run / "report.html").as_uri())
+    assert check.image_count > 10
+    assert check.broken_images == []
+    assert check.console_errors == []
+    assert check.screenshot.startswith(b"\x89PNG")
+
+
+def test_write_report_is_the_python_api(finished_run):
+    assert write_report(finished_run) == finished_run / "report.html"
