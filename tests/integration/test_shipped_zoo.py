@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from trojanbench.config import default_trojan_suite
-from trojanbench.models import ZOO_DIR, file_sha256, load_model
+from trojanbench.models import ZOO_DIR, file_sha256, load_model, read_card
 from trojanbench.trojans import attack_success, clean_accuracy
 
-pytestmark = pytest.mark.skipif(not (ZOO_DIR / "trojaned.safetensors").exists(), reason="zoo not built")
+SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder")
+
+
+def test_the_whole_zoo_ships_with_the_package():
+    assert sorted(p.stem for p in ZOO_DIR.glob("*.safetensors")) == sorted(SHIPPED)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +35,8 @@ def test_shipped_checkpoints_are_small_and_match_their_cards(clean, trojaned):
     assert total < 20 * 2 ** 20
     for loaded in (clean, trojaned):
         assert file_sha256(ZOO_DIR / f"{loaded.name}.safetensors") == loaded.card["sha256"]
+    for part in ("observer", "generator", "embedder"):
+        assert file_sha256(ZOO_DIR / f"{part}.safetensors") == read_card(ZOO_DIR / f"{part}.safetensors")["sha256"]
 
 
 def test_clean_accuracy_targets(measured_accuracy, clean, trojaned):
