@@ -22,6 +22,7 @@ from .errors import (  # noqa: E402
 from .methods import Method, SynthesisMethod, Target  # noqa: E402
 from .models import LoadedModel, load_model  # noqa: E402
 from .registry import get_method, method_names, register_method  # noqa: E402
+from .report import write_report  # noqa: E402
 from .runner import MethodSpec, Results, Suite, load_results, load_suite, run  # noqa: E402
 
 __all__ = [
@@ -29,5 +30,5 @@ __all__ = [
     "MissingExtraError", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
     "TrojanbenchError", "UnknownNameError", "UnsafeCheckpointError", "__version__", "audit_model",
     "default_trojan_suite", "get_method", "load_model", "load_results", "load_suite", "load_trojan_suite",
-    "method_names", "register_method", "run",
+    "method_names", "register_method", "run", "write_report",
 ]

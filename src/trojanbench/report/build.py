@@ -210,13 +210,7 @@ def markdown_summary(folder: str | Path) -> str:
             lines.append(f"| {r['rank'] or ''} | {r['method']} | {r['role']} | {r['mean']:.3f} | "
                          f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {r['worst']:.3f} ({r['worst_trojan']}) | "
                          f"{by_kind} | {r['top1']:.2f} |")
-        validity = results.validity(judge)
-        if "oracle_top1" in validity:
-            lines.append(f"\nOracle top-1: min {min(validity['oracle_top1'].values()):.2f} over trojans.")
-        if "noise" in validity:
-            noise = validity["noise"]
-            lines.append(f"Random noise: mean {noise['mean']:.3f} [{noise['ci_low']:.3f}, {noise['ci_high']:.3f}] "
-                         f"(chance {CHANCE:.3f}).")
+        lines += [""] + results.validity_lines(judge)
         lines.append("")
     agreement = results.judge_agreement()
     if agreement:

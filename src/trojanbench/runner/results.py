@@ -168,10 +168,27 @@ class Results:
         if np.isfinite(bound):
             lines.append(f"{'   per-trojan best':<22}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
                          f"after the fact: an upper bound, not a tool)")
+        lines += self.validity_lines(judge)
         failed = [c for c in self.cells if c.status != "ok"]
         if failed:
             lines.append(f"{len(failed)} failed cell(s) counted as chance; see `trojanbench report`.")
         return "\n".join(lines)
+
+    def validity_lines(self, judge: str | None = None) -> list[str]:
+        """Judge validity in words: the oracle's worst top-1 and random noise against chance."""
+        validity = self.validity(judge)
+        lines = []
+        if "oracle_top1" in validity:
+            worst = min(validity["oracle_top1"], key=validity["oracle_top1"].get)
+            value = validity["oracle_top1"][worst]
+            lines.append(f"judge validity: oracle top-1 >= {value:.2f} on every trojan (lowest: {worst}); "
+                         f"{'meets' if value >= 0.95 else 'BELOW'} the 0.95 bar")
+        if "noise" in validity:
+            noise = validity["noise"]
+            inside = noise["ci_low"] - 5e-4 <= CHANCE <= noise["ci_high"] + 5e-4
+            lines.append(f"judge validity: random noise {noise['mean']:.3f} [{noise['ci_low']:.3f}, "
+                         f"{noise['ci_high']:.3f}], {'contains' if inside else 'EXCLUDES'} chance {CHANCE:.3f}")
+        return lines
 
     def summary_dict(self) -> dict[str, Any]:
         return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}

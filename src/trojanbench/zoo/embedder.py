@@ -1,15 +1,18 @@
-"""The appearance embedder: the second judge's network, self-supervised on clean world pictures.
+"""The appearance embedder: the second judge's network, a metric space of clean world pictures.
 
 It shares nothing with the concept observer: another architecture (a plain conv net with GroupNorm and
-GELU, no residual connections, 32 x 32 inputs) and another objective (SimCLR's contrastive NT-Xent loss,
-Chen et al. 2020) with no concept labels at all. Positive pairs are two views of one picture instance:
+GELU, no residual connections, 32 x 32 inputs) and another objective: contrastive metric learning (the
+supervised contrastive loss of Khosla et al. 2020, which reduces to SimCLR's NT-Xent, Chen et al. 2020,
+when every instance is its own class) instead of multi-label classification. Each training instance gives
+two views:
 
-* a sprite (an icon or a secondary object) on the plain backdrop or on a scene crop, and the same sprite at
-  another scale and place on another scene crop (a copy-paste augmentation);
+* a sprite (an icon or a secondary object) on the plain backdrop or on a scene crop, and the same concept
+  at another scale and place on another scene crop (a copy-paste augmentation);
 * a crop of a texture, and the texture imposed as a style on a scene crop;
-* two random resized crops of one clean scene.
+* two random resized crops of one clean scene (its own class: self-supervised).
 
-Every other instance in the batch is a negative. It never sees a trojaned model or a trojaned label.
+Views of the same concept attract, everything else repels, so nearby embeddings mean "looks like the same
+thing" whatever the background or scale. It never sees a trojaned model or a trojaned label.
 """
 
 from __future__ import annotations
@@ -101,8 +104,13 @@ def _styled(texture: np.ndarray, background: np.ndarray, strength: float) -> np.
     return (1 - strength) * background + strength * np.clip(texture * (0.5 + luminance), 0, 1)
 
 
-def make_pair(scenes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two views ``(32, 32, 3)`` of one random picture instance (see the module docstring)."""
+CONCEPTS = ICONS + SECONDARIES + TEXTURES
+"""The concepts whose views share a class in the contrastive loss (scenes are each their own class)."""
+
+
+def make_pair(scenes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+    """Two views ``(32, 32, 3)`` of one random picture instance (see the module docstring) and the index of
+    its concept in :data:`CONCEPTS` (``-1`` for a plain scene)."""
     def scene_crop() -> np.ndarray:
         return _crop(scenes[rng.integers(len(scenes))], rng)
 
@@ -113,23 +121,26 @@ def make_pair(scenes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
         backdrop = np.empty((VIEW_SIZE, VIEW_SIZE, 3), dtype=np.float32)
         backdrop[:] = BACKDROP
         first = _sprite_view(name, backdrop if rng.random() < 0.5 else scene_crop(), rng)
-        return first, _sprite_view(name, scene_crop(), rng)
+        return first, _sprite_view(name, scene_crop(), rng), CONCEPTS.index(name)
     if kind < 0.7:
-        texture = render_texture(TEXTURES[rng.integers(len(TEXTURES))], 2 * VIEW_SIZE, rng)
-        return _crop(texture, rng, 0.5, 1.0), _styled(_crop(texture, rng, 0.5, 1.0), scene_crop(),
-                                                      float(rng.uniform(0.35, 0.9)))
+        name = TEXTURES[rng.integers(len(TEXTURES))]
+        texture = render_texture(name, 2 * VIEW_SIZE, rng)
+        return (_crop(texture, rng, 0.5, 1.0), _styled(_crop(texture, rng, 0.5, 1.0), scene_crop(),
+                                                       float(rng.uniform(0.35, 0.9))), CONCEPTS.index(name))
     scene = scenes[rng.integers(len(scenes))]
-    return _crop(scene, rng), _crop(scene, rng)
+    return _crop(scene, rng), _crop(scene, rng), -1
 
 
-def pair_dataset(profile: EmbedderProfile, seed: int = 0) -> torch.Tensor:
-    """``[n_pairs, 2, 3, 32, 32]`` uint8 views, deterministic in ``seed`` (clean ``observer``-split scenes)."""
+def pair_dataset(profile: EmbedderProfile, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[n_pairs, 2, 3, 32, 32]`` uint8 views and ``[n_pairs]`` concept indices (``-1``: a scene),
+    deterministic in ``seed`` (clean ``observer``-split scenes)."""
     scenes = generate_scenes("observer", profile.n_scenes, seed=seed + 1000, size=64).images
     scenes = scenes.permute(0, 2, 3, 1).numpy()
     rng = np.random.default_rng([seed, 881])
-    pairs = np.stack([np.stack(make_pair(scenes, rng)) for _ in range(profile.n_pairs)])
-    array = np.clip(pairs * 255 + 0.5, 0, 255).astype(np.uint8)
-    return torch.from_numpy(array).permute(0, 1, 4, 2, 3).contiguous()
+    pairs = [make_pair(scenes, rng) for _ in range(profile.n_pairs)]
+    array = np.clip(np.stack([np.stack(p[:2]) for p in pairs]) * 255 + 0.5, 0, 255).astype(np.uint8)
+    labels = torch.tensor([p[2] for p in pairs], dtype=torch.int64)
+    return torch.from_numpy(array).permute(0, 1, 4, 2, 3).contiguous(), labels
 
 
 def _augment(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -142,20 +153,25 @@ def _augment(views: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return ((views - mean) * gain + mean + shift).clamp(0, 1)
 
 
-def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
-    """SimCLR's loss: each view must pick its partner among the other ``2B - 1`` views."""
+def supervised_contrastive(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Khosla et al. (2020): each view's positives are the other views of its class among all ``2B`` views.
+
+    ``a`` and ``b`` are the two views' projections ``[B, d]``; ``labels[i] < 0`` makes instance ``i`` its own
+    class, so with all labels negative this is SimCLR's NT-Xent loss."""
+    n = len(a)
+    classes = torch.where(labels < 0, -1 - torch.arange(n), labels).repeat(2)
     z = F.normalize(torch.cat([a, b]), dim=1)
     logits = z @ z.T / temperature
-    logits.fill_diagonal_(float("-inf"))
-    n = len(a)
-    partners = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
-    return F.cross_entropy(logits, partners)
+    self_mask = torch.eye(2 * n, dtype=torch.bool)
+    log_prob = logits.masked_fill(self_mask, float("-inf")).log_softmax(1)
+    positives = (classes[:, None] == classes[None, :]) & ~self_mask
+    return -(log_prob.masked_fill(~positives, 0).sum(1) / positives.sum(1)).mean()
 
 
 def train_embedder(profile: EmbedderProfile, seed: int = 0) -> tuple[AppearanceEmbedder, dict]:
     """Train the embedder of ``profile``; return it (eval mode) and a training log."""
     start = time.perf_counter()
-    data = pair_dataset(profile, seed)
+    data, labels = pair_dataset(profile, seed)
     log.info("rendered %d embedder training pairs in %.1f s", len(data), time.perf_counter() - start)
     torch.manual_seed(seed)
     sampler = torch.Generator().manual_seed(seed)
@@ -166,9 +182,11 @@ def train_embedder(profile: EmbedderProfile, seed: int = 0) -> tuple[AppearanceE
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, profile.lr, total_steps=profile.steps, pct_start=0.1)
     running = 0.0
     for step in range(profile.steps):
-        batch = data[torch.randint(len(data), (profile.batch_size,), generator=sampler)].float() / 255
+        picked = torch.randint(len(data), (profile.batch_size,), generator=sampler)
+        batch = data[picked].float() / 255
         views = _augment(batch.flatten(0, 1), sampler).view_as(batch)
-        loss = nt_xent(projector(model(views[:, 0])), projector(model(views[:, 1])), profile.temperature)
+        loss = supervised_contrastive(projector(model(views[:, 0])), projector(model(views[:, 1])), labels[picked],
+                                      profile.temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -187,7 +205,7 @@ def build_embedder(out_dir: Path, profile_name: str = "default", seed: int = 0) 
         raise did_you_mean(profile_name, list(PROFILES), "embedder profile")
     profile = PROFILES[profile_name]
     model, training_log = train_embedder(profile, seed)
-    card = {"name": "embedder", "kind": "simclr", "view_size": VIEW_SIZE, "profile": profile_name, "seed": seed,
+    card = {"name": "embedder", "kind": "supervised_contrastive", "view_size": VIEW_SIZE, "profile": profile_name, "seed": seed,
             "training": {"config": asdict(profile), **training_log},
             "trojanbench_version": __version__, "torch_version": torch.__version__}
     return save_checkpoint(model, Path(out_dir) / "embedder.safetensors", card, architecture=ARCHITECTURE,

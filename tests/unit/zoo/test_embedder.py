@@ -8,31 +8,39 @@ import torch
 
 from trojanbench.errors import CheckpointError
 from trojanbench.models import read_card
-from trojanbench.zoo.embedder import (PROFILES, VIEW_SIZE, AppearanceEmbedder, build_embedder, load_embedder,
-                                      make_pair, nt_xent, pair_dataset)
+from trojanbench.zoo.embedder import (CONCEPTS, PROFILES, VIEW_SIZE, AppearanceEmbedder, build_embedder, load_embedder,
+                                      make_pair, pair_dataset, supervised_contrastive)
 
 
-def test_nt_xent_rewards_matching_pairs():
+def test_contrastive_loss_rewards_matching_pairs_and_classes():
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(16, 8, generator=generator)
-    matched = nt_xent(a, a + 0.01 * torch.randn(16, 8, generator=generator), temperature=0.2)
-    shuffled = nt_xent(a, a[torch.randperm(16, generator=generator)], temperature=0.2)
+    alone = torch.full((16,), -1)
+    matched = supervised_contrastive(a, a + 0.01 * torch.randn(16, 8, generator=generator), alone, 0.2)
+    shuffled = supervised_contrastive(a, a[torch.randperm(16, generator=generator)], alone, 0.2)
     assert matched < 0.5 < shuffled
-    # hand-checkable: two orthogonal pairs, identical partners -> loss = log(1 + 2 e^0 / e^(1/t)) per view
+    # hand-checkable NT-Xent: two orthogonal pairs, identical partners -> log(1 + 2 e^(-1/t)) per view
     basis = torch.eye(2)
     expected = np.log(1 + 2 * np.exp(-1 / 0.5))
-    assert nt_xent(basis, basis, 0.5).item() == pytest.approx(expected, rel=1e-5)
+    assert supervised_contrastive(basis, basis, torch.tensor([-1, -1]), 0.5).item() == pytest.approx(expected, rel=1e-5)
+    # with classes: embeddings clustered by class beat the same embeddings with the classes crossed
+    clustered = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1]])
+    good = supervised_contrastive(clustered, clustered, torch.tensor([0, 0, 1, 1]), 0.1)
+    crossed = supervised_contrastive(clustered, clustered, torch.tensor([0, 1, 0, 1]), 0.1)
+    assert good < crossed
 
 
 def test_pairs_are_two_views_of_one_picture():
     scenes = np.random.default_rng(0).random((4, 64, 64, 3), dtype=np.float32)
     rng = np.random.default_rng(1)
     for _ in range(20):
-        first, second = make_pair(scenes, rng)
+        first, second, label = make_pair(scenes, rng)
+        assert -1 <= label < len(CONCEPTS)
         assert first.shape == second.shape == (VIEW_SIZE, VIEW_SIZE, 3)
         assert -1e-5 <= first.min() and first.max() <= 1 + 1e-5 and not np.array_equal(first, second)
-    data = pair_dataset(PROFILES["tiny"])
+    data, labels = pair_dataset(PROFILES["tiny"])
     assert data.shape == (PROFILES["tiny"].n_pairs, 2, 3, VIEW_SIZE, VIEW_SIZE) and data.dtype == torch.uint8
+    assert labels.shape == (PROFILES["tiny"].n_pairs,) and (labels == -1).any() and (labels >= 0).any()
 
 
 def test_embeddings_are_unit_vectors_at_any_input_size():
