@@ -154,13 +154,13 @@ def audit(model: str, weights: str | None, trojan_spec: str | None, out: str, qu
 
 
 @main.command(name="ls")
-@click.argument("what", type=click.Choice(["trojans", "methods", "concepts", "models", "classes"]))
+@click.argument("what", type=click.Choice(["trojans", "methods", "concepts", "models", "classes", "judges"]))
 @click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: a family.")
 @click.option("--measure", is_flag=True, help="For trojans: recompute attack success instead of reading the card.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plugin", "plugins", multiple=True, help="Also load a method plugin given as module:Class.")
 def ls(what: str, kind: str | None, measure: bool, as_json: bool, plugins: tuple[str, ...]) -> None:
-    """List trojans, methods, world concepts, zoo models or object classes.
+    """List trojans, methods, world concepts, zoo models, object classes or judges.
 
     \b
     Examples:
@@ -258,8 +258,15 @@ def _list_classes(**_) -> list[dict]:
     return [{"index": i, "class": name} for i, name in enumerate(OBJECT_CLASSES)]
 
 
+def _list_judges(**_) -> list[dict]:
+    from .judges import JUDGES, get_judge
+
+    get_judge("concept")  # registers the built-in judges
+    return [{"judge": name, "description": cls.description} for name, cls in sorted(JUDGES.items())]
+
+
 _LISTERS = {"trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts, "models": _list_models,
-            "classes": _list_classes}
+            "classes": _list_classes, "judges": _list_judges}
 
 
 @main.command()

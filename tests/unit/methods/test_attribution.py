@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import importlib.util
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ import torch.nn as nn
 
 from trojanbench.errors import ConfigError, MethodError, MissingExtraError
 from trojanbench.methods.attribution import CAPTUM_METHODS, AttributionMethod
-from trojanbench.methods.attribution._modules import hookable_copy
+from trojanbench.methods.attribution._modules import Sum, hookable_copy
 from trojanbench.methods.attribution.captum_methods import GuidedGradCam, superpixels
 from trojanbench.methods.params import Boolean, Interval, Options
 from trojanbench.models import CompactResNet
@@ -282,29 +284,109 @@ class _FunctionalNet(nn.Module):
         return self.fc(self.act(h).mean((2, 3)))
 
 
-def test_hookable_copy_rewrites_every_relu_and_keeps_the_function():
+class _ReusedPool(nn.Module):
+    """One MaxPool module called twice, bias-free layers (so LRP's relevance must sum to the logit)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, bias=False)
+        self.pool = nn.MaxPool2d(2)
+        self.average = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 2, bias=False)
+
+    def forward(self, x):
+        h = self.pool(torch.relu(self.conv1(x)))
+        h = self.pool(torch.relu(self.conv2(h)))
+        return self.fc(torch.flatten(self.average(h), 1))
+
+
+@pytest.mark.parametrize("for_lrp", [False, True])
+def test_hookable_copy_rewrites_every_relu_and_keeps_the_function(for_lrp):
     model = _FunctionalNet().eval()
     x = torch.rand(2, 3, 8, 8)
-    copy_ = hookable_copy(model, simplify=True)
-    assert torch.allclose(copy_(x), model(x))
+    copy_ = hookable_copy(model, for_lrp=for_lrp)
+    with torch.no_grad():
+        assert torch.allclose(copy_(x), model(x), atol=1e-6)
     relus = [m for m in copy_.modules() if isinstance(m, nn.ReLU)]
     assert len(relus) == 3 and not any(r.inplace for r in relus)  # one per call, none in place
-    assert not any(isinstance(m, nn.Identity) for m in copy_.modules())
+    assert any(isinstance(m, nn.Identity) for m in copy_.modules()) != for_lrp
+    assert sum(isinstance(m, Sum) for m in copy_.modules()) == (1 if for_lrp else 0)  # the residual sum
     assert model.act.inplace and isinstance(model.skip, nn.Identity)  # the original is untouched
 
 
+def test_the_lrp_copy_folds_batch_norms_into_convolutions():
+    model = CompactResNet(num_classes=4, width=4).eval()
+    for module in model.modules():  # non-trivial statistics, so folding is really exercised
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    copy_ = hookable_copy(model, for_lrp=True)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(copy_(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in copy_.modules())
+    assert sum(isinstance(m, Sum) for m in copy_.modules()) == 3  # one per residual block
+
+
+class _BiasFreeResidual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(6, 2, bias=False)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(self.conv2(h) + h)
+        return self.fc(torch.flatten(self.pool(h), 1))
+
+
 @needs_captum
-def test_deep_lift_is_complete_on_the_rewritten_model():
-    """DeepLift's summation-to-delta holds once functional ReLUs are modules (it fails on the original)."""
+@pytest.mark.parametrize("model", [_BiasFreeResidual, _ReusedPool])
+def test_lrp_conserves_relevance_across_residual_sums_and_reused_modules(model):
+    """Without biases, epsilon-LRP's input relevances sum to the logit; Captum alone copies the relevance
+    of a residual sum into both branches, and refuses a module called twice."""
+    from captum.attr import LRP
+
+    torch.manual_seed(0)
+    model = model().eval()
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        logits = model(x)[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        relevance = get_method("lrp")()._explainer(importlib.import_module("captum.attr"), model).attribute(
+            x.clone(), target=0)
+    assert torch.allclose(relevance.sum((1, 2, 3)), logits, rtol=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            plain = LRP(model).attribute(x.clone(), target=0)  # functional ReLUs and sums: relevance is copied
+        except RuntimeError as exc:
+            assert "more than once" in str(exc)  # Captum refuses a reused module
+            return
+    assert not torch.allclose(plain.sum((1, 2, 3)), logits, rtol=1e-2)
+
+
+@needs_captum
+@pytest.mark.parametrize("model", [_FunctionalNet, _ReusedPool, lambda: CompactResNet(num_classes=4, width=4)],
+                         ids=["functional_relus", "reused_pool", "compact_resnet"])
+def test_deep_lift_sums_to_the_output_difference_on_the_rewritten_model(model):
+    """DeepLift's summation-to-delta, which Captum loses on functional ReLUs and on back-to-back modules
+    (ReLU then ReLU, ReLU then MaxPool), holds on the hookable copy."""
     from captum.attr import DeepLift
 
     torch.manual_seed(0)
-    model = _FunctionalNet().eval()
-    x, baseline = torch.rand(2, 3, 8, 8), torch.zeros(2, 3, 8, 8)
+    model = model().eval()
+    x, baseline = torch.rand(2, 3, 32, 32), torch.zeros(2, 3, 32, 32)
     with torch.no_grad():
         delta = model(x)[:, 0] - model(baseline)[:, 0]
-    attributions = DeepLift(hookable_copy(model)).attribute(x, baseline, target=0)
-    assert torch.allclose(attributions.sum((1, 2, 3)), delta, atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attributions = DeepLift(hookable_copy(model)).attribute(x, baseline, target=0)
+    assert torch.allclose(attributions.sum((1, 2, 3)), delta, rtol=1e-4, atol=1e-6)
 
 
 def test_superpixels_are_square_cells():

@@ -40,7 +40,8 @@ class AttributionMethod(Method):
         self.validate()
         model = model.model if isinstance(model, LoadedModel) else model
         if not isinstance(model, nn.Module):
-            raise ConfigError(f"model must be a torch.nn.Module (or a LoadedModel). Got {type(model).__name__} instead.")
+            raise ConfigError(f"model must be a torch.nn.Module (or a LoadedModel). "
+                              f"Got {type(model).__name__} instead.")
         _check_input_images(images)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"seed must be an int in [0, inf). Got {seed!r} instead.")
@@ -53,7 +54,7 @@ class AttributionMethod(Method):
                 raise ConfigError(f"target_class must be an int in [0, {n_classes - 1}]. Got {target_class!r} instead.")
             numpy_state = np.random.get_state()
             try:
-                with torch.random.fork_rng(devices=[]):
+                with torch.random.fork_rng(devices=[]), torch.enable_grad():
                     torch.manual_seed(seed)
                     np.random.seed(seed)
                     generator = torch.Generator().manual_seed(seed)

@@ -17,7 +17,8 @@ gradient_shap                 ``n_samples=16`` gradient samples against ``n_base
 deep_lift_shap                DeepLift averaged over ``n_baselines=8`` baselines
 guided_backprop               ReLU backward passes only positive gradients
 deconvolution                 ReLU backward applied to the gradient
-lrp                           Captum's default rules (epsilon rule on conv, BN, pooling and linear layers)
+lrp                           epsilon rule (``epsilon=1e-9``, Captum's default) on every layer; batch norms
+                              folded into their convolutions; residual sums split relevance by contribution
 input_x_gradient              input times gradient
 feature_ablation              each ``cell`` x ``cell`` superpixel (default 8) set to the ``baseline``
 feature_permutation           each superpixel permuted across the images of the call (needs >= 2 images)
@@ -39,11 +40,17 @@ Captum's own ``LinearModel``.
 
 DeepLift, DeepLiftShap, GuidedBackprop, Deconvolution, GuidedGradCam and LRP change the backward pass of
 ``nn.ReLU`` modules; they run on a copy of the model whose ReLUs are rewritten into distinct,
-non-in-place modules (:func:`~trojanbench.methods.attribution._modules.hookable_copy`). LRP also needs a
-rule for every module: shape-only modules (identity shortcuts, dropout, flatten) become functions, and a
+non-in-place modules, with a copy of any other module called twice
+(:func:`~trojanbench.methods.attribution._modules.hookable_copy`, which also restores DeepLift's
+summation-to-delta across back-to-back modules such as ReLU then MaxPool). LRP needs a rule for every
+module: its copy folds batch norms into convolutions, drops identity shortcuts and dropout, makes residual
+sums :class:`~trojanbench.methods.attribution._modules.Sum` modules and puts a
+:class:`~trojanbench.methods.attribution._modules.Branch` after each ReLU read by several layers, all with
+the epsilon rule, so relevance is conserved through residual blocks (exactly, for bias-free layers); a
 model with any other layer Captum has no rule for is refused with a :class:`MethodError`. Functional
-operations (the input normalisation, residual additions) pass relevance by their plain gradient, so on
-residual networks LRP does not conserve relevance exactly.
+linear operations pass relevance by their plain gradient: the models' internal input normalisation
+``(x - mean) / std`` therefore scales each channel's relevance by ``1 / std`` (a constant factor of 4 for
+CompactResNet, which leaves the map's ranking unchanged).
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ import torch.nn as nn
 from ...errors import ConfigError, MethodError, require_extra
 from ...registry import register_method
 from ..params import Interval, Options
-from ._modules import hookable_copy, module_path
+from ._modules import Branch, Sum, hookable_copy, module_path
 from .base import AttributionMethod
 
 BASELINES = Options({"black", "grey", "mean"})
@@ -318,29 +325,44 @@ class Deconvolution(CaptumAttribution):
         pass
 
 
+_EPSILON_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool2d,
+                   nn.AdaptiveAvgPool2d, Sum, Branch)
+"""The layers Captum gives the epsilon rule by default, plus the sums and branch points trojanbench adds."""
+
+
 @register_method
 class LRP(CaptumAttribution):
-    """Layer-wise relevance propagation with Captum's default (epsilon) rules; see the module notes."""
+    """Layer-wise relevance propagation, the epsilon rule on every layer (``epsilon`` 1e-9, Captum's default).
+
+    Batch norms are folded into the convolutions they follow and residual sums split relevance between
+    their branches (see :mod:`~trojanbench.methods.attribution._modules`); raise ``epsilon`` to damp the
+    relevance blow-ups that near-zero pre-activations cause in untrained or bias-heavy networks.
+    """
 
     name = "lrp"
     paper = "Bach et al. 2015, Layer-wise Relevance Propagation"
     captum_name = "LRP"
-    hookable = True
+    parameter_constraints = {"epsilon": Interval(float, 0, None, closed="neither")}
 
-    def __init__(self):
-        pass
+    def __init__(self, *, epsilon: float = 1e-9):
+        self.epsilon = epsilon
 
-    def _network(self, model):
-        return hookable_copy(model, simplify=True, method=type(self).__name__)
+    def _explainer(self, captum_attr, model):
+        from captum.attr._utils.lrp_rules import EpsilonRule
+
+        network = hookable_copy(model, for_lrp=True, method=type(self).__name__)
+        for module in network.modules():
+            if isinstance(module, _EPSILON_LAYERS):
+                module.rule = EpsilonRule(epsilon=self.epsilon)
+        return captum_attr.LRP(network)
 
     def _attribute(self, model, images, target_class, generator):
         try:
             return super()._attribute(model, images, target_class, generator)
-        except TypeError as exc:
-            if "rule" not in str(exc):
+        except (TypeError, RuntimeError) as exc:
+            if "rule" not in str(exc) and "more than once" not in str(exc):
                 raise
-            raise MethodError(f"LRP cannot explain this model: Captum has no propagation rule for one of its "
-                              f"layers ({exc})") from exc
+            raise MethodError(f"LRP cannot explain this model: {exc}") from exc
 
 
 @register_method
