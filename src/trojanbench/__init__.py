@@ -23,12 +23,22 @@ from .methods import Method, SynthesisMethod, Target  # noqa: E402
 from .models import LoadedModel, load_model  # noqa: E402
 from .registry import get_method, method_names, register_method  # noqa: E402
 from .report import write_report  # noqa: E402
-from .runner import MethodSpec, Results, Suite, load_results, load_suite, run  # noqa: E402
+from .runner import (  # noqa: E402
+    LocalizationResults,
+    MethodSpec,
+    Results,
+    Suite,
+    load_localization_results,
+    load_results,
+    load_suite,
+    run,
+    run_localization,
+)
 
 __all__ = [
-    "AuditResult", "CheckpointError", "ConfigError", "LoadedModel", "Method", "MethodError", "MethodSpec",
-    "MissingExtraError", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
+    "AuditResult", "CheckpointError", "ConfigError", "LoadedModel", "LocalizationResults", "Method", "MethodError",
+    "MethodSpec", "MissingExtraError", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
     "TrojanbenchError", "UnknownNameError", "UnsafeCheckpointError", "__version__", "audit_model",
-    "default_trojan_suite", "get_method", "load_model", "load_results", "load_suite", "load_trojan_suite",
-    "method_names", "register_method", "run", "write_report",
+    "default_trojan_suite", "get_method", "load_localization_results", "load_model", "load_results", "load_suite",
+    "load_trojan_suite", "method_names", "register_method", "run", "run_localization", "write_report",
 ]

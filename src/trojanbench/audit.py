@@ -99,7 +99,7 @@ def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | N
     measured = {spec.name: attack_success(loaded.model, spec, n=n_attack, seed=seed) for spec in suite.trojans}
     return AuditResult(
         model=loaded.name, sha256=loaded.sha256,
-        clean_accuracy=clean_accuracy(loaded.model, n=n_clean, seed=seed),
+        clean_accuracy=clean_accuracy(loaded.model, n=n_clean, seed=seed, trojans=list(suite.trojans)),
         suite=suite, attack_success=measured,
         card_attack_success=dict(loaded.card.get("attack_success", {})),
         seconds=round(time.perf_counter() - start, 1))

@@ -87,7 +87,8 @@ def test_report_shows_every_method_and_trojan_with_the_stores_numbers(finished_r
         for method, summary in summaries.items():
             matching = [r for r in page.rows if len(r) > 4 and r[1] == method and r[3] == f"{summary.mean:.3f}"]
             assert matching, f"leaderboard row of {method} under {judge} must show mean {summary.mean:.3f}"
-            assert f"{summary.worst:.3f} ({summary.worst_trojan})" in matching[0]
+            # Each judge has its own table: a baseline at chance can show the same mean under both.
+            assert any(f"{summary.worst:.3f} ({summary.worst_trojan})" in row for row in matching)
     assert "always crashes" in text, "failed cells are listed with their reasons"
     for src in page.images:
         assert (finished_run / src).is_file(), f"image {src} referenced by the report must exist"

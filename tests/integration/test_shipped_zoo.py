@@ -27,7 +27,9 @@ def trojaned():
 
 @pytest.fixture(scope="module")
 def measured_accuracy(clean, trojaned):
-    return {name: clean_accuracy(m.model, n=2000, seed=0) for name, m in (("clean", clean), ("trojaned", trojaned))}
+    trojans = list(default_trojan_suite().trojans)
+    return {name: clean_accuracy(m.model, n=2000, seed=0, trojans=trojans)
+            for name, m in (("clean", clean), ("trojaned", trojaned))}
 
 
 def test_shipped_checkpoints_are_small_and_match_their_cards(clean, trojaned):

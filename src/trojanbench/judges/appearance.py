@@ -2,8 +2,9 @@
 
 It uses the zoo's appearance embedder (see :mod:`trojanbench.zoo.embedder`), which shares no weights,
 architecture or objective with the concept observer. Each image is cut into windows at three scales
-(the whole image, 3 x 3 half-side windows, 4 x 4 third-side windows); each option is the mean embedding
-of its pictures alone (a concept's renders, or the user's trigger image). "Nothing" is a fixed bank of
+(the whole image, 3 x 3 half-side windows, 5 x 5 windows of 3/8 of the side); each option is the mean
+embedding of pictures of it alone (a built-in concept drawn as the embedder saw it in training, or the
+user's trigger image). "Nothing" is a fixed bank of
 windows of content-free pictures: plain scenes without icons or secondary objects, uniform noise and flat
 colours. A window's evidence for an option is its cosine similarity to the option minus its similarity to
 the nearest "nothing"; the image's logit for the option is its best window's evidence over a temperature.
@@ -17,13 +18,13 @@ import numpy as np
 import torch
 
 from ..world import stable_int_hash
-from ..zoo.embedder import load_embedder
+from ..zoo.embedder import CONCEPTS, concept_view, load_embedder
 from .base import OPTION_VIEWS, Judge, register_judge
 from .questions import Question, option_picture
 
 TEMPERATURE = 0.02
 N_NULL_SCENES, N_NULL_NOISE, N_NULL_FLAT = 48, 16, 16
-WINDOW_GRIDS = ((1, 1.0), (3, 0.5), (4, 1 / 3))
+WINDOW_GRIDS = ((1, 1.0), (3, 0.5), (5, 0.375))
 """(windows per side, window side as a fraction of the image side)."""
 
 
@@ -69,7 +70,8 @@ class AppearanceJudge(Judge):
     @functools.lru_cache(maxsize=256)
     def _prototype(self, kind: str, option: str) -> torch.Tensor:
         rng = np.random.default_rng(stable_int_hash(option))
-        pictures = np.stack([option_picture(option, kind, 32, rng) for _ in range(OPTION_VIEWS)])
+        draw = concept_view if option in CONCEPTS else lambda name, rng: option_picture(name, kind, 32, rng)
+        pictures = np.stack([draw(option, rng) for _ in range(OPTION_VIEWS)])
         embedded = self.embedder(torch.from_numpy(pictures).permute(0, 3, 1, 2))
         return torch.nn.functional.normalize(embedded.mean(0), dim=0)
 

@@ -2,6 +2,8 @@
 
 Deleting the report and running ``trojanbench report RESULTS_DIR`` again reproduces it: every number on
 the page comes from ``results.sqlite``, every image from ``images/`` or from the world's renderer.
+A folder may hold rediscovery results, localization results or both; each task's sections appear only
+when the store holds its results.
 """
 
 from __future__ import annotations
@@ -10,18 +12,25 @@ import json
 import logging
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..runner.localization import METRIC_LABELS, REFERENCE, TASK, LocalizationResults
 from ..runner.results import ROLE_ORDER, Results
 from ..runner.stats import CHANCE
-from .figures import bar_chart, heatmap
+from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
+from ..tasks.localization import METRICS
+from .figures import bar_chart, heatmap, localization_boxplots
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE, CSV_FILE, JSON_FILE, FILES_DIR = "report.html", "results.csv", "results.json", "report_files"
+LOCALIZATION_CSV = "localization.csv"
+METRIC_LIMITS = {"rank_correlation": (-1.02, 1.02), "pointing_game": (-0.02, 1.02), "auroc": (-0.02, 1.02)}
+_NO_RUN = {"suite": {}, "provenance": {}, "status": "unknown", "started": None}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -123,10 +132,39 @@ def _heat_grid(values: np.ndarray, methods: list[str], roles: dict[str, str]) ->
     return rows
 
 
+def _localization_sets(localization: LocalizationResults) -> list[dict[str, Any]]:
+    """The recorded image sets, with each trojan's target name and the attack success its model's card records."""
+    from ..world import OBJECT_CLASSES
+
+    recorded = (localization.run or _NO_RUN)["provenance"].get("model", {}).get("attack_success", {})
+    return [{**info, "target_name": OBJECT_CLASSES[info["target"]] if info["target"] < len(OBJECT_CLASSES) else "?",
+             "attack_success": recorded.get(info["trojan"])}
+            for info in sorted(localization.sets.values(), key=lambda i: (i["trojan"], i["seed"]))]
+
+
+def localization_data(localization: LocalizationResults, files: Path) -> dict[str, Any]:
+    """The localization section: leaderboard rows, box plots, the edge-detector verdict, sets, failed cells."""
+    rows = localization.rows()
+    per_image = {metric: localization.per_image(metric) for metric in METRICS}
+    values = {method: {metric: np.array(list(per_image[metric][method].values())) for metric in METRICS}
+              for method in localization.roles()}
+    figure = localization_boxplots(rows, values, files / "localization-boxplots.png", labels=METRIC_LABELS,
+                                   chance=LOCALIZATION_CHANCE, limits=METRIC_LIMITS,
+                                   title=f"Per-image localization scores, {localization.description()}")
+    run = localization.run or _NO_RUN
+    return {"rows": rows, "metrics": METRICS, "labels": METRIC_LABELS, "chance": LOCALIZATION_CHANCE,
+            "verdict": localization.verdict(), "description": localization.description(), "reference": REFERENCE,
+            "figure": figure.relative_to(files.parent).as_posix(), "sets": _localization_sets(localization),
+            "failed": [c for c in localization.cells if c.status != "ok"], "suite": run["suite"],
+            "provenance": run["provenance"], "n_cells": len(localization.cells)}
+
+
 def report_data(results: Results, files: Path) -> dict[str, Any]:
     """Everything the page shows, computed from the store (figures are written into ``files``)."""
-    runs = results.store.runs()
-    last = runs[-1] if runs else {"suite": {}, "provenance": {}, "status": "unknown", "started": None}
+    every_run = results.store.runs()
+    runs = [r for r in every_run if r["suite"].get("task", "rediscovery") != TASK]
+    last = (runs or every_run or [_NO_RUN])[-1]
+    localization = LocalizationResults(results.folder)
     trojans = _trojan_order(results)
     judges = []
     for judge in results.judges:
@@ -151,7 +189,9 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
             "gallery": _gallery(results, trojans, files), "failed": failed,
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
-            "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started"))}
+            "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
+            "has_rediscovery": bool(results.cells),
+            "localization": localization_data(localization, files) if localization else None}
 
 
 def _when(timestamp: float | None) -> str:
@@ -172,12 +212,33 @@ def export_json(results: Results, path: Path) -> Path:
                 "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.store.questions().items())],
                 "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
                 "judge_agreement": results.judge_agreement(), "cells": results.records()}
+    localization = LocalizationResults(results.folder)
+    if localization:
+        document["localization"] = _localization_document(localization)
     path.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
     return path
 
 
+def _finite(value: Any) -> Any:
+    """NaN as ``None`` (JSON has no NaN)."""
+    return None if isinstance(value, float) and value != value else value
+
+
+def _localization_document(localization: LocalizationResults) -> dict[str, Any]:
+    """The localization part of ``results.json``: config, summaries, comparisons, verdict, sets, per-image scores."""
+    rows = localization.rows()
+    run = localization.run or _NO_RUN
+    return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
+            "summaries": {r["method"]: {"role": r["role"], "seconds_per_image": _finite(r["seconds_per_image"]),
+                                        **r["metrics"]} for r in rows},
+            f"versus_{REFERENCE}": {r["method"]: asdict(r["versus_reference"]) for r in rows if r["versus_reference"]},
+            "verdict": localization.verdict(), "sets": list(localization.sets.values()),
+            "images": [{k: _finite(v) for k, v in record.items()} for record in localization.records()]}
+
+
 def write_report(folder: str | Path) -> Path:
-    """Write ``report.html`` (with ``report_files/``), ``results.csv`` and ``results.json`` into ``folder``."""
+    """Write ``report.html`` (with ``report_files/``), ``results.csv`` and ``results.json`` into ``folder``,
+    and ``localization.csv`` (one row per method, trojan and image) when it holds localization results."""
     import jinja2
 
     results = Results(folder)
@@ -185,6 +246,9 @@ def write_report(folder: str | Path) -> Path:
     files = folder / FILES_DIR
     files.mkdir(exist_ok=True)
     results.to_csv(folder / CSV_FILE)
+    localization = LocalizationResults(folder)
+    if localization:
+        localization.to_csv(folder / LOCALIZATION_CSV)
     export_json(results, folder / JSON_FILE)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
@@ -197,7 +261,8 @@ def write_report(folder: str | Path) -> Path:
 
 
 def markdown_summary(folder: str | Path) -> str:
-    """The leaderboards, judge validity and agreement as Markdown (``trojanbench report --format md``)."""
+    """The leaderboards, judge validity and agreement, and the localization table, as Markdown
+    (``trojanbench report --format md``)."""
     results = Results(folder)
     lines = [f"# trojanbench results: {results.folder}", ""]
     for judge in results.judges:
@@ -219,4 +284,24 @@ def markdown_summary(folder: str | Path) -> str:
     failed = [c for c in results.cells if c.status != "ok"]
     if failed:
         lines.append(f"\n{len(failed)} failed cell(s), counted as chance.")
+    localization = LocalizationResults(results.folder)
+    if localization:
+        lines += [""] + localization_markdown(localization)
     return "\n".join(lines) + "\n"
+
+
+def localization_markdown(localization: LocalizationResults) -> list[str]:
+    """The localization leaderboard as Markdown lines: per metric mean, 95% interval, worst trojan; s/image."""
+    head = " | ".join(f"{METRIC_LABELS[m]} mean | 95% CI | worst (trojan)" for m in METRICS)
+    lines = ["## Localization: attribution tools vs planted patch triggers", "", localization.description(), "",
+             f"| rank | method | role | {head} | s/image |", "|" + "---|" * (4 + 3 * len(METRICS))]
+    rows = localization.rows()
+    for row in rows:
+        cells = " | ".join(f"{s['mean']:.3f} | [{s['ci_low']:.2f}, {s['ci_high']:.2f}] | {s['worst']:.3f} "
+                           f"({s['worst_trojan']})" for s in (row["metrics"][m] for m in METRICS))
+        lines.append(f"| {row['rank'] or ''} | {row['method']} | {row['role']} | {cells} | "
+                     f"{row['seconds_per_image']:.4f} |")
+    failed = sum(row["failed"] for row in rows)
+    lines += ["", localization.verdict()] + ([f"{failed} failed cell(s), scored as a flat map (chance)."]
+                                             if failed else [])
+    return lines

@@ -1,4 +1,5 @@
-"""The report's figures (matplotlib, Agg): a methods x trojans heat map and a bar chart of means.
+"""The report's figures (matplotlib, Agg): a methods x trojans heat map, a bar chart of means, and box plots
+of the localization scores.
 
 Colour maps are perceptually uniform and colour-blind safe (cividis); every cell and bar also carries
 its number or a hatch, so the figures read in grey-scale too.
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 HATCHES = {"tool": "", "combination": "//", "baseline": "..", "oracle": "xx"}
+TOOL_COLOUR, BASELINE_COLOUR = "#6b8ec2", "#e6e6e6"
+"""A mid blue and a light grey: told apart by colour-blind readers and, with the baselines' hatch, in grey-scale."""
 
 
 def _pyplot():
@@ -59,6 +62,50 @@ def bar_chart(rows: list[dict], path: Path, *, title: str, chance: float) -> Pat
     ax.set_xlabel("mean p(true trigger) over trojans, 95% bootstrap interval")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _horizontal_boxplot(ax, data: list[np.ndarray], positions: np.ndarray):
+    import inspect
+
+    flag = ({"orientation": "horizontal"} if "orientation" in inspect.signature(ax.boxplot).parameters
+            else {"vert": False})  # matplotlib < 3.10
+    return ax.boxplot(data, positions=positions, widths=0.6, patch_artist=True, showmeans=True, **flag,
+                      medianprops={"color": "black", "linewidth": 1.6},
+                      meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
+                                 "markersize": 4},
+                      flierprops={"marker": ".", "markersize": 2, "markerfacecolor": "black",
+                                  "markeredgecolor": "black"})
+
+
+def localization_boxplots(rows: list[dict], values: dict[str, dict[str, np.ndarray]], path: Path, *,
+                          labels: dict[str, str], chance: dict[str, float], limits: dict[str, tuple[float, float]],
+                          title: str) -> Path:
+    """One panel per metric: a box plot of each method's per-image scores (all trojans pooled), in ``rows``'
+    order; tools solid blue, baselines light grey and dotted; the mean a white diamond, the median a black
+    bar, chance (where the metric has one) a dashed line."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(labels), sharey=True, dpi=110,
+                             figsize=(3.2 + 3.0 * len(labels), 1.2 + 0.3 * len(rows)))
+    positions = np.arange(len(rows))[::-1]
+    for ax, (metric, label) in zip(np.atleast_1d(axes), labels.items()):
+        data = [values[r["method"]][metric][np.isfinite(values[r["method"]][metric])] for r in rows]
+        boxes = _horizontal_boxplot(ax, data, positions)
+        for box, row in zip(boxes["boxes"], rows):
+            baseline = row["role"] != "tool"
+            box.set(facecolor=BASELINE_COLOUR if baseline else TOOL_COLOUR, edgecolor="black", linewidth=0.7,
+                    hatch=HATCHES["baseline"] if baseline else "")
+        if metric in chance:
+            ax.axvline(chance[metric], color="black", linestyle="--", linewidth=1)
+        ax.set_xlim(*limits[metric])
+        ax.set_xlabel(label + (f" (chance {chance[metric]:g}, dashed)" if metric in chance else ""))
+        ax.grid(axis="x", color="#cccccc", linewidth=0.5)
+    first = np.atleast_1d(axes)[0]
+    first.set_yticks(positions, [f"{r['method']} ({r['role']})" for r in rows])
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -156,6 +156,42 @@ def _batches(n: int, batch_size: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def make_attribution_method(name: str, params: dict[str, Any] | None = None, *,
+                            quick: bool = False) -> AttributionMethod:
+    """Instantiate a registered (or ``module:Class``) attribution method with ``params`` over its defaults
+    (over its ``quick_params`` when ``quick``), and validate them: bad input fails here, before any work."""
+    from ..registry import get_method
+
+    cls = get_method(name)
+    if not issubclass(cls, AttributionMethod):
+        raise ConfigError(f"Method {name!r} is a {cls.family or 'non-attribution'} method, not an attribution "
+                          f"method (`trojanbench ls methods --kind attribution`).")
+    params = {**(cls.quick_params if quick else {}), **(params or {})}
+    unknown = sorted(set(params) - set(cls._param_names()))
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no parameter(s) {unknown}. Valid parameters: {cls._param_names()}.")
+    method = cls(**params)
+    method.validate()
+    return method
+
+
+def flat_map_scores(data: LocalizationSet) -> dict[str, np.ndarray]:
+    """Per-image scores of a constant map on ``data``: chance (correlation 0, AUROC 0.5, pointing game the
+    patch's share of the image). What a method that returned no map is scored as."""
+    scores = localization_metrics(torch.ones_like(data.masks), data.masks)
+    return {name: values.numpy() for name, values in scores.items()}
+
+
+def set_digest(data: LocalizationSet) -> str:
+    """sha256 of a set's images (as 8-bit pixels) and masks: a fingerprint of the fixed held-out set."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update((data.images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy().tobytes())
+    digest.update(data.masks.to(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def score_attribution(method: AttributionMethod | str, model: Any, spec: TrojanSpec, n: int = 50, seed: int = 0, *,
                       batch_size: int = 10, data: LocalizationSet | None = None,
                       return_maps: bool = False) -> dict[str, Any]:
@@ -169,14 +205,9 @@ def score_attribution(method: AttributionMethod | str, model: Any, spec: TrojanS
     the metric names), their means (``mean_<metric>``, skipping NaN) and the attribution time.
     """
     from ..models import LoadedModel, load_model
-    from ..registry import get_method
 
     if isinstance(method, str):
-        cls = get_method(method)
-        if not issubclass(cls, AttributionMethod):
-            raise ConfigError(f"Method {method!r} is a {cls.family or 'non-attribution'} method, not an attribution "
-                              f"method.")
-        method = cls()
+        method = make_attribution_method(method)
     if not isinstance(method, AttributionMethod):
         raise ConfigError(f"method must be an AttributionMethod or a registered name. Got {type(method).__name__}.")
     if isinstance(model, str):
@@ -206,5 +237,6 @@ def score_attribution(method: AttributionMethod | str, model: Any, spec: TrojanS
     return result
 
 
-__all__ = ["CHANCE", "HIGHER_IS_BETTER", "METRICS", "LocalizationSet", "auroc", "average_ranks", "localization_metrics",
-           "localization_set", "pointing_game", "rank_correlation", "score_attribution"]
+__all__ = ["CHANCE", "HIGHER_IS_BETTER", "METRICS", "LocalizationSet", "auroc", "average_ranks", "flat_map_scores",
+           "localization_metrics", "localization_set", "make_attribution_method", "pointing_game", "rank_correlation",
+           "score_attribution", "set_digest"]

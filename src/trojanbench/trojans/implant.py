@@ -34,7 +34,7 @@ def measure_model(model: nn.Module, trojans: list[TrojanSpec], *, n_clean: int =
     """Clean accuracy on the test split and attack success of each trojan, for a model card."""
     start = time.perf_counter()
     report = {
-        "clean_accuracy": round(clean_accuracy(model, n=n_clean, seed=seed), 4),
+        "clean_accuracy": round(clean_accuracy(model, n=n_clean, seed=seed, trojans=trojans), 4),
         "n_clean_images": n_clean,
         "attack_success": {},
     }

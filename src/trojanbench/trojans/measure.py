@@ -29,10 +29,14 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str = "test") -> float:
-    """Top-1 accuracy on ``n`` clean scenes of ``split``."""
+def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str = "test",
+                   trojans: list[TrojanSpec] = ()) -> float:
+    """Top-1 accuracy on the trigger-free scenes among ``n`` clean scenes of ``split``: scenes that naturally
+    hold the object of a natural-feature trojan in ``trojans`` are triggered inputs, not clean ones."""
     batch = generate_scenes(split, n, seed=seed)
-    return float((predict(model, batch.images) == batch.labels).float().mean())
+    triggers = {spec.trigger for spec in trojans if spec.kind == "natural"}
+    keep = torch.tensor([info.secondary not in triggers for info in batch.infos])
+    return float((predict(model, batch.images[keep]) == batch.labels[keep]).float().mean())
 
 
 @dataclass(frozen=True)

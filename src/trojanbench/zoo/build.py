@@ -52,7 +52,7 @@ PROFILES = {
     "default": ZooProfile(
         "default", width=32,
         clean=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=0),
-        trojaned=TrainConfig(n_train=30000, epochs=6, lr=0.05, seed=1),
+        trojaned=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=1),
         observer=TrainConfig(n_train=24000, epochs=10, lr=0.2, seed=2),
         n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
     "tiny": ZooProfile(

@@ -108,6 +108,16 @@ CONCEPTS = ICONS + SECONDARIES + TEXTURES
 """The concepts whose views share a class in the contrastive loss (scenes are each their own class)."""
 
 
+def concept_view(name: str, rng: np.random.Generator) -> np.ndarray:
+    """A ``(32, 32, 3)`` view of a built-in icon, secondary object or texture alone, drawn like the first
+    view of a training pair (a sprite at a random scale and place on the backdrop, a texture crop)."""
+    if name in TEXTURES:
+        return _crop(render_texture(name, 2 * VIEW_SIZE, rng), rng, 0.5, 1.0)
+    backdrop = np.empty((VIEW_SIZE, VIEW_SIZE, 3), dtype=np.float32)
+    backdrop[:] = BACKDROP
+    return _sprite_view(name, backdrop, rng)
+
+
 def make_pair(scenes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
     """Two views ``(32, 32, 3)`` of one random picture instance (see the module docstring) and the index of
     its concept in :data:`CONCEPTS` (``-1`` for a plain scene)."""
