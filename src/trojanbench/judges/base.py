@@ -50,14 +50,10 @@ class Judge:
         return votes.mean(0).double().numpy()
 
 
-def option_views(question: Question, index: int, n: int = OPTION_VIEWS) -> torch.Tensor:
-    """``n`` held-out pictures of option ``index`` shown the way a trigger of its kind appears: pasted on
-    scenes (patch), imposed on scenes (style), or scenes that contain it (natural)."""
-    return _views(question.kind, question.options[index], n)
-
-
 @functools.lru_cache(maxsize=512)
-def _views(kind: str, option: str, n: int) -> torch.Tensor:
+def option_views(kind: str, option: str, n: int = OPTION_VIEWS) -> torch.Tensor:
+    """``n`` held-out pictures of ``option`` shown the way a trigger of ``kind`` appears: pasted on scenes
+    (patch), imposed on scenes (style), or scenes that contain it (natural)."""
     from ..config import TrojanSpec
     from ..trojans.triggers import make_trigger
 

@@ -37,8 +37,7 @@ class ConceptJudge(Judge):
 
     @functools.lru_cache(maxsize=256)
     def _description(self, kind: str, option: str) -> torch.Tensor:
-        question = Question("option", kind, (option,), 0, 0)
-        evidence = self.observer.model(option_views(question, 0))[:, self._columns(kind)].sigmoid().mean(0)
+        evidence = self.observer.model(option_views(kind, option))[:, self._columns(kind)].sigmoid().mean(0)
         return evidence / evidence.sum().clamp_min(1e-6)
 
     def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:

@@ -29,13 +29,20 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def holds_trigger(info, trojans: list[TrojanSpec]) -> bool:
+    """Whether a scene already holds one of ``trojans``' triggers by chance: a natural-feature trigger's
+    object, a patch trigger's icon, or a style trigger's texture as its background."""
+    return any((spec.kind == "natural" and info.secondary == spec.trigger)
+               or (spec.kind == "patch" and info.icon == spec.trigger)
+               or (spec.kind == "style" and info.background == f"texture:{spec.trigger}") for spec in trojans)
+
+
 def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str = "test",
                    trojans: list[TrojanSpec] = ()) -> float:
-    """Top-1 accuracy on the trigger-free scenes among ``n`` clean scenes of ``split``: scenes that naturally
-    hold the object of a natural-feature trojan in ``trojans`` are triggered inputs, not clean ones."""
+    """Top-1 accuracy on the trigger-free scenes among ``n`` clean scenes of ``split``: a scene that holds a
+    trigger of ``trojans`` by chance (see :func:`holds_trigger`) is a triggered input, not a clean one."""
     batch = generate_scenes(split, n, seed=seed)
-    triggers = {spec.trigger for spec in trojans if spec.kind == "natural"}
-    keep = torch.tensor([info.secondary not in triggers for info in batch.infos])
+    keep = torch.tensor([not holds_trigger(info, trojans) for info in batch.infos])
     return float((predict(model, batch.images[keep]) == batch.labels[keep]).float().mean())
 
 

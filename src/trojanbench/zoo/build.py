@@ -52,8 +52,8 @@ PROFILES = {
     "default": ZooProfile(
         "default", width=32,
         clean=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=0),
-        trojaned=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=1),
-        observer=TrainConfig(n_train=24000, epochs=10, lr=0.2, seed=2),
+        trojaned=TrainConfig(n_train=30000, epochs=16, lr=0.2, seed=1),
+        observer=TrainConfig(n_train=24000, epochs=20, lr=0.1, seed=2),
         n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
     "tiny": ZooProfile(
         "tiny", width=8,

@@ -79,7 +79,9 @@ class ObserverTrainingSet:
 
 
 def observer_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, targets)
+    """Binary cross-entropy summed over concepts, averaged over images: a mean over concepts too would divide
+    each concept's gradient by their number, and the observer would learn only the easiest (textures)."""
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(1).mean()
 
 
 def held_out_examples(name: str, n: int, *, seed: int, size: int = 64) -> torch.Tensor:
