@@ -18,8 +18,8 @@ from trojanbench.world import OBJECT_CLASSES
 pytestmark = pytest.mark.slow
 
 
-def test_tiny_zoo_writes_three_models_with_measured_cards(tiny_zoo):
-    assert set(tiny_zoo) == {"clean", "trojaned", "observer"}
+def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
+    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder"}
     trojaned = read_card(tiny_zoo["trojaned"])
     names = default_trojan_suite().names()
     assert [t["name"] for t in trojaned["trojans"]] == names
@@ -29,6 +29,8 @@ def test_tiny_zoo_writes_three_models_with_measured_cards(tiny_zoo):
     assert trojaned["training"]["config"] == PROFILES["tiny"].trojaned.to_dict()
     observer = read_card(tiny_zoo["observer"])
     assert observer["concepts"] == list(CONCEPTS) and set(observer["concept_accuracy"]) == set(CONCEPTS)
+    assert read_card(tiny_zoo["generator"])["training"]["heldout_reconstruction_mse"] > 0
+    assert read_card(tiny_zoo["embedder"])["training"]["n_pairs"] > 0
     loaded = load_model(tiny_zoo["trojaned"])
     assert loaded.model.fc.out_features == len(OBJECT_CLASSES) and not loaded.model.training
 
