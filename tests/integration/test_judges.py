@@ -35,10 +35,8 @@ def test_scores_are_probabilities_over_the_options(judge_name):
                                               question)), "deterministic"
 
 
-ORACLE_TOP1 = {"concept": 0.95, "appearance": 0.85}
-"""The share of (trojan, seed) questions on which each judge must pick the oracle's true trigger. The issue's
-bar is 0.95; the appearance judge's embedder confuses a few look-alike pairs (elephant skin and pebbles,
-fork and knife), so its measured rate (22 of 24 here) is pinned instead, and reported in every run."""
+ORACLE_TOP1_BAR = 0.95
+"""The issue's bar: the share of (trojan, seed) questions on which a judge picks the oracle's true trigger."""
 
 
 @pytest.mark.slow
@@ -51,9 +49,9 @@ def test_oracle_is_recognised_on_every_default_trojan(judge_name, target):
             question = build_question(spec, seed)
             images = synthesize_for_trojan(oracle, target, spec, n_images=10, seed=seed)
             scores = judge.score(images, question)
-            assert scores[question.truth_index] > 1.5 / N_OPTIONS, (spec.name, seed, question.options, scores.round(2))
+            assert scores[question.truth_index] > 1 / N_OPTIONS, (spec.name, seed, question.options, scores.round(2))
             picked.append(int(scores.argmax()) == question.truth_index)
-    assert np.mean(picked) >= ORACLE_TOP1[judge_name], np.mean(picked)
+    assert np.mean(picked) >= ORACLE_TOP1_BAR, np.mean(picked)
 
 
 @pytest.mark.slow
@@ -70,13 +68,22 @@ def test_random_noise_scores_at_chance(judge_name, target):
     assert low <= 1 / N_OPTIONS <= high, (np.mean(values), low, high)
 
 
-@pytest.mark.parametrize("judge_name", JUDGES)
-def test_a_users_trigger_image_can_be_recognised(judge_name, logo_png):
-    """Options are pictures, so a trigger no judge was trained on still works as an option."""
+def _users_logo_question_and_oracle_images(logo_png):
     spec = TrojanSpec(name="logo", kind="patch", trigger=str(logo_png), target=0, patch_scale=(0.3, 0.4))
-    question = build_question(spec, 0)
     target = Target.from_model(load_model("trojaned"), n_clean=16, n_patches=16)
     oracle = get_method("oracle")().with_ground_truth(spec)
-    images = oracle.synthesize(target, 0, 10, seed=0)
-    scores = get_judge(judge_name).score(images, question)
-    assert scores[question.truth_index] > 1 / N_OPTIONS
+    return build_question(spec, 0), oracle.synthesize(target, 0, 10, seed=0)
+
+
+def test_a_users_trigger_image_is_recognised_by_the_appearance_judge(logo_png):
+    """Options are pictures, so a trigger no judge was trained on still works as an option."""
+    question, images = _users_logo_question_and_oracle_images(logo_png)
+    scores = get_judge("appearance").score(images, question)
+    assert scores[question.truth_index] > 1 / N_OPTIONS, scores.round(3)
+
+
+def test_the_concept_judge_warns_that_a_users_trigger_is_outside_its_vocabulary(logo_png, caplog):
+    question, images = _users_logo_question_and_oracle_images(logo_png)
+    scores = get_judge("concept").score(images, question)
+    assert scores.sum() == pytest.approx(1.0) and (scores > 0).all()
+    assert any("does not know" in r.getMessage() and str(logo_png) in r.getMessage() for r in caplog.records)

@@ -1,8 +1,9 @@
 """The appearance judge: does any part of an image look like an option more than like nothing?
 
 It uses the zoo's appearance embedder (see :mod:`trojanbench.zoo.embedder`), which shares no weights,
-architecture or objective with the concept observer. Each image is cut into windows at three scales
-(the whole image, 3 x 3 half-side windows, 5 x 5 windows of 3/8 of the side). Each option is a bank of
+architecture or objective with the concept observer. Each image is cut into windows at two scales
+(the whole image and 3 x 3 half-side windows; smaller windows made look-alike textures such as elephant
+skin and pebbles indistinguishable in the judge-validity check). Each option is a bank of
 embedded windows: those of :data:`BANK_VIEWS` held-out pictures of the option shown the way a trigger of
 its kind appears (pasted on, imposed on or present in scenes), plus the option alone (a built-in concept
 drawn as the embedder saw it in training, or the user's trigger image). "Nothing" is a fixed bank of
@@ -25,10 +26,10 @@ from .base import OPTION_VIEWS, Judge, option_views, register_judge
 from .questions import Question, option_picture
 
 TEMPERATURE = 0.005
-BANK_VIEWS = 24
+BANK_VIEWS = 48
 NEIGHBOURS = 3
 N_NULL_SCENES, N_NULL_NOISE, N_NULL_FLAT = 48, 16, 16
-WINDOW_GRIDS = ((1, 1.0), (3, 0.5), (5, 0.375))
+WINDOW_GRIDS = ((1, 1.0), (3, 0.5))
 """(windows per side, window side as a fraction of the image side)."""
 
 

@@ -4,11 +4,16 @@ Each option is described by the observer's mean evidence (sigmoid outputs over t
 option's kind) on held-out pictures of it; for a built-in concept this is close to one-hot on the concept
 itself. An image's score for an option is that description weighted against the image's concept logits,
 so for built-in concepts it is simply the observer's logit for the option's concept.
+
+The observer knows only the world's vocabulary: like a closed-vocabulary classifier, it describes a user's
+own trigger image by the concepts it resembles, which may not tell it from look-alike distractors. Such
+options are logged with a warning; the appearance judge, which compares pictures, is the one to trust there.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
 import torch
 
@@ -17,6 +22,8 @@ from ..world import VOCABULARY
 from ..zoo.observer import CONCEPTS
 from .base import Judge, option_views, register_judge
 from .questions import CONCEPT_KIND_OF, Question
+
+log = logging.getLogger(__name__)
 
 
 @register_judge
@@ -37,6 +44,9 @@ class ConceptJudge(Judge):
 
     @functools.lru_cache(maxsize=256)
     def _description(self, kind: str, option: str) -> torch.Tensor:
+        if option not in CONCEPTS:
+            log.warning("the concept judge does not know %r (not a built-in concept) and describes it by the "
+                        "concepts it resembles; trust the appearance judge for this option", option)
         evidence = self.observer.model(option_views(kind, option))[:, self._columns(kind)].sigmoid().mean(0)
         return evidence / evidence.sum().clamp_min(1e-6)
 
