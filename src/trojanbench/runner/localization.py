@@ -413,16 +413,18 @@ class LocalizationResults:
 
     def table(self) -> str:
         """The localization leaderboard as text: per metric mean [95% CI] and worst trojan, seconds per image."""
-        header = f"{'method':<26}{'role':<10}" + "".join(f"{METRIC_LABELS[m]:<31}" for m in METRICS) + "s/image"
-        sub = " " * 36 + f"{'mean':>6}{'95% CI':^16}{'worst':>6}   " * len(METRICS)
+        rows = self.rows()
+        labels = [f"{row['rank']}. {row['method']}" if row["rank"] else f"   {row['method']}" for row in rows]
+        width = max([26, *(len(label) + 2 for label in labels)])
+        header = f"{'method':<{width}}{'role':<10}" + "".join(f"{METRIC_LABELS[m]:<31}" for m in METRICS) + "s/image"
+        sub = " " * (width + 10) + f"{'mean':>6}{'95% CI':^16}{'worst':>6}   " * len(METRICS)
         lines = [f"localization: {self.description()}",
                  "mean over trojans, 95% bootstrap interval (trojans, then images), worst trojan", header, sub,
                  "-" * len(header)]
-        for row in self.rows():
-            label = f"{row['rank']}. {row['method']}" if row["rank"] else f"   {row['method']}"
+        for row, label in zip(rows, labels):
             cells = "".join(f"{s['mean']:>6.3f} [{s['ci_low']:>5.2f}, {s['ci_high']:>5.2f}] {s['worst']:>6.3f}   "
                             for s in (row["metrics"][m] for m in METRICS))
-            lines.append(f"{label:<26}{row['role']:<10}{cells}{row['seconds_per_image']:>7.4f}")
+            lines.append(f"{label:<{width}}{row['role']:<10}{cells}{row['seconds_per_image']:>7.4f}")
         lines.append(self.verdict())
         failed = [c for c in self.cells if c.status != "ok"]
         if failed:

@@ -17,7 +17,9 @@ from ..errors import ConfigError, require_extra
 from .stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, summarize
 from .store import Store
 
-ROLE_ORDER = {"tool": 0, "combination": 1, "baseline": 2, "oracle": 3}
+ROLE_ORDER = {"tool": 0, "combination": 0, "baseline": 1, "oracle": 2}
+"""Leaderboard order: tools and combinations of tools ranked together (a combination is an entry of its own),
+then the baselines and the oracle, which never rank."""
 CSV_COLUMNS = ("method", "role", "trojan", "kind", "seed", "judge", "p_true", "top1", "status", "seconds", "reason",
                "key")
 
@@ -151,7 +153,8 @@ class Results:
         summaries, roles = self.summaries(judge), self.roles()
         kinds = sorted({k for s in summaries.values() for k in s.by_kind})
         order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
-        header = f"{'method':<22}{'role':<12}{'mean':>6}  {'95% CI':<13}{'worst':>6}  " + "".join(
+        width = max([22, *(len(m) + 6 for m in order)])
+        header = f"{'method':<{width}}{'role':<12}{'mean':>6}  {'95% CI':<13}{'worst':>6}  " + "".join(
             f"{k:>8}" for k in kinds) + f"{'top-1':>7}"
         lines = [f"judge: {judge} (p_true: probability given to the true trigger; chance {CHANCE:.3f})", header,
                  "-" * len(header)]
@@ -162,11 +165,11 @@ class Results:
             if role in ("tool", "combination"):
                 rank += 1
             label = f"{rank}. {method}" if role in ("tool", "combination") else f"   {method}"
-            lines.append(f"{label:<22}{role:<12}{s.mean:>6.3f}  [{s.ci_low:.2f}, {s.ci_high:.2f}] {s.worst:>6.3f}  "
+            lines.append(f"{label:<{width}}{role:<12}{s.mean:>6.3f}  [{s.ci_low:.2f}, {s.ci_high:.2f}] {s.worst:>6.3f}  "
                          + "".join(f"{s.by_kind.get(k, float('nan')):>8.3f}" for k in kinds) + f"{s.top1:>7.2f}")
         bound = self.per_trojan_best(judge)
         if np.isfinite(bound):
-            lines.append(f"{'   per-trojan best':<22}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
+            lines.append(f"{'   per-trojan best':<{width}}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
                          f"after the fact: an upper bound, not a tool)")
         lines += self.validity_lines(judge)
         failed = [c for c in self.cells if c.status != "ok"]
