@@ -28,9 +28,9 @@ def fixtures_on_path(monkeypatch):
 
 
 def write_suite(path: Path, model: Path, methods: list, *, seeds=(0, 1), trojans=None, timeout=60.0,
-                judges=("concept", "appearance")) -> Path:
+                judges=("concept", "appearance"), n_images=4) -> Path:
     raw = {"name": "test", "model": str(model), "methods": methods, "judges": list(judges), "seeds": list(seeds),
-           "n_images": 4, "cell_timeout": timeout}
+           "n_images": n_images, "cell_timeout": timeout}
     if trojans:
         spec = path.parent / "trojans.yaml"
         spec.write_text(yaml.safe_dump({"trojans": trojans}))
@@ -44,8 +44,9 @@ TWO_TROJANS = [{"name": "smiley", "kind": "patch", "trigger": "smiley", "target"
 
 
 def test_run_scores_every_cell_and_resumes_without_recomputing(tiny_zoo, tmp_path):
+    # 10 images, as in the default suite: the judges' validity is measured on 10 (with 4, a small fork is missed)
     suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["random_noise", "dataset_exemplars", "oracle"],
-                        trojans=TWO_TROJANS)
+                        trojans=TWO_TROJANS, n_images=10)
     results = run(suite, out=tmp_path / "out")
     records = results.records()
     assert len(results.cells) == 3 * 2 * 2
