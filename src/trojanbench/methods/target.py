@@ -65,13 +65,17 @@ class Target:
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate features: the input of :attr:`classifier` (differentiable)."""
+        return self.features_and_logits(images)[0]
+
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Penultimate features ``[n, d]`` and logits ``[n, classes]`` from one differentiable forward pass."""
         captured: list[torch.Tensor] = []
         handle = self.classifier.register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
         try:
-            self.model(images)
+            logits = self.model(images)
         finally:
             handle.remove()
-        return captured[0].flatten(1)
+        return captured[0].flatten(1), logits
 
 
 def natural_patch_pool(n: int, patch_size: int, *, seed: int = 0, image_size: int = 64) -> torch.Tensor:

@@ -182,7 +182,7 @@ class _Scorer:
         image_file, scores = None, []
         if outcome.status == "ok":
             image_file = self.store.save_images(cell.key, outcome.pixels)
-            images = torch.from_numpy(outcome.pixels).permute(0, 3, 1, 2).float() / 255
+            images = torch.tensor(outcome.pixels).permute(0, 3, 1, 2).float() / 255
             scores = self.judge(images, cell.trojan.name, cell.seed)
         row = CellRow(cell.key, cell.method, cell.role, cell.params, cell.trojan.name, cell.trojan.kind, cell.seed,
                       outcome.status, outcome.reason, outcome.seconds, image_file)

@@ -98,11 +98,19 @@ def top_units(target: Target, target_class: int, k: int) -> torch.Tensor:
 def inner_unit(target: Target, target_class: int, n_images: int, n_units: int) -> Objective:
     """The activation of the penultimate unit most tied to the target class: image ``i`` maximizes the
     ``i mod k``-th of the ``k = n_units`` units with the largest weights into the target logit (several
-    units give diverse images; ``n_units=1`` is the single most tied unit)."""
+    units give diverse images; ``n_units=1`` is the single most tied unit).
+
+    A unit silent on an image (zero after its ReLU) gives that image no gradient, and the CPPN's first
+    rendering is uniform grey, on which most units are silent: so while its unit is silent, an image climbs
+    the target logit (which the unit feeds) instead, until the unit fires. This stands in for the
+    "redirected ReLU" of Olah et al.'s implementation, which needs access to the model's ReLUs.
+    """
     units = top_units(target, target_class, n_units)
     per_image = units[torch.arange(n_images) % len(units)]
 
     def objective(images: torch.Tensor) -> torch.Tensor:
-        return target.features(images).gather(1, per_image[:, None]).squeeze(1)
+        features, logits = target.features_and_logits(images)
+        unit = features.gather(1, per_image[:, None]).squeeze(1)
+        return torch.where(unit > 0, unit, logits[:, target_class])
 
     return objective
