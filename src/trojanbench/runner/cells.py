@@ -2,18 +2,43 @@
 
 A cell is a pure function of its method's resolved hyperparameters, its trojan, its seed, the number
 of images, the audited checkpoint's hash and the code version, so the hash of those is its cache key:
-a finished cell is never recomputed, and a killed run resumes where it stopped.
+a finished cell is never recomputed, and a killed run resumes where it stopped. The code version is the
+package version plus a digest of the package's source (and of a plugin's module), so editing a tool
+without bumping the version does not silently reuse cells computed by the old code.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..config import TrojanSpec
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest(root: Path) -> str:
+    """12 hex digits of sha256 over the paths and bytes of every ``.py`` file under ``root`` (or the file)."""
+    digest = hashlib.sha256()
+    files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+    for path in files:
+        digest.update((path.relative_to(root).as_posix() if root.is_dir() else path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def code_version(method_cls: type | None = None) -> str:
+    """``VERSION+DIGEST`` of the trojanbench package's source; a plugin's own module digest is appended."""
+    version = f"{__version__}+{_source_digest(Path(__file__).resolve().parents[1])}"
+    if method_cls is not None and not method_cls.__module__.startswith("trojanbench."):
+        source = getattr(sys.modules.get(method_cls.__module__), "__file__", None)
+        version += f"+{_source_digest(Path(source).resolve())}" if source else ""
+    return version
 
 
 @dataclass(frozen=True)
@@ -27,7 +52,7 @@ class Cell:
     n_images: int
     model_sha256: str
     role: str = "tool"  # tool | baseline | oracle
-    code_version: str = __version__
+    code_version: str = field(default_factory=code_version)
     key: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

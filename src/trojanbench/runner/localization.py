@@ -58,7 +58,7 @@ from ..tasks.localization import (
     set_digest,
 )
 from ..world import OBJECT_CLASSES
-from .cells import Cell, canonical_json
+from .cells import Cell, canonical_json, code_version
 from .execute import time_budget
 from .stats import Comparison, paired_comparison, summarize
 from .store import LocalizationCellRow, Store
@@ -108,13 +108,14 @@ def _hash(value: Any) -> str:
 
 def set_key(cell: Cell) -> str:
     """Key of the image set a cell explains: the trojan, seed, size and code version (not the method)."""
-    payload = cell.payload()
+    payload = {**cell.payload(), "code_version": code_version()}  # the package's, whatever the method
     return _hash({"task": TASK, "set": {k: payload[k] for k in ("trojan", "seed", "n_images", "code_version")}})
 
 
 def _cell(name: str, method: AttributionMethod, trojan: TrojanSpec, seed: int, n_images: int, sha256: str) -> Cell:
     cell = Cell(method=name, params=method.get_params(), trojan=trojan, seed=seed, n_images=n_images,
-                model_sha256=sha256, role="baseline" if method.is_baseline else "tool")
+                model_sha256=sha256, role="baseline" if method.is_baseline else "tool",
+                code_version=code_version(type(method)))
     return dataclasses.replace(cell, key=_hash({"task": TASK, **cell.payload()}))
 
 

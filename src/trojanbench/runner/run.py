@@ -27,7 +27,7 @@ from ..models import load_model
 from ..registry import get_method, load_plugin
 from ..tasks import make_method
 from ..world import OBJECT_CLASSES
-from .cells import Cell, canonical_json
+from .cells import Cell, canonical_json, code_version
 from .executors import Job, make_executor
 from .results import Results
 from .store import CellRow, Store
@@ -110,7 +110,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
         for trojan in chosen:
             for seed in suite.seeds:
                 cells.append(Cell(method=name, params=params, trojan=trojan, seed=seed, n_images=suite.n_images,
-                                  model_sha256=loaded.sha256, role=role))
+                                  model_sha256=loaded.sha256, role=role, code_version=code_version(cls)))
     return Plan(suite, chosen, cells, judges, loaded.sha256, dict(loaded.card or {}), plugins)
 
 
