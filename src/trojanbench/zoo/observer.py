@@ -1,8 +1,8 @@
 """The concept observer: a multi-label network that names which world concepts an image shows.
 
 It is trained only on clean renders of the world's whole vocabulary (object classes, icons, textures,
-secondary objects, alone and in scenes, with icons pasted and textures applied as styles), never on a
-trojaned model's outputs. The evaluation task uses it as an automatic judge: our laptop-scale stand-in
+secondary objects, alone and in scenes, with icons pasted and textures applied as styles) and on a few
+content-free pictures that show no concept (noise, flat colours), never on a trojaned model's outputs. The evaluation task uses it as an automatic judge: our laptop-scale stand-in
 for the CLIP judge (and the human raters) of Casper et al. (2023).
 """
 
@@ -23,6 +23,11 @@ CONCEPTS: tuple[str, ...] = tuple(VOCABULARY)
 
 ALONE_RATE, STYLE_RATE, PATCH_RATE = 0.12, 0.3, 0.3
 FORCED_SECONDARY_RATE, FORCED_ICON_RATE = 0.5, 0.3
+NOTHING_RATE = 0.04
+"""Share of content-free examples labelled with no concept: without them the observer reads uniform noise
+as a texture (jellybeans, p_true 0.975 for random noise on that question) and rewards noisy images."""
+NOTHING_GRAINS = (1, 2, 4, 8, 64)
+"""Pixel size of the noise of a content-free example (64 on a 64-pixel image: a flat colour)."""
 
 
 def _style(texture: str, strength: float) -> StyleTrigger:
@@ -33,8 +38,17 @@ def _patch(icon: str, scale: tuple[float, float] = (0.2, 0.45)) -> PatchTrigger:
     return PatchTrigger(TrojanSpec(name=icon, kind="patch", trigger=icon, target=0, patch_scale=scale))
 
 
+def render_nothing(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A content-free picture ``[size, size, 3]``: uniform colour noise at a random grain, or a flat colour."""
+    grain = min(int(rng.choice(NOTHING_GRAINS)), size)
+    cells = rng.random((-(-size // grain), -(-size // grain), 3), dtype=np.float32)
+    return cells.repeat(grain, 0).repeat(grain, 1)[:size, :size]
+
+
 def render_observer_example(rng: np.random.Generator, size: int) -> tuple[np.ndarray, set[str]]:
     """One training image for the observer and the set of concepts it shows."""
+    if rng.random() < NOTHING_RATE:
+        return render_nothing(rng, size), set()
     if rng.random() < ALONE_RATE:
         name = CONCEPTS[int(rng.integers(len(CONCEPTS)))]
         return render_concept(name, size, rng), {name}
