@@ -65,7 +65,8 @@ def test_random_noise_scores_at_chance(judge_name, target):
             images = synthesize_for_trojan(noise, target, spec, n_images=10, seed=seed)
             values.append(judge.score(images, question)[question.truth_index])
     low, high = bootstrap_interval(np.array(values).reshape(-1, len(SEEDS)))
-    assert low <= 1 / N_OPTIONS <= high, (np.mean(values), low, high)
+    # a judge that sees nothing in noise gives every option 1/8 up to float rounding; the report allows 5e-4 too
+    assert low - 5e-4 <= 1 / N_OPTIONS <= high + 5e-4, (np.mean(values), low, high)
 
 
 def _users_logo_question_and_oracle_images(logo_png):
