@@ -13,6 +13,7 @@ from trojanbench.methods import Target
 from trojanbench.models import load_model
 from trojanbench.registry import get_method
 from trojanbench.runner.stats import bootstrap_interval
+from trojanbench.runner.results import ORACLE_TOP1_BAR, contains_chance
 from trojanbench.tasks import synthesize_for_trojan
 
 JUDGES = ("concept", "appearance")
@@ -35,13 +36,10 @@ def test_scores_are_probabilities_over_the_options(judge_name):
                                               question)), "deterministic"
 
 
-ORACLE_TOP1_BAR = 0.95
-"""The issue's bar: the share of (trojan, seed) questions on which a judge picks the oracle's true trigger."""
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("judge_name", JUDGES)
-def test_oracle_is_recognised_on_every_default_trojan(judge_name, target):
+def test_oracle_is_recognised_on_at_least_the_bar_of_questions(judge_name, target):
+    """Pooled over trojans and seeds (the report also checks the bar per trojan, and says when it is missed)."""
     judge, oracle = get_judge(judge_name), get_method("oracle")()
     picked = []
     for spec in default_trojan_suite().trojans:
@@ -65,8 +63,7 @@ def test_random_noise_scores_at_chance(judge_name, target):
             images = synthesize_for_trojan(noise, target, spec, n_images=10, seed=seed)
             values.append(judge.score(images, question)[question.truth_index])
     low, high = bootstrap_interval(np.array(values).reshape(-1, len(SEEDS)))
-    # a judge that sees nothing in noise gives every option 1/8 up to float rounding; the report allows 5e-4 too
-    assert low - 5e-4 <= 1 / N_OPTIONS <= high + 5e-4, (np.mean(values), low, high)
+    assert contains_chance(low, high), (np.mean(values), low, high)
 
 
 def _users_logo_question_and_oracle_images(logo_png):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..runner.localization import METRIC_LABELS, REFERENCE, TASK, LocalizationResults
-from ..runner.results import ROLE_ORDER, Results
+from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
@@ -187,6 +187,7 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
     attack_success = {t: recorded[t] for t, _ in trojans if t in recorded}
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
+            "oracle_bar": ORACLE_TOP1_BAR,
             "gallery": _gallery(results, trojans, files), "failed": failed,
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
