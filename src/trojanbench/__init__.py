@@ -26,19 +26,22 @@ from .report import write_report  # noqa: E402
 from .runner import (  # noqa: E402
     LocalizationResults,
     MethodSpec,
+    RemovalResults,
     Results,
     Suite,
     load_localization_results,
+    load_removal_results,
     load_results,
     load_suite,
     run,
     run_localization,
+    run_removal,
 )
 
 __all__ = [
     "AuditResult", "CheckpointError", "ConfigError", "LoadedModel", "LocalizationResults", "Method", "MethodError",
-    "MethodSpec", "MissingExtraError", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
+    "MethodSpec", "MissingExtraError", "RemovalResults", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
     "TrojanbenchError", "UnknownNameError", "UnsafeCheckpointError", "__version__", "audit_model",
-    "default_trojan_suite", "get_method", "load_localization_results", "load_model", "load_results", "load_suite",
-    "load_trojan_suite", "method_names", "register_method", "run", "run_localization", "write_report",
+    "default_trojan_suite", "get_method", "load_localization_results", "load_model", "load_removal_results", "load_results", "load_suite",
+    "load_trojan_suite", "method_names", "register_method", "run", "run_localization", "run_removal", "write_report",
 ]

@@ -52,18 +52,23 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @main.command()
-@click.option("--task", type=click.Choice(["rediscovery", "localization"]), default="rediscovery", show_default=True,
+@click.option("--task", type=click.Choice(["rediscovery", "localization", "removal"]), default="rediscovery",
+              show_default=True,
               help="rediscovery: synthesis tools, judged by multiple choice; localization: attribution tools, scored "
-                   "against planted patch footprints.")
+                   "against planted patch footprints; removal: does each tool's rediscovery output (read from OUT) "
+                   "help remove the trojan, beside noise, no guidance, the true trigger and reference defences.")
 @click.option("--suite", default="default", show_default=True,
               help="Shipped suite name or suite YAML file (default: the task's shipped suite).")
-@click.option("--quick", is_flag=True, help="Fast settings: rediscovery one trojan per kind and one seed (~3 minutes); "
-                                            "localization 12 images per trojan (~1 minute). Both: fast method settings.")
+@click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
+                                            "(~3 minutes); localization 12 images per trojan (~1 minute). All: fast "
+                                            "method settings.")
 @click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
 @click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
 @click.option("--trojans", help="Comma-separated trojan names (default: all of the suite's; localization: its patch "
                                 "trojans).")
 @click.option("--seeds", type=int, help="Number of seeds (0..N-1) replacing the suite's.")
+@click.option("--budgets", help="Removal only: comma-separated defender data budgets replacing the suite's (e.g. "
+                                "100,1%,5%).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Rediscovery only (localization runs in this process).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
@@ -71,7 +76,7 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
+        budgets: str | None, executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
     """Run the benchmark: every method × trojan × seed, scored automatically, with a leaderboard.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
@@ -84,18 +89,23 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --methods tabor,snafue,random_noise,oracle --trojans smiley,fork --seeds 2
       trojanbench run --executor ray --plugin mypkg.tools:MyTool --methods mypkg.tools:MyTool,oracle
       trojanbench run --task localization --quick --out /tmp/quick
+      trojanbench run --quick --out /tmp/quick && trojanbench run --task removal --quick --out /tmp/quick
     """
     from .progress import make_progress
 
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
                "plugins": plugins, "report": not no_report}
-    if task == "localization" and (executor != "local" or ray_address):
-        from .errors import ConfigError
+    from .errors import ConfigError
 
-        raise ConfigError("--executor and --ray-address apply to the rediscovery task; the localization task runs "
-                          "in this process. Drop them, or use --task rediscovery.")
+    if task != "rediscovery" and (executor != "local" or ray_address):
+        raise ConfigError(f"--executor and --ray-address apply to the rediscovery task; the {task} task runs "
+                          f"in this process. Drop them, or use --task rediscovery.")
+    if budgets and task != "removal":
+        raise ConfigError("--budgets applies to the removal task only. Drop it, or use --task removal.")
+    if task == "removal":
+        options["budgets"] = _split(budgets)
     progress = make_progress(quiet=quiet)
-    runner = _run_localization if task == "localization" else _run_rediscovery
+    runner = {"localization": _run_localization, "removal": _run_removal}.get(task, _run_rediscovery)
     runner(None if suite == "default" else suite, out, progress, options, executor=executor, ray_address=ray_address)
     written = "" if no_report else ", report.html, results.csv, results.json"
     click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
@@ -117,6 +127,14 @@ def _run_localization(suite: str | None, out: str, progress, options: dict, **_)
     from .runner import run_localization
 
     results = run_localization(suite, out=out, progress=progress, **options)
+    progress.close()
+    click.echo("\n" + results.table())
+
+
+def _run_removal(suite: str | None, out: str, progress, options: dict, **_) -> None:
+    from .runner import run_removal
+
+    results = run_removal(suite, out=out, progress=progress, **options)
     progress.close()
     click.echo("\n" + results.table())
 

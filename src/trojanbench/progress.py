@@ -23,8 +23,8 @@ class Progress:
             self.first_done = done - 1  # cells already finished before this run started
         computed = done - self.first_done
         eta = elapsed / computed * (total - done) if computed else float("nan")
-        text = (f"[{done}/{total}] {cell.method} · {cell.trojan.name} · seed {cell.seed}  "
-                f"elapsed {_clock(elapsed)}  ETA {_clock(eta)}")
+        what = getattr(cell, "label", None) or f"{cell.method} · {cell.trojan.name} · seed {cell.seed}"
+        text = f"[{done}/{total}] {what}  elapsed {_clock(elapsed)}  ETA {_clock(eta)}"
         if self.live:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "trojanbench.methods"
-BUILTIN_MODULES = ("trojanbench.methods.baselines", "trojanbench.methods.synthesis", "trojanbench.methods.attribution")
+BUILTIN_MODULES = ("trojanbench.methods.baselines", "trojanbench.methods.synthesis", "trojanbench.methods.attribution",
+                   "trojanbench.methods.removal")
 
 M = TypeVar("M", bound="type[Method]")
 _METHODS: dict[str, type["Method"]] = {}

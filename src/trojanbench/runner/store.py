@@ -5,6 +5,10 @@ Tables: ``runs`` (resolved suite, provenance, start/finish), ``cells`` (one row 
 multiple-choice question of each trojan and seed). Images live in ``images/<cell key>.png``, written
 before the cell's row is committed, so a committed cell always has its images.
 
+The removal task (:mod:`trojanbench.runner.removal`) adds ``removal_cells`` (one row per edit: procedure,
+guidance source, audited or clean model, trojan or none, seed, data budget, ``ok`` or ``failed``) and
+``removal_scores`` (the edited model measured on each trojan it is scored for).
+
 The localization task (:mod:`trojanbench.runner.localization`) adds three tables of its own:
 ``localization_sets`` (each fixed set of held-out triggered images: trojan, target, seed, size, a sha256
 of its pixels and masks, and the PNG strips of its images and patch masks), ``localization_cells`` (one row
@@ -51,6 +55,14 @@ CREATE TABLE IF NOT EXISTS localization_cells (
 CREATE TABLE IF NOT EXISTS localization_scores (
     key TEXT NOT NULL, metric TEXT NOT NULL, image INTEGER NOT NULL, value REAL,
     PRIMARY KEY (key, metric, image));
+""" + """
+CREATE TABLE IF NOT EXISTS removal_cells (
+    key TEXT PRIMARY KEY, run_id INTEGER NOT NULL, procedure TEXT NOT NULL, role TEXT NOT NULL, params TEXT NOT NULL,
+    source TEXT NOT NULL, model_role TEXT NOT NULL, trojan TEXT, seed INTEGER NOT NULL, budget TEXT NOT NULL,
+    status TEXT NOT NULL, reason TEXT, seconds REAL NOT NULL, finished REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS removal_scores (
+    key TEXT NOT NULL, trojan TEXT NOT NULL, clean_accuracy REAL NOT NULL, attack_success REAL NOT NULL,
+    robust_accuracy REAL NOT NULL, relearned_attack_success REAL, PRIMARY KEY (key, trojan));
 """
 
 STORE_FILE = "results.sqlite"
@@ -86,6 +98,28 @@ class LocalizationCellRow:
     status: str
     reason: str | None
     seconds: float
+
+
+@dataclass(frozen=True)
+class RemovalCellRow:
+    """One edit: ``procedure`` guided by ``source`` on the ``model_role`` model (``trojaned`` or ``clean``),
+    for ``trojan`` (``None``: an edit that does not depend on the trojan, scored on all of them)."""
+
+    key: str
+    procedure: str
+    role: str
+    params: dict
+    source: str
+    model_role: str
+    trojan: str | None
+    seed: int
+    budget: str
+    status: str
+    reason: str | None
+    seconds: float
+
+
+REMOVAL_MEASURES = ("clean_accuracy", "attack_success", "robust_accuracy", "relearned_attack_success")
 
 
 class Store:
@@ -228,3 +262,40 @@ class Store:
                                                   "ORDER BY key, metric, image"):
             out.setdefault(key, {}).setdefault(metric, []).append(float("nan") if value is None else value)
         return {key: {m: np.array(v, dtype=float) for m, v in metrics.items()} for key, metrics in out.items()}
+
+    # removal ----------------------------------------------------------------------------------------
+    def rediscovery_images(self, model_sha256: str) -> dict[tuple[str, str, int], CellRow]:
+        """``{(method, trojan, seed): row}`` of finished rediscovery cells with images, from runs on the model
+        whose checkpoint hash is ``model_sha256`` (the guidance the removal task reads)."""
+        runs = {r["run_id"] for r in self.runs() if r["provenance"].get("model", {}).get("sha256") == model_sha256}
+        rows = self.db.execute("SELECT run_id, key, method, role, params, trojan, kind, seed, status, reason, seconds, "
+                               "image_file FROM cells WHERE status = 'ok' AND image_file IS NOT NULL ORDER BY finished")
+        return {(r[2], r[5], r[7]): CellRow(r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows if r[0] in runs}
+
+    def finished_removal_keys(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM removal_cells")}
+
+    def record_removal_cell(self, run_id: int, row: RemovalCellRow, scores: dict[str, dict[str, float]]) -> None:
+        """Commit an edit and its measures on each trojan (``{trojan: {measure: value}}``) in one transaction."""
+        values = [(row.key, trojan, *(measures.get(m) for m in REMOVAL_MEASURES)) for trojan, measures in scores.items()]
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO removal_cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (row.key, run_id, row.procedure, row.role, json.dumps(row.params, sort_keys=True), row.source,
+                        row.model_role, row.trojan, row.seed, row.budget, row.status, row.reason, row.seconds,
+                        time.time()))
+            db.execute("DELETE FROM removal_scores WHERE key = ?", (row.key,))
+            db.executemany("INSERT INTO removal_scores VALUES (?,?,?,?,?,?)", values)
+
+    def removal_cells(self) -> list[RemovalCellRow]:
+        rows = self.db.execute("SELECT key, procedure, role, params, source, model_role, trojan, seed, budget, status, "
+                               "reason, seconds FROM removal_cells ORDER BY procedure, source, trojan, seed")
+        return [RemovalCellRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:]) for r in rows]
+
+    def removal_scores(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{cell key: {trojan: {measure: value}}}``."""
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for key, trojan, *values in self.db.execute("SELECT key, trojan, " + ", ".join(REMOVAL_MEASURES) +
+                                                    " FROM removal_scores"):
+            out.setdefault(key, {})[trojan] = {m: (float("nan") if v is None else v)
+                                               for m, v in zip(REMOVAL_MEASURES, values)}
+        return out
