@@ -2,8 +2,8 @@
 
 Deleting the report and running ``trojanbench report RESULTS_DIR`` again reproduces it: every number on
 the page comes from ``results.sqlite``, every image from ``images/`` or from the world's renderer.
-A folder may hold rediscovery results, localization results or both; each task's sections appear only
-when the store holds its results.
+A folder may hold rediscovery, localization and removal results; each task's sections appear only when
+the store holds its results.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ..runner.localization import METRIC_LABELS, REFERENCE, TASK, LocalizationResults
+from ..runner.localization import METRIC_LABELS, REFERENCE, LocalizationResults
+from ..runner.removal import RemovalResults
 from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
 from .figures import bar_chart, heatmap, localization_boxplots
+from .removal import REMOVAL_CSV, removal_data, removal_document, removal_markdown, write_removal_csv
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +164,10 @@ def localization_data(localization: LocalizationResults, files: Path) -> dict[st
 def report_data(results: Results, files: Path) -> dict[str, Any]:
     """Everything the page shows, computed from the store (figures are written into ``files``)."""
     every_run = results.store.runs()
-    runs = [r for r in every_run if r["suite"].get("task", "rediscovery") != TASK]
+    runs = [r for r in every_run if r["suite"].get("task", "rediscovery") == "rediscovery"]
     last = (runs or every_run or [_NO_RUN])[-1]
     localization = LocalizationResults(results.folder)
+    removal = RemovalResults(results.folder)
     trojans = _trojan_order(results)
     judges = []
     for judge in results.judges:
@@ -192,7 +195,8 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
             "has_rediscovery": bool(results.cells),
-            "localization": localization_data(localization, files) if localization else None}
+            "localization": localization_data(localization, files) if localization else None,
+            "removal": removal_data(removal, files) if removal else None}
 
 
 def _when(timestamp: float | None) -> str:
@@ -216,6 +220,9 @@ def export_json(results: Results, path: Path) -> Path:
     localization = LocalizationResults(results.folder)
     if localization:
         document["localization"] = _localization_document(localization)
+    removal = RemovalResults(results.folder)
+    if removal:
+        document["removal"] = removal_document(removal)
     path.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
     return path
 
@@ -239,7 +246,8 @@ def _localization_document(localization: LocalizationResults) -> dict[str, Any]:
 
 def write_report(folder: str | Path) -> Path:
     """Write ``report.html`` (with ``report_files/``), ``results.csv`` and ``results.json`` into ``folder``,
-    and ``localization.csv`` (one row per method, trojan and image) when it holds localization results."""
+    ``localization.csv`` (one row per method, trojan and image) when it holds localization results, and
+    ``removal.csv`` (one row per edit and trojan) when it holds removal results."""
     import jinja2
 
     results = Results(folder)
@@ -250,6 +258,9 @@ def write_report(folder: str | Path) -> Path:
     localization = LocalizationResults(folder)
     if localization:
         localization.to_csv(folder / LOCALIZATION_CSV)
+    removal = RemovalResults(folder)
+    if removal:
+        write_removal_csv(removal, folder / REMOVAL_CSV)
     export_json(results, folder / JSON_FILE)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
@@ -288,6 +299,9 @@ def markdown_summary(folder: str | Path) -> str:
     localization = LocalizationResults(results.folder)
     if localization:
         lines += [""] + localization_markdown(localization)
+    removal = RemovalResults(results.folder)
+    if removal:
+        lines += [""] + removal_markdown(removal)
     return "\n".join(lines) + "\n"
 
 

@@ -110,3 +110,35 @@ def localization_boxplots(rows: list[dict], values: dict[str, dict[str, np.ndarr
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+REMOVAL_COLOURS = {"oracle": "#333333", "tool": TOOL_COLOUR, "baseline": TOOL_COLOUR, "control": BASELINE_COLOUR,
+                   "defence": "#c9b26b"}
+REMOVAL_HATCHES = {"oracle": "xx", "tool": "", "baseline": "", "control": "..", "defence": "//"}
+
+
+def removal_bars(rows: list[dict], path: Path, *, title: str) -> Path:
+    """Mean fidelity of each edit with its 95% interval, guided edits grouped by procedure, coloured and hatched
+    by the guidance's role (oracle, tool, control) and reference defences apart; a dotted line marks each
+    procedure's ``random`` control."""
+    plt = _pyplot()
+    shown = [r for r in rows if "fidelity" in r["metrics"]]
+    fig, ax = plt.subplots(figsize=(8, 1.0 + 0.26 * len(shown)), dpi=110)
+    positions = np.arange(len(shown))[::-1]
+    for y, row in zip(positions, shown):
+        s = row["metrics"]["fidelity"]
+        ax.barh(y, s["mean"], color=REMOVAL_COLOURS.get(row["role"], TOOL_COLOUR), edgecolor="black",
+                hatch=REMOVAL_HATCHES.get(row["role"], ""), linewidth=0.6)
+        ax.errorbar(s["mean"], y, xerr=[[max(0, s["mean"] - s["ci_low"])], [max(0, s["ci_high"] - s["mean"])]],
+                    color="black", capsize=2, linewidth=0.8)
+        if row["source"] == "random":
+            group = [p for p, r in zip(positions, shown) if r["procedure"] == row["procedure"]]
+            ax.plot([s["mean"]] * 2, [min(group) - 0.4, max(group) + 0.4], color="black", linestyle=":", linewidth=1)
+    ax.set_yticks(positions, [f"{r['label']} ({r['role']})" for r in shown], fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("mean fidelity over trojans ((ASR removed share) x (accuracy kept)), 95% bootstrap interval")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

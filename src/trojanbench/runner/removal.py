@@ -478,7 +478,8 @@ class RemovalResults:
                     pre = TrojanMeasure(*(anchor[cell][m] for m in ("clean_accuracy", "attack_success",
                                                                     "robust_accuracy")))
                     post = TrojanMeasure(after["clean_accuracy"], after["attack_success"], after["robust_accuracy"])
-                    values["fidelity"][cell] = fidelity(pre, post)
+                    if model_role == "trojaned":  # a clean model has no attack success to remove
+                        values["fidelity"][cell] = fidelity(pre, post)
                     values["der"][cell] = der(pre, post)
             out[entry] = values
         return out
@@ -489,7 +490,7 @@ class RemovalResults:
         out: dict[tuple[str, str], dict[str, Summary]] = {}
         for entry, values in self.per_trojan(budget, model_role).items():
             out[entry] = {metric: summarize(cells, cells, kinds) for metric, cells in values.items()
-                          if cells and any(np.isfinite(v) for v in cells.values())}
+                          if cells and all(np.isfinite(v) for v in cells.values())}
         return out
 
     def normalized(self, budget: str, kind: str | None = None) -> dict[tuple[str, str], Normalized]:

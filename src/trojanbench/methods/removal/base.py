@@ -166,7 +166,7 @@ class RemovalProcedure(Method):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             edited = self._remove(edited, data, guidance, target_class, seed)
-        return edited.eval()
+        return edited.eval().requires_grad_(False)
 
     def _remove(self, model: nn.Module, data: DefenderData, guidance: Guidance | None, target_class: int,
                 seed: int) -> nn.Module:
