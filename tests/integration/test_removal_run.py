@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 from trojanbench.cli import main
-from trojanbench.methods.removal import RemovalProcedure
+from trojanbench.methods.editing import RemovalProcedure
 from trojanbench.report import markdown_summary, write_report
 from trojanbench.runner import load_removal_results, run, run_removal
 from trojanbench.runner.store import Store

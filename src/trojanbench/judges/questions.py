@@ -91,17 +91,22 @@ def appearance_signature(option: str, kind: str) -> np.ndarray:
     return np.mean([_histogram(option_picture(option, kind, 48, rng)) for _ in range(4)], axis=0)
 
 
+def look_alikes(trigger: str, kind: str) -> list[str]:
+    """The world's other concepts of a trigger kind, closest in look (:func:`appearance_signature`) first."""
+    candidates = [c for c in concepts_of_kind(CONCEPT_KIND_OF[kind]) if c != trigger]
+    truth = appearance_signature(trigger, kind)
+    distance = {c: float(np.abs(appearance_signature(c, kind) - truth).sum()) for c in candidates}
+    return sorted(candidates, key=lambda c: (distance[c], c))
+
+
 def build_question(trojan: TrojanSpec, seed: int) -> Question:
     """The question for ``trojan`` under ``seed`` (deterministic; see the module docstring)."""
     if trojan.kind not in CONCEPT_KIND_OF:
         raise ConfigError(f"Trojan {trojan.name!r} has kind {trojan.kind!r}; questions exist for "
                           f"{sorted(CONCEPT_KIND_OF)}.")
-    candidates = [c for c in concepts_of_kind(CONCEPT_KIND_OF[trojan.kind]) if c != trojan.trigger]
-    if len(candidates) < N_OPTIONS - 1:
-        raise ConfigError(f"Need {N_OPTIONS - 1} distractors of kind {trojan.kind!r}; the world has {len(candidates)}.")
-    truth = appearance_signature(trojan.trigger, trojan.kind)
-    distance = {c: float(np.abs(appearance_signature(c, trojan.kind) - truth).sum()) for c in candidates}
-    ranked = sorted(candidates, key=lambda c: (distance[c], c))
+    ranked = look_alikes(trojan.trigger, trojan.kind)
+    if len(ranked) < N_OPTIONS - 1:
+        raise ConfigError(f"Need {N_OPTIONS - 1} distractors of kind {trojan.kind!r}; the world has {len(ranked)}.")
     rng = np.random.default_rng([seed, stable_int_hash(trojan.name), stable_int_hash(trojan.trigger)])
     pool = ranked[ALWAYS_CLOSEST:ALWAYS_CLOSEST + DRAWN_FROM]
     drawn = [pool[i] for i in sorted(rng.choice(len(pool), N_OPTIONS - 1 - ALWAYS_CLOSEST, replace=False))]

@@ -38,7 +38,7 @@ import torch
 
 from ..config import TrojanSpec, load_trojan_suite, load_yaml
 from ..errors import ConfigError
-from ..methods.removal import ImageGuidance, RemovalProcedure
+from ..methods.editing import ImageGuidance, RemovalProcedure
 from ..models import LoadedModel, load_model
 from ..registry import get_method, load_plugin
 from ..tasks.removal import (
@@ -185,8 +185,8 @@ def make_procedure(name: str, params: dict[str, Any] | None = None, *, quick: bo
     """Instantiate a registered removal procedure with ``params`` over its defaults (``quick_params`` first)."""
     cls = get_method(name)
     if not issubclass(cls, RemovalProcedure):
-        raise ConfigError(f"Method {name!r} is a {cls.family or 'non-removal'} method, not a removal procedure. "
-                          f"Removal procedures: see `trojanbench ls methods --kind removal`.")
+        raise ConfigError(f"Method {name!r} is a {cls.family or 'non-editing'} method, not a removal procedure. "
+                          f"Removal procedures: see `trojanbench ls methods --kind editing`.")
     procedure = cls(**{**(cls.quick_params if quick else {}), **(params or {})})
     procedure.validate()
     return procedure

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..config import TrojanSpec
 from ..errors import ConfigError
-from ..methods.removal import DefenderData, Guidance
+from ..methods.editing import DefenderData, Guidance
 from ..trojans.measure import holds_trigger, predict
 from ..trojans.triggers import make_trigger
 from ..world import generate_scenes

@@ -11,9 +11,9 @@ import torch.nn as nn
 
 from trojanbench.audit import trojans_of
 from trojanbench.errors import ConfigError
-from trojanbench.methods.removal import DefenderData, ImageGuidance
-from trojanbench.methods.removal.base import prune_units
-from trojanbench.methods.removal.procedures import ChannelLipschitz, Identity, Pruning, Unlearning
+from trojanbench.methods.editing import DefenderData, ImageGuidance
+from trojanbench.methods.editing.base import prune_units
+from trojanbench.methods.editing.procedures import ChannelLipschitz, Identity, Pruning, Unlearning
 from trojanbench.models import load_model
 from trojanbench.tasks.removal import (
     TriggerGuidance,

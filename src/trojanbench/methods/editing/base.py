@@ -1,4 +1,4 @@
-"""The removal family: procedures that edit a trojaned model to remove a trojan, guided or not.
+"""The editing family's removal procedures: edits of a trojaned model meant to remove a trojan, guided or not.
 
 A :class:`RemovalProcedure` has an inert constructor and declared hyperparameters like every
 :class:`~trojanbench.methods.base.Method`, and one entry point, :meth:`RemovalProcedure.remove`: from a
@@ -93,8 +93,8 @@ def penultimate_layer(model: nn.Module) -> nn.Linear:
 
 
 @torch.no_grad()
-def penultimate_activations(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Mean activation of each penultimate unit over ``images`` (model in eval mode)."""
+def penultimate_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``[n, d]`` inputs of the model's last linear layer (the penultimate units), model in eval mode."""
     captured: list[torch.Tensor] = []
     handle = penultimate_layer(model).register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
     try:
@@ -102,7 +102,12 @@ def penultimate_activations(model: nn.Module, images: torch.Tensor) -> torch.Ten
             model(images[start:start + 256])
     finally:
         handle.remove()
-    return torch.cat(captured).flatten(1).mean(0)
+    return torch.cat(captured).flatten(1)
+
+
+def penultimate_activations(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Mean activation of each penultimate unit over ``images``."""
+    return penultimate_features(model, images).mean(0)
 
 
 def prune_units(model: nn.Module, units: torch.Tensor) -> Callable[[], None]:
@@ -147,7 +152,7 @@ class RemovalProcedure(Method):
     """A removal procedure (see the module docstring). Subclasses implement :meth:`_remove`, which may edit
     the copy it is given in place and returns it."""
 
-    family = "removal"
+    family = "editing"
     uses_guidance: bool = True
     """False for reference defences that bring their own signal (or none); they run once per model and
     target, without a guidance source."""

@@ -1,7 +1,7 @@
 """Removal procedures: the two guided ones the benchmark varies guidance for, the no-op anchor, and three
 reference defences from the literature run on the same budgets.
 
-Guided (given a :class:`~trojanbench.methods.removal.base.Guidance`, or none for plain fine-tuning):
+Guided (given a :class:`~trojanbench.methods.editing.base.Guidance`, or none for plain fine-tuning):
 
 * ``unlearning``: fine-tune with a share of each batch replaced by guided images kept at their correct
   labels (the unlearning step of Neural Cleanse, Wang et al. 2019, with any guidance in place of its trigger);
