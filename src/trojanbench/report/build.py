@@ -23,6 +23,7 @@ from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
+from ..survey.scores import human_section
 from .figures import bar_chart, heatmap, localization_boxplots
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
             "gallery": _gallery(results, trojans, files), "failed": failed,
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
-            "has_rediscovery": bool(results.cells),
+            "has_rediscovery": bool(results.cells), "humans": human_section(results),
             "localization": localization_data(localization, files) if localization else None}
 
 

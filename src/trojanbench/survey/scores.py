@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..runner.stats import CHANCE, spearman
-from .store import SurveyStore
+from .store import SURVEY_FILE, SurveyStore
 from .study import participant_statuses
 
 Z95 = NormalDist().inv_cdf(0.975)
@@ -120,6 +120,18 @@ def human_scores(results, store: SurveyStore) -> dict[str, Any]:
             "methods": methods, "cells": cells, "agreement": agreement,
             "krippendorff_alpha": krippendorff_alpha_nominal(by_item.values()),
             "n_units": sum(len(v) > 1 for v in by_item.values())}
+
+
+def human_section(results) -> dict[str, Any] | None:
+    """:func:`human_scores` for the report, or ``None`` when the results folder holds no survey answers."""
+    path = results.folder / SURVEY_FILE
+    if not path.is_file():
+        return None
+    store = SurveyStore(path)
+    try:
+        return human_scores(results, store) if store.answers() else None
+    finally:
+        store.close()
 
 
 def _top_option(item, judged: dict, judge: str) -> str:

@@ -100,28 +100,31 @@ class Study:
         return sorted({item.trojan for item in self.items.values() if item.kind == "cell"})
 
     @classmethod
-    def open(cls, results_dir: str | Path, design: StudyDesign | None = None, **options) -> "Study":
-        """Open the study of ``results_dir`` (``survey.sqlite``), creating it from ``design`` the first time.
+    def open(cls, results_dir: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+             clock: Callable[[], float] = time.time, **design) -> "Study":
+        """Open the study of ``results_dir`` (``survey.sqlite``), creating it the first time from the
+        :class:`StudyDesign` fields given in ``design`` (``None`` meaning the default).
 
-        Reopening with a different design is refused: the answers already given belong to the stored one.
+        Reopening with a field that differs from the stored design is refused: the answers already given
+        belong to the stored one.
         """
+        given = {k: (list(v) if k == "methods" else v) for k, v in design.items() if v is not None}
         results = Store(results_dir, create=False)
         store = SurveyStore.in_folder(results_dir)
         try:
             stored = store.setting("design")
             if stored is None:
-                _create(store, results, design or StudyDesign())
-            elif design is not None and _design_dict(design) != stored:
-                changed = sorted(k for k, v in _design_dict(design).items() if stored.get(k) != v)
-                raise ConfigError(f"{store.path} holds a study created with {', '.join(f'{k}={stored.get(k)!r}' for k in changed)}; "
-                                  "serve it with the same options (or none), or copy the results to a new folder "
-                                  "for a new study.")
+                _create(store, results, StudyDesign(**{k: tuple(v) if k == "methods" else v for k, v in given.items()}))
+            elif any(stored.get(k) != v for k, v in given.items()):
+                changed = ", ".join(f"{k}={stored.get(k)!r}" for k, v in given.items() if stored.get(k) != v)
+                raise ConfigError(f"{store.path} holds a study created with {changed}; serve it with the same options "
+                                  "(or none), or copy the results to a new folder for a new study.")
         except BaseException:
             store.close()
             raise
         finally:
             results.close()
-        return cls(results_dir, store, **options)
+        return cls(results_dir, store, lease_seconds=lease_seconds, clock=clock)
 
     # participants -----------------------------------------------------------------------------------
     def is_full(self) -> bool:
