@@ -87,7 +87,7 @@ class AnswerKey:
             raise ValueError(f"No cell of {str(results_dir)!r} has scores from judge {judge!r}.")
 
 
-class _Session:
+class HttpSession:
     """One participant's HTTP conversation: keeps cookies, retries on 429 and on a refused connection until
     ``retry_seconds`` have passed (a request whose connection broke is sent again: answers are idempotent)."""
 
@@ -151,18 +151,22 @@ def _matching_option(picture: bytes, options: list[bytes]) -> int:
     return int(np.argmin([np.abs(shown[:p.shape[0], :p.shape[1]] - p).mean() for p in pictures]))
 
 
-def take_study(base_url: str, key: AnswerKey, label: str, *, rng: np.random.Generator, noise: float = 0.3,
-               attentive: bool = True, retry_seconds: float = 30.0, think_seconds: float = 0.0,
-               on_answer: Callable[[Acknowledged], None] | None = None) -> tuple[list[Acknowledged], str, int]:
-    """One scripted participant from consent to completion code; returns its acknowledged answers, the code
-    and how many requests it had to retry."""
-    session = _Session(base_url, retry_seconds)
-    platform = {"PROLIFIC_PID": label, "STUDY_ID": "simulation", "SESSION_ID": f"{label}-session"}
+def join_study(session: HttpSession, platform: dict[str, str]) -> None:
+    """Open the consent page (crowd-platform ids in the query, as a platform's link carries them) and agree."""
     status, _, page = session.request("GET", "/?" + urlencode(platform))
     _expect(status, 200, "consent page")
     status, _, _ = session.request("POST", "/consent", {"csrf": CSRF.search(page.decode()).group(1),
                                                         "consent": "yes", **platform})
     _expect(status, 303, "consent")
+
+
+def take_study(base_url: str, key: AnswerKey, label: str, *, rng: np.random.Generator, noise: float = 0.3,
+               attentive: bool = True, retry_seconds: float = 30.0, think_seconds: float = 0.0,
+               on_answer: Callable[[Acknowledged], None] | None = None) -> tuple[list[Acknowledged], str, int]:
+    """One scripted participant from consent to completion code; returns its acknowledged answers, the code
+    and how many requests it had to retry."""
+    session = HttpSession(base_url, retry_seconds)
+    join_study(session, {"PROLIFIC_PID": label, "STUDY_ID": "simulation", "SESSION_ID": f"{label}-session"})
     acknowledged = []
     while True:
         status, location, page = session.request("GET", "/item")
