@@ -48,6 +48,7 @@ PLATFORM_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHOICE_VALUE = re.compile(r"[0-9]{1,2}")
 PARTICIPANT_COOKIE_SECONDS = 2 * 24 * 3600
 MIN_ADMIN_TOKEN = 16
+DEFAULT_LIMITS = Limits()
 DEFAULT_TITLE = "Which picture do these images show?"
 DEFAULT_CONSENT = (  # "{n_items}" is replaced by the number of pages
     "This study is part of research on how well people can read the output of computer programs that explain "
@@ -317,7 +318,7 @@ def _png(data: bytes) -> Response:
     return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
 
 
-def create_app(study: Study, admin_token: str, *, limits: Limits = Limits(), title: str = DEFAULT_TITLE,
+def create_app(study: Study, admin_token: str, *, limits: Limits = DEFAULT_LIMITS, title: str = DEFAULT_TITLE,
                consent: tuple[str, ...] = DEFAULT_CONSENT) -> Starlette:
     """The ASGI application of ``study``; run it with :func:`serve`, :func:`serving` or any ASGI server
     (one process: the study's database connection is shared by the process's threads)."""

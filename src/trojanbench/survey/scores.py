@@ -20,6 +20,7 @@ from typing import Any, Hashable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..runner.results import ROLE_ORDER
 from ..runner.stats import CHANCE, spearman
 from .store import SURVEY_FILE, SurveyStore
 from .study import participant_statuses
@@ -98,18 +99,15 @@ def human_scores(results, store: SurveyStore) -> dict[str, Any]:
         judged.setdefault(score["key"], {})[score["judge"]] = score
     judges = results.judges
     cells = _group(answers, items, judged, judges, lambda item: (item.method, item.trojan))
-    methods = _group(answers, items, judged, judges, lambda item: item.method)
     roles = {item.method: item.role for item in items.values() if item.kind == "cell"}
+    methods = sorted(_group(answers, items, judged, judges, lambda item: item.method),
+                     key=lambda r: (ROLE_ORDER.get(roles[r["group"]], 9), -r["accuracy"], r["group"]))
     agreement = {}
     for judge in judges:
-        picked_top = [a["option"] == _top_option(items[a["item_id"]], judged, judge) for a in answers
+        picked_top = [float(a["option"] == _top_option(items[a["item_id"]], judged, judge)) for a in answers
                       if judge in judged.get(items[a["item_id"]].cell_key, {})]
-        agreement[judge] = {
-            "spearman_tools": spearman([r["accuracy"] for r in methods], [r["judges"][judge]["p_true"] for r in methods])
-            if len(methods) > 2 else float("nan"),
-            "spearman_cells": spearman([r["accuracy"] for r in cells], [r["judges"][judge]["p_true"] for r in cells])
-            if len(cells) > 2 else float("nan"),
-            "picked_judge_top": float(np.mean(picked_top)) if picked_top else float("nan")}
+        agreement[judge] = {"spearman_tools": _versus(methods, judge), "spearman_cells": _versus(cells, judge),
+                            "picked_judge_top": _mean(picked_top)}
     by_item: dict[int, list[str]] = {}
     for answer in answers:
         by_item.setdefault(answer["item_id"], []).append(answer["option"])
@@ -134,6 +132,16 @@ def human_section(results) -> dict[str, Any] | None:
         store.close()
 
 
+def _versus(rows: list[dict], judge: str) -> float:
+    """Spearman's rho of people's accuracy and the judge's mean p(true) over the rows (NaN below 3 rows)."""
+    pairs = [(r["accuracy"], r["judges"][judge]["p_true"]) for r in rows if np.isfinite(r["judges"][judge]["p_true"])]
+    return spearman(*zip(*pairs)) if len(pairs) > 2 else float("nan")
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
 def _top_option(item, judged: dict, judge: str) -> str:
     probabilities = judged[item.cell_key][judge]["probabilities"]
     return item.question["options"][int(np.argmax(probabilities))]
@@ -150,9 +158,8 @@ def _group(answers: list[dict], items: dict, judged: dict, judges: list[str], ke
         correct = sum(a["correct"] for a in members)
         low, high = wilson_interval(correct, len(members))
         keys = sorted({items[a["item_id"]].cell_key for a in members})
-        scores = {judge: {"p_true": float(np.mean([judged[k][judge]["p_true"] for k in keys if judge in judged.get(k, {})] or [np.nan])),
-                          "top1": float(np.mean([judged[k][judge]["top1"] for k in keys if judge in judged.get(k, {})] or [np.nan]))}
-                  for judge in judges}
+        scores = {judge: {field: _mean([judged[k][judge][field] for k in keys if judge in judged.get(k, {})])
+                          for field in ("p_true", "top1")} for judge in judges}
         rows.append({"group": group, "n": len(members), "correct": correct, "accuracy": correct / len(members),
                      "ci_low": low, "ci_high": high, "judges": scores})
     return rows
