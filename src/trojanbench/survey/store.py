@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..runner.store import immediate_transaction, open_database
+
 SURVEY_FILE = "survey.sqlite"
 
 SCHEMA = """
@@ -92,10 +94,7 @@ class SurveyStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.RLock()
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.db = open_database(self.path, SCHEMA, threads=True)
 
     @classmethod
     def in_folder(cls, folder: str | Path) -> "SurveyStore":
@@ -108,14 +107,8 @@ class SurveyStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """An immediate (write-locked) transaction, committed on exit; also holds the thread lock."""
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+        with self._lock, immediate_transaction(self.db) as db:
+            yield db
 
     def query(self, sql: str, parameters: tuple = ()) -> list[tuple]:
         with self._lock:
