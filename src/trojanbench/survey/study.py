@@ -54,6 +54,8 @@ class StudyDesign:
     seed: int = 0
 
     def __post_init__(self):
+        if self.methods is not None:
+            object.__setattr__(self, "methods", tuple(self.methods))
         for name in ("items_per_participant", "answers_per_cell"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -69,8 +71,7 @@ class Study:
             raise ConfigError(f"lease_seconds must be > 0. Got {lease_seconds!r} instead.")
         self.results_dir = Path(results_dir)
         self.store, self.lease_seconds, self.clock = store, lease_seconds, clock
-        self.design = StudyDesign(**{k: tuple(v) if k == "methods" and v else v
-                                     for k, v in store.setting("design").items()})
+        self.design = StudyDesign(**store.setting("design"))
         self.secret = bytes.fromhex(store.setting("secret"))
         self.items = {item.item_id: item for item in store.items()}
         self.cells = sorted({item.cell for item in self.items.values() if item.cell})
@@ -114,7 +115,7 @@ class Study:
         try:
             stored = store.setting("design")
             if stored is None:
-                _create(store, results, StudyDesign(**{k: tuple(v) if k == "methods" else v for k, v in given.items()}))
+                _create(store, results, StudyDesign(**given))
             elif any(stored.get(k) != v for k, v in given.items()):
                 changed = ", ".join(f"{k}={stored.get(k)!r}" for k, v in given.items() if stored.get(k) != v)
                 raise ConfigError(f"{store.path} holds a study created with {changed}; serve it with the same options "
@@ -279,12 +280,6 @@ def _pick(choices: list, rng: np.random.Generator):
     return choices[int(rng.integers(len(choices)))]
 
 
-def _design_dict(design: StudyDesign) -> dict:
-    out = asdict(design)
-    out["methods"] = list(design.methods) if design.methods else None
-    return out
-
-
 def _create(store: SurveyStore, results: Store, design: StudyDesign) -> None:
     """Write the design, a fresh secret and the items (every shown cell, two attention checks)."""
     cells = [c for c in results.cells() if c.status == "ok" and c.image_file and c.role in SHOWN_ROLES]
@@ -308,7 +303,7 @@ def _create(store: SurveyStore, results: Store, design: StudyDesign) -> None:
         rows.append(("attention", None, None, None, None, None, json.dumps(question),
                      question["options"][question["truth_index"]]))
     with store.transaction() as db:
-        db.execute("INSERT INTO study VALUES ('design', ?)", (json.dumps(_design_dict(design)),))
+        db.execute("INSERT INTO study VALUES ('design', ?)", (json.dumps(asdict(design)),))
         db.execute("INSERT INTO study VALUES ('secret', ?)", (json.dumps(secrets.token_hex(32)),))
         db.execute("INSERT INTO study VALUES ('results', ?)", (json.dumps(str(results.folder.resolve())),))
         db.executemany("INSERT INTO items (kind, cell_key, method, role, trojan, seed, question, shown) "
