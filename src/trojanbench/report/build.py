@@ -21,9 +21,9 @@ import numpy as np
 from ..runner.localization import METRIC_LABELS, REFERENCE, TASK, LocalizationResults
 from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
+from ..survey.scores import human_section
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
-from ..survey.scores import human_section
 from .figures import bar_chart, heatmap, localization_boxplots
 
 log = logging.getLogger(__name__)
@@ -189,10 +189,11 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR,
+            "humans": human_section(results),
             "gallery": _gallery(results, trojans, files), "failed": failed,
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
-            "has_rediscovery": bool(results.cells), "humans": human_section(results),
+            "has_rediscovery": bool(results.cells),
             "localization": localization_data(localization, files) if localization else None}
 
 
