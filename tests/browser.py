@@ -1,7 +1,8 @@
 """A minimal headless-Chromium driver over the DevTools protocol (Debian's ``chromium``; nothing downloaded).
 
 ``open_page(url)`` loads a page and returns what a reader would notice: images that failed to load,
-console errors and uncaught exceptions, plus a PNG screenshot.
+console errors and uncaught exceptions, plus a PNG screenshot; ``click_and_wait(selector)`` follows a link
+or submits a form the way a click does and returns the same for the page it leads to.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Browser:
     """One headless Chromium process, stopped by :meth:`close` (use as a context manager)."""
 
     def __init__(self, width: int = 1280, height: int = 1600):
-        self.profile = tempfile.TemporaryDirectory()
+        self.profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)  # chromium's helpers may still write
         self.process = subprocess.Popen(
             [chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--allow-file-access-from-files", f"--user-data-dir={self.profile.name}",
@@ -93,8 +94,23 @@ class Browser:
         self.events.clear()
         self.call("Page.navigate", url=url)
         self._wait_for("Page.loadEventFired")
-        broken = self.call("Runtime.evaluate", expression=BROKEN_IMAGES_JS, returnByValue=True)["result"]["value"]
-        count = self.call("Runtime.evaluate", expression="document.images.length", returnByValue=True)["result"]["value"]
+        return self.inspect()
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the open page."""
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def click_and_wait(self, selector: str) -> PageCheck:
+        """Click the element matching ``selector`` (a link or a submit button) and inspect the page it loads."""
+        self.events.clear()
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+        self._wait_for("Page.loadEventFired")
+        return self.inspect()
+
+    def inspect(self) -> PageCheck:
+        """What a reader would notice on the open page (events since the last navigation), with a screenshot."""
+        broken = self.evaluate(BROKEN_IMAGES_JS)
+        count = self.evaluate("document.images.length")
         errors = []
         for event in self.events:
             method, params = event.get("method"), event.get("params", {})

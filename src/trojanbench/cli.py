@@ -429,5 +429,10 @@ def implant(model: str, trojan_spec: str, out: str, epochs: int, n_train: int, l
     click.echo(f"Wrote {path} and its card {path.with_suffix('.json')}.")
 
 
+from .survey.cli import survey  # noqa: E402 - the `survey` group (human evaluation)
+
+main.add_command(survey)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

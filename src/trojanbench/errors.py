@@ -65,3 +65,12 @@ def require_extra(module: str, extra: str, feature: str):
             f"{feature} needs the optional dependency {module!r}, which is not installed ({exc}). "
             f"Install it with: pip install 'trojanbench[{extra}]'"
         ) from None
+
+
+class SurveyError(TrojanbenchError, ValueError):
+    """A survey request that cannot be honoured (an answer not among the options shown, an item that is not
+    the participant's, a changed answer); ``status`` is the HTTP status the survey app answers with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status

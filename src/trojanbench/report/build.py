@@ -22,6 +22,7 @@ from ..runner.localization import METRIC_LABELS, REFERENCE, LocalizationResults
 from ..runner.removal import RemovalResults
 from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
+from ..survey.scores import human_section
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
 from .figures import bar_chart, heatmap, localization_boxplots
@@ -191,6 +192,7 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR,
+            "humans": human_section(results),
             "gallery": _gallery(results, trojans, files), "failed": failed,
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),

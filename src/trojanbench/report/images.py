@@ -13,11 +13,8 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def save_png_grid(images: torch.Tensor, path: str | Path, *, columns: int = 10, gap: int = 2) -> Path:
-    """Save a batch as one PNG grid (white gaps), creating parent folders; returns the path."""
-    from PIL import Image
-
-    pixels = to_uint8(images)
+def png_grid(pixels: np.ndarray, *, columns: int = 10, gap: int = 2) -> np.ndarray:
+    """``[n, H, W, 3]`` uint8 images laid out row by row, ``columns`` wide, with white gaps."""
     n, h, w, _ = pixels.shape
     columns = max(1, min(columns, n))
     rows = -(-n // columns)
@@ -25,7 +22,14 @@ def save_png_grid(images: torch.Tensor, path: str | Path, *, columns: int = 10, 
     for i in range(n):
         r, c = divmod(i, columns)
         canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = pixels[i]
+    return canvas
+
+
+def save_png_grid(images: torch.Tensor, path: str | Path, *, columns: int = 10, gap: int = 2) -> Path:
+    """Save a batch as one PNG grid (white gaps), creating parent folders; returns the path."""
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
+    Image.fromarray(png_grid(to_uint8(images), columns=columns, gap=gap)).save(path)
     return path

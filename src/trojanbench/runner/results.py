@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, require_extra
-from .stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, summarize
+from .stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, spearman, summarize
 from .store import Store
 
 ROLE_ORDER = {"tool": 0, "combination": 0, "baseline": 1, "oracle": 2}
@@ -129,7 +129,7 @@ class Results:
             for b in self.judges[i + 1:]:
                 shared = sorted(set(per_judge[a]) & set(per_judge[b]))
                 if len(shared) > 2:
-                    out[f"{a}~{b}"] = _spearman([per_judge[a][k] for k in shared], [per_judge[b][k] for k in shared])
+                    out[f"{a}~{b}"] = spearman([per_judge[a][k] for k in shared], [per_judge[b][k] for k in shared])
         return out
 
     def validity(self, judge: str | None = None) -> dict[str, Any]:
@@ -206,11 +206,6 @@ class Results:
 def contains_chance(low: float, high: float) -> bool:
     """Whether a 95% interval ``[low, high]`` contains chance, within :data:`CHANCE_TOLERANCE`."""
     return low - CHANCE_TOLERANCE <= CHANCE <= high + CHANCE_TOLERANCE
-
-
-def _spearman(a: list[float], b: list[float]) -> float:
-    ranks = [np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(float) for x in (a, b)]
-    return float(np.corrcoef(ranks[0], ranks[1])[0, 1])
 
 
 def load_results(folder: str | Path) -> Results:

@@ -37,6 +37,26 @@ def bootstrap_interval(grid: np.ndarray, *, seed: int = 0) -> tuple[float, float
     return float(low), float(high)
 
 
+def average_ranks(values) -> np.ndarray:
+    """Ranks 0..n-1 with tied values given the mean of the ranks they span."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=float)
+    for value in np.unique(values[np.isfinite(values)]):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (Pearson's r of average ranks); NaN when either side is constant."""
+    ranks_a, ranks_b = average_ranks(a), average_ranks(b)
+    if len(ranks_a) < 2 or np.ptp(ranks_a) == 0 or np.ptp(ranks_b) == 0:
+        return float("nan")
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
 @dataclass(frozen=True)
 class Summary:
     """One method's scores under one judge (``p_true``: probability given to the true trigger)."""

@@ -68,6 +68,28 @@ CREATE TABLE IF NOT EXISTS removal_scores (
 STORE_FILE = "results.sqlite"
 
 
+def open_database(path: str | Path, schema: str, *, threads: bool = False) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode with ``synchronous=FULL`` (a commit that returned survives a crash),
+    with ``schema`` applied; ``threads``: usable from several threads, which the caller then serialises."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=not threads)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    return db
+
+
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write-locked (``BEGIN IMMEDIATE``) transaction, committed on exit, rolled back on an exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
 @dataclass(frozen=True)
 class CellRow:
     key: str
@@ -133,23 +155,13 @@ class Store:
                               f"run `trojanbench run --out {self.folder}` first.")
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "images").mkdir(exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.db = open_database(path, SCHEMA)
 
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        return immediate_transaction(self.db)
 
     # runs -------------------------------------------------------------------------------------------
     def start_run(self, suite: dict, provenance: dict) -> int:

@@ -1,0 +1,358 @@
+"""The survey web app: Starlette, server-rendered HTML (Jinja2), no JavaScript.
+
+Participant pages: consent (crowd-platform ids in the query are carried along and recorded), instructions,
+one page per item, and the completion code once the last answer is committed. A participant's token lives
+in an HttpOnly cookie and scopes every read and write: pictures are served only for the participant's own
+items, answers only for their own positions. Admin pages (live summary, CSV/JSON export) need the admin token,
+as ``Authorization: Bearer`` or through the sign-in form; the token never appears in any page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import parse_qsl
+
+from ..errors import ConfigError, SurveyError, require_extra
+from .security import (ADMIN_COOKIE, FORM_COOKIE, PARTICIPANT_COOKIE, Guard, Limits, new_token, same_token, sign,
+                       token_digest, verify)
+
+require_extra("starlette", "survey", "The survey app")
+
+import jinja2  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+
+from .export import export_csv, export_json  # noqa: E402
+from .scores import human_scores  # noqa: E402
+from .store import Participant  # noqa: E402
+from .study import ATTENTION_CHECKS, Study  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+LETTERS = "ABCDEFGH"
+PLATFORM_FIELDS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
+PLATFORM_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+CHOICE_VALUE = re.compile(r"[0-9]{1,2}")
+PARTICIPANT_COOKIE_SECONDS = 2 * 24 * 3600
+MIN_ADMIN_TOKEN = 16
+DEFAULT_LIMITS = Limits()
+DEFAULT_TITLE = "Which picture do these images show?"
+DEFAULT_CONSENT = (  # "{n_items}" is replaced by the number of pages
+    "This study is part of research on how well people can read the output of computer programs that explain "
+    "image classifiers. You will see {n_items} sets of images and, for each, pick which of eight pictures "
+    "the set most resembles. It takes about one minute per set at most.",
+    "We record your answers, how long each took, and the study platform's participant, study and session ids "
+    "if the link carried them. We record no name, email or address. Taking part is voluntary and you can stop "
+    "at any time by closing this page; answers given until then are kept unless you ask the researchers to "
+    "delete them.",
+)
+
+
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
+class SurveyApp:
+    """The routes of one study; :func:`create_app` wraps them in a Starlette application."""
+
+    def __init__(self, study: Study, admin_token: str, *, title: str = DEFAULT_TITLE,
+                 consent: tuple[str, ...] = DEFAULT_CONSENT):
+        if len(admin_token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(f"The admin token must have at least {MIN_ADMIN_TOKEN} characters. "
+                              f"Got {len(admin_token)}; leave it out to have one generated.")
+        self.study, self.admin_token, self.title, self.consent = study, admin_token, title, consent
+        self.secret = study.secret
+        self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                                            undefined=jinja2.StrictUndefined)
+        self.templates.filters["num"] = _num
+        self.stylesheet = (HERE / "static" / "survey.css").read_bytes()
+
+    def routes(self) -> list[Route]:
+        return [Route("/", self.consent_page), Route("/consent", self.give_consent, methods=["POST"]),
+                Route("/instructions", self.instructions), Route("/item", self.item_page),
+                Route("/item/{position:int}", self.answer, methods=["POST"]),
+                Route("/item/{position:int}/picture.png", self.picture),
+                Route("/item/{position:int}/option/{choice:int}.png", self.option),
+                Route("/done", self.done), Route("/static/survey.css", self.css), Route("/healthz", self.health),
+                Route("/admin", self.admin), Route("/admin/login", self.admin_login, methods=["POST"]),
+                Route("/admin/logout", self.admin_logout, methods=["POST"]),
+                Route("/admin/export.csv", self.export_csv), Route("/admin/export.json", self.export_json)]
+
+    # helpers ----------------------------------------------------------------------------------------
+    def page(self, template: str, status: int = 200, **context) -> HTMLResponse:
+        context.setdefault("title", self.title)
+        return HTMLResponse(self.templates.get_template(template).render(**context), status)
+
+    def message(self, heading: str, message: str, status: int = 200, link: str | None = None,
+                link_text: str = "") -> HTMLResponse:
+        return self.page("message.html.j2", status, heading=heading, message=message, link=link, link_text=link_text)
+
+    def participant(self, request: Request) -> Participant | None:
+        token = request.cookies.get(PARTICIPANT_COOKIE)
+        return self.study.store.participant(token_digest(token)) if token else None
+
+    def require_participant(self, request: Request) -> Participant:
+        participant = self.participant(request)
+        if participant is None:
+            raise HTTPException(403, "This page belongs to a participant; start from the study link.")
+        return participant
+
+    def form_page(self, template: str, status: int = 200, **context) -> HTMLResponse:
+        """A page with a form signed against a fresh ``tb_form`` cookie (for visitors without a session)."""
+        form_id = new_token()
+        response = self.page(template, status, csrf=sign(self.secret, template, form_id), **context)
+        response.set_cookie(FORM_COOKIE, form_id, httponly=True, samesite="strict")
+        return response
+
+    def check_form_cookie(self, request: Request, form: dict[str, str], template: str) -> None:
+        if not verify(self.secret, template, request.cookies.get(FORM_COOKIE, ""), form.get("csrf")):
+            raise HTTPException(403, "This form has expired or did not come from this site; reload the page.")
+
+    # participant pages ------------------------------------------------------------------------------
+    def consent_page(self, request: Request) -> Response:
+        if self.participant(request):
+            return RedirectResponse("/item", 303)
+        platform = _platform(request.query_params)
+        n_items = str(self.study.n_cell_items + ATTENTION_CHECKS)
+        return self.form_page("consent.html.j2", consent=[p.replace("{n_items}", n_items) for p in self.consent],
+                              platform=platform)
+
+    async def give_consent(self, request: Request) -> Response:
+        form = await read_form(request, {"csrf", "consent", *PLATFORM_FIELDS})
+        self.check_form_cookie(request, form, "consent.html.j2")
+        if form.get("consent") != "yes":
+            return self.message("Thank you", "You did not agree to take part, so nothing was recorded. "
+                                             "You can close this page.")
+        platform = _platform(form)
+        token = new_token()
+        await run_in_threadpool(self.study.start_participant, token_digest(token), platform)
+        response = RedirectResponse("/instructions", 303)
+        response.set_cookie(PARTICIPANT_COOKIE, token, max_age=PARTICIPANT_COOKIE_SECONDS, httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https")
+        response.delete_cookie(FORM_COOKIE)
+        return response
+
+    def instructions(self, request: Request) -> Response:
+        participant = self.participant(request)
+        if participant is None:
+            return RedirectResponse("/", 303)
+        return self.page("instructions.html.j2", n_items=participant.n_items)
+
+    def item_page(self, request: Request) -> Response:
+        participant = self.participant(request)
+        if participant is None:
+            return RedirectResponse("/", 303)
+        assignment = self.study.current(participant)
+        if assignment is None:
+            return RedirectResponse("/done", 303)
+        options = [{"choice": k, "letter": LETTERS[k]} for k in range(len(assignment.permutation))]
+        return self.page("item.html.j2", position=assignment.position, number=assignment.position + 1,
+                         total=participant.n_items, options=options,
+                         csrf=sign(self.secret, "answer", token_digest(request.cookies[PARTICIPANT_COOKIE])))
+
+    async def answer(self, request: Request) -> Response:
+        participant = self.require_participant(request)
+        form = await read_form(request, {"csrf", "choice"})
+        if not verify(self.secret, "answer", token_digest(request.cookies[PARTICIPANT_COOKIE]), form.get("csrf")):
+            raise HTTPException(403, "This form did not come from your own study page; reload the page.")
+        choice = form.get("choice", "")
+        if not CHOICE_VALUE.fullmatch(choice):
+            raise SurveyError("The answer must be one of the options shown.", 400)
+        await run_in_threadpool(self.study.answer, participant, request.path_params["position"], int(choice))
+        return RedirectResponse("/item", 303)
+
+    def picture(self, request: Request) -> Response:
+        assignment = self.study.assignment(self.require_participant(request), request.path_params["position"])
+        return _png(self.study.picture(assignment.item_id))
+
+    def option(self, request: Request) -> Response:
+        assignment = self.study.assignment(self.require_participant(request), request.path_params["position"])
+        choice = request.path_params["choice"]
+        if not 0 <= choice < len(assignment.permutation):
+            raise HTTPException(404, "No such option.")
+        return _png(self.study.option_picture(assignment, choice))
+
+    def done(self, request: Request) -> Response:
+        participant = self.participant(request)
+        if participant is None:
+            return RedirectResponse("/", 303)
+        if not self.study.is_complete(participant):
+            return RedirectResponse("/item", 303)
+        return self.page("done.html.j2", code=participant.completion_code)
+
+    def css(self, request: Request) -> Response:
+        return Response(self.stylesheet, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
+
+    def health(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    # admin ------------------------------------------------------------------------------------------
+    def admin_session(self) -> str:
+        return sign(self.secret, "admin-session", token_digest(self.admin_token))
+
+    def require_admin(self, request: Request) -> None:
+        """Admit the admin token (``Authorization: Bearer``) or the session its sign-in set; 401 without
+        credentials, 403 with any other (a participant's token among them)."""
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == "bearer" and same_token(self.admin_token, value.strip()):
+                return
+            raise HTTPException(403, "These credentials are not the admin token.")
+        session = request.cookies.get(ADMIN_COOKIE)
+        if session is not None:
+            if same_token(self.admin_session(), session):
+                return
+            raise HTTPException(403, "This admin session is not valid; sign in again.")
+        if request.cookies.get(PARTICIPANT_COOKIE):
+            raise HTTPException(403, "Participants cannot open admin pages.")
+        raise HTTPException(401, "Sign in with the admin token.", headers={"www-authenticate": "Bearer"})
+
+    def admin(self, request: Request) -> Response:
+        try:
+            self.require_admin(request)
+        except HTTPException as exc:
+            if exc.status_code != 401:
+                raise
+            return self.form_page("admin_login.html.j2", 401)
+        fill = self.study.fill().values()
+        scores = human_scores_of(self.study)
+        return self.page("admin.html.j2", title="Survey summary", scores=scores,
+                         n_answers=len(self.study.store.answers()), fill_min=min(fill, default=0),
+                         fill_max=max(fill, default=0), target=self.study.design.answers_per_cell,
+                         results_dir=str(self.study.results_dir),
+                         csrf=sign(self.secret, "admin-logout", self.admin_session()))
+
+    async def admin_login(self, request: Request) -> Response:
+        form = await read_form(request, {"csrf", "token"})
+        self.check_form_cookie(request, form, "admin_login.html.j2")
+        if not same_token(self.admin_token, form.get("token", "")):
+            log.warning("failed admin sign-in from %s", request.client.host if request.client else "?")
+            raise HTTPException(403, "That is not the admin token.")
+        response = RedirectResponse("/admin", 303)
+        response.set_cookie(ADMIN_COOKIE, self.admin_session(), httponly=True, samesite="strict", path="/admin",
+                            secure=request.url.scheme == "https")
+        response.delete_cookie(FORM_COOKIE)
+        return response
+
+    async def admin_logout(self, request: Request) -> Response:
+        self.require_admin(request)
+        form = await read_form(request, {"csrf"})
+        if not verify(self.secret, "admin-logout", self.admin_session(), form.get("csrf")):
+            raise HTTPException(403, "This form did not come from the admin page.")
+        response = RedirectResponse("/admin", 303)
+        response.delete_cookie(ADMIN_COOKIE, path="/admin")
+        return response
+
+    def export_csv(self, request: Request) -> Response:
+        self.require_admin(request)
+        return Response(export_csv(self.study.store), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": 'attachment; filename="answers.csv"'})
+
+    def export_json(self, request: Request) -> Response:
+        self.require_admin(request)
+        return Response(export_json(self.study.store), media_type="application/json",
+                        headers={"content-disposition": 'attachment; filename="answers.json"'})
+
+    # errors -----------------------------------------------------------------------------------------
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+        response = self.message(f"Error {exc.status_code}", str(exc.detail), exc.status_code, "/", "Back to the start")
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def survey_error(self, request: Request, exc: SurveyError) -> Response:
+        link = ("/item", "Continue") if exc.status in (404, 409) else ("/", "Back to the start")
+        return self.message("Sorry", str(exc), exc.status, *link)
+
+
+def human_scores_of(study: Study):
+    """People's scores so far (see :func:`~trojanbench.survey.scores.human_scores`)."""
+    from ..runner.results import Results
+
+    results = Results(study.results_dir)
+    try:
+        return human_scores(results, study.store)
+    finally:
+        results.store.close()
+
+
+async def read_form(request: Request, allowed: set[str]) -> dict[str, str]:
+    """A URL-encoded form body with only ``allowed`` fields, each at most once (4xx otherwise)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        raise HTTPException(415, "Forms must be sent as application/x-www-form-urlencoded.")
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body),
+                          max_num_fields=len(allowed))
+    except (UnicodeDecodeError, ValueError):
+        raise HTTPException(400, "Malformed form.") from None
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names) or not set(names) <= allowed:
+        raise HTTPException(400, "Unexpected or repeated form fields.")
+    return dict(pairs)
+
+
+def _platform(values) -> dict[str, str]:
+    """The crowd-platform ids among ``values`` (recorded as given; refused when malformed)."""
+    platform = {name: values[name] for name in PLATFORM_FIELDS if values.get(name)}
+    for name, value in platform.items():
+        if not PLATFORM_VALUE.fullmatch(value):
+            raise HTTPException(400, f"{name} must be 1 to 64 letters, digits, '_' or '-'.")
+    return platform
+
+
+def _png(data: bytes) -> Response:
+    return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=3600"})
+
+
+def create_app(study: Study, admin_token: str, *, limits: Limits = DEFAULT_LIMITS, title: str = DEFAULT_TITLE,
+               consent: tuple[str, ...] = DEFAULT_CONSENT) -> Starlette:
+    """The ASGI application of ``study``; run it with :func:`serve`, :func:`serving` or any ASGI server
+    (one process: the study's database connection is shared by the process's threads)."""
+    survey = SurveyApp(study, admin_token, title=title, consent=consent)
+    return Starlette(routes=survey.routes(), middleware=[Middleware(Guard, limits=limits)],
+                     exception_handlers={HTTPException: survey.http_error, SurveyError: survey.survey_error})
+
+
+def _uvicorn():
+    return require_extra("uvicorn", "survey", "Serving the survey")
+
+
+def serve(app: Starlette, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve ``app`` until interrupted."""
+    _uvicorn().run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+@contextlib.contextmanager
+def serving(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``app`` in a background thread on a free local port; yields its base URL, stops on exit."""
+    uvicorn = _uvicorn()
+    sock = socket.socket()
+    sock.bind((host, 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the survey server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

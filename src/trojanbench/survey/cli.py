@@ -1,0 +1,160 @@
+"""``trojanbench survey``: serve a study, plan its size, or run simulated respondents against it."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_ENV = "TROJANBENCH_SURVEY_ADMIN_TOKEN"
+
+
+def _methods(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@click.group()
+def survey() -> None:
+    """Human evaluation: a multiple-choice survey over a finished run (extra [survey])."""
+
+
+@survey.command()
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--admin-token", envvar=ADMIN_TOKEN_ENV, show_envvar=True,
+              help="Token for the admin pages (at least 16 characters); default: a random one, logged once.")
+@click.option("--methods", help="Comma-separated methods whose cells are shown (default: every tool, baseline "
+                                "and the oracle).")
+@click.option("--items-per-participant", type=int, help="Cell items per participant (default: one per trojan).")
+@click.option("--answers-per-cell", type=int, help="Admit no new participant once every cell has this many answers.")
+@click.option("--completion-code", help="The crowd platform's completion code (default: a random code per person).")
+@click.option("--seed", type=int, help="Draws the attention checks and the participants' seeds (default 0).")
+@click.option("--lease-minutes", default=20.0, show_default=True, type=float,
+              help="How long an unanswered item holds its cell's slot.")
+@click.option("--consent", "consent_file", type=click.Path(dir_okay=False, exists=True),
+              help="Your own consent text (plain text; paragraphs separated by blank lines).")
+def serve(results_dir: str, host: str, port: int, admin_token: str | None, methods: str | None,
+          items_per_participant: int | None, answers_per_cell: int | None, completion_code: str | None,
+          seed: int | None, lease_minutes: float, consent_file: str | None) -> None:
+    """Serve a finished run as a study: consent, instructions, one page per item, completion code.
+
+    Answers go to RESULTS_DIR/survey.sqlite; serving the same folder again resumes the study. Share
+    http://HOST:PORT/ (crowd platforms may append ?PROLIFIC_PID=...&STUDY_ID=...&SESSION_ID=...).
+    The live summary and the CSV/JSON export are at /admin.
+
+    \b
+    Examples:
+      trojanbench survey serve trojanbench-results
+      TROJANBENCH_SURVEY_ADMIN_TOKEN=... trojanbench survey serve results --host 0.0.0.0 --answers-per-cell 30
+    """
+    from .app import DEFAULT_CONSENT, create_app
+    from .app import serve as run_server
+    from .security import new_token
+    from .study import Study
+
+    study = Study.open(results_dir, lease_seconds=lease_minutes * 60, methods=_methods(methods),
+                       items_per_participant=items_per_participant, answers_per_cell=answers_per_cell,
+                       completion_code=completion_code, seed=seed)
+    if admin_token is None:
+        admin_token = new_token()
+        log.warning("admin token for this server (shown once; set %s to choose your own): %s", ADMIN_TOKEN_ENV,
+                    admin_token)
+    consent = DEFAULT_CONSENT
+    if consent_file:
+        consent = tuple(p.strip() for p in Path(consent_file).read_text(encoding="utf-8").split("\n\n") if p.strip())
+    app = create_app(study, admin_token, consent=consent)
+    click.echo(f"Serving {len(study.items)} items ({len(study.cells)} cells) at http://{host}:{port}/ "
+               f"(admin: http://{host}:{port}/admin). Ctrl+C stops; serving again resumes.")
+    run_server(app, host=host, port=port)
+
+
+@survey.command()
+@click.option("--accuracy", default=0.125, show_default=True, type=float,
+              help="People's accuracy on the weaker cell (default: chance, 1/8).")
+@click.option("--difference", required=True, type=float, help="The accuracy difference to detect, e.g. 0.15.")
+@click.option("--alpha", default=0.05, show_default=True, type=float, help="Two-sided significance level.")
+@click.option("--power", default=0.8, show_default=True, type=float)
+@click.option("--cells", type=click.IntRange(1), help="Number of (tool, trojan) cells, to also size the study.")
+@click.option("--items-per-participant", default=12, show_default=True, type=click.IntRange(1))
+def plan(accuracy: float, difference: float, alpha: float, power: float, cells: int | None,
+         items_per_participant: int) -> None:
+    """How many answers per cell tell two accuracies apart (two-proportion test, normal approximation).
+
+    n = (z(1-alpha/2) sqrt(2 p(1-p)) + z(power) sqrt(p1(1-p1) + p2(1-p2)))^2 / (p1 - p2)^2, with p1 = ACCURACY,
+    p2 = ACCURACY + DIFFERENCE and p their mean. Each participant answers each cell at most once, so this is
+    also the number of participants who must see each cell.
+
+    \b
+    Examples:
+      trojanbench survey plan --difference 0.15
+      trojanbench survey plan --accuracy 0.3 --difference 0.1 --power 0.9 --cells 156
+    """
+    from .scores import answers_per_cell
+
+    n = answers_per_cell(accuracy, difference, alpha=alpha, power=power)
+    click.echo(f"{n} participants per cell detect {accuracy:.3f} vs {accuracy + difference:.3f} "
+               f"(two-sided alpha {alpha}, power {power}).")
+    if cells:
+        total = n * cells
+        click.echo(f"{cells} cells x {n} = {total} answers: at least {math.ceil(total / items_per_participant)} "
+                   f"participants answering {items_per_participant} cell items each (plus 2 attention checks).")
+
+
+@survey.command()
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.option("--participants", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--judge", default="concept", show_default=True, help="The judge whose probabilities they answer by.")
+@click.option("--noise", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Chance of answering at random instead.")
+@click.option("--inattentive", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Fraction of participants answering everything at random.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--url", help="A running survey server to use (default: serve RESULTS_DIR in this process).")
+def simulate(results_dir: str, participants: int, judge: str, noise: float, inattentive: float, seed: int,
+             url: str | None) -> None:
+    """Simulated respondents: scripted participants answer over HTTP by a judge's probabilities plus noise,
+    then people's scores are compared with the judges'. Answers are stored like real ones (in survey.sqlite).
+
+    \b
+    Examples:
+      trojanbench survey simulate trojanbench-results --participants 40
+    """
+    import contextlib
+
+    from ..runner.results import Results
+    from .app import create_app, serving
+    from .scores import human_scores
+    from .security import Limits, new_token
+    from .simulate import simulate as run_simulation
+    from .study import Study
+
+    study = Study.open(results_dir)
+    results = Results(results_dir)
+    if judge not in results.judges:
+        raise ConfigError(f"Judge {judge!r} scored no cell in {results_dir!r}. Judges there: "
+                          f"{', '.join(results.judges)}.")
+    server = contextlib.nullcontext(url) if url else serving(
+        create_app(study, new_token(), limits=Limits(per_address_per_minute=60000)))
+    with server as base_url:
+        report = run_simulation(base_url, results_dir, participants, judge=judge, noise=noise,
+                                inattentive=inattentive, seed=seed)
+    click.echo(f"{report.participants} participants, {report.completed} completed, {len(report.answers)} answers "
+               f"acknowledged, {len(report.failures)} failed, {report.retries} retried requests, "
+               f"{report.seconds:.1f} s.")
+    for failure in report.failures:
+        click.echo(f"  failed: {failure}")
+    scores = human_scores(results, study.store)
+    people = scores["participants"]
+    click.echo(f"scored participants {people['scored']} of {people['started']} ({people['excluded']} excluded), "
+               f"{scores['n_answers']} scored answers; Krippendorff's alpha {scores['krippendorff_alpha']:.3f}")
+    for name, agreement in scores["agreement"].items():
+        click.echo(f"people vs {name}: Spearman over tools {agreement['spearman_tools']:.2f}, over cells "
+                   f"{agreement['spearman_cells']:.2f}; picked the judge's top option "
+                   f"{agreement['picked_judge_top']:.2f}")

@@ -1,0 +1,163 @@
+"""Security basics of the survey app: bearer tokens, CSRF signatures, rate limits and request-size limits.
+
+Tokens carry 256 bits from :mod:`secrets`; the database keeps only their SHA-256. Form signatures are
+HMAC-SHA256 of a purpose and a subject under the study's secret, compared in constant time.
+Rate limits are token buckets per client address and per participant; size limits refuse a body or a
+query string past their bound before the application reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+
+from ..errors import require_extra
+
+require_extra("starlette", "survey", "The survey app")
+
+from starlette.exceptions import HTTPException  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
+
+TOKEN_BYTES = 32
+PARTICIPANT_COOKIE = "tb_participant"
+ADMIN_COOKIE = "tb_admin"
+FORM_COOKIE = "tb_form"
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
+                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_digest(token: str) -> str:
+    """What the database keeps of a token: its SHA-256, hex."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def sign(secret: bytes, purpose: str, subject: str) -> str:
+    """HMAC-SHA256 of ``purpose`` and ``subject`` under ``secret`` (hex)."""
+    return hmac.new(secret, f"{purpose}\x00{subject}".encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+
+
+def verify(secret: bytes, purpose: str, subject: str, signature: str | None) -> bool:
+    return signature is not None and hmac.compare_digest(sign(secret, purpose, subject), signature)
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    """Constant-time comparison of a presented token with the expected one."""
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-minute request rates (bursts of a quarter of that) and size bounds for one server."""
+
+    per_address_per_minute: int = 1200
+    per_participant_per_minute: int = 600
+    max_body_bytes: int = 4096
+    max_query_bytes: int = 1024
+
+
+class RateLimiter:
+    """Token buckets keyed by any string, refilled continuously; the oldest idle keys are forgotten."""
+
+    def __init__(self, per_minute: int, max_keys: int = 20000, clock=time.monotonic):
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, per_minute / 4)
+        self.max_keys = max_keys
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def wait(self, key: str) -> float:
+        """Take one token for ``key``: 0 when allowed, else the seconds until one is available."""
+        with self._lock:
+            now = self.clock()
+            tokens, last = self._buckets.pop(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            allowed = tokens >= 1
+            self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+            return 0.0 if allowed else (1 - tokens) / self.rate
+
+
+def request_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
+    """The value of cookie ``name`` in raw ASGI headers (``None`` when absent or unparsable)."""
+    for key, value in headers:
+        if key == b"cookie":
+            try:
+                morsel = SimpleCookie(value.decode("latin-1")).get(name)
+            except CookieError:
+                return None
+            if morsel is not None:
+                return morsel.value
+    return None
+
+
+class Guard:
+    """ASGI middleware: size limits (413/414), rate limits (429) and security headers on every response."""
+
+    def __init__(self, app, limits: Limits):
+        self.app, self.limits = app, limits
+        self.per_address = RateLimiter(limits.per_address_per_minute)
+        self.per_participant = RateLimiter(limits.per_participant_per_minute)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async def secured_send(message):
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
+            await send(message)
+
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, secured_send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limits.max_body_bytes:
+                raise HTTPException(413, f"Request body larger than {self.limits.max_body_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited_receive, secured_send)
+
+    def _refusal(self, scope) -> PlainTextResponse | None:
+        if len(scope.get("query_string", b"")) > self.limits.max_query_bytes:
+            return PlainTextResponse("Query string too long.", 414)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                return PlainTextResponse("Malformed Content-Length.", 400)
+            if int(length) > self.limits.max_body_bytes:
+                return PlainTextResponse(f"Request body larger than {self.limits.max_body_bytes} bytes.", 413)
+        address = (scope.get("client") or ("unknown", 0))[0]
+        wait = self.per_address.wait(address)
+        token = request_cookie(scope["headers"], PARTICIPANT_COOKIE)
+        if not wait and token:
+            wait = self.per_participant.wait(token_digest(token))
+        if wait:
+            return PlainTextResponse("Too many requests; slow down.", 429,
+                                     headers={"retry-after": str(max(1, round(wait + 0.5)))})
+        return None
