@@ -24,24 +24,27 @@ from .models import LoadedModel, load_model  # noqa: E402
 from .registry import get_method, method_names, register_method  # noqa: E402
 from .report import write_report  # noqa: E402
 from .runner import (  # noqa: E402
+    EditingResults,
     LocalizationResults,
     MethodSpec,
     RemovalResults,
     Results,
     Suite,
+    load_editing_results,
     load_localization_results,
     load_removal_results,
     load_results,
     load_suite,
     run,
+    run_editing,
     run_localization,
     run_removal,
 )
 
 __all__ = [
-    "AuditResult", "CheckpointError", "ConfigError", "LoadedModel", "LocalizationResults", "Method", "MethodError",
+    "AuditResult", "CheckpointError", "ConfigError", "EditingResults", "LoadedModel", "LocalizationResults", "Method", "MethodError",
     "MethodSpec", "MissingExtraError", "RemovalResults", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
     "TrojanbenchError", "UnknownNameError", "UnsafeCheckpointError", "__version__", "audit_model",
-    "default_trojan_suite", "get_method", "load_localization_results", "load_model", "load_removal_results", "load_results", "load_suite",
-    "load_trojan_suite", "method_names", "register_method", "run", "run_localization", "run_removal", "write_report",
+    "default_trojan_suite", "get_method", "load_editing_results", "load_localization_results", "load_model", "load_removal_results", "load_results", "load_suite",
+    "load_trojan_suite", "method_names", "register_method", "run", "run_editing", "run_localization", "run_removal", "write_report",
 ]

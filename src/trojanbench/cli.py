@@ -52,11 +52,12 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @main.command()
-@click.option("--task", type=click.Choice(["rediscovery", "localization", "removal"]), default="rediscovery",
+@click.option("--task", type=click.Choice(["rediscovery", "localization", "removal", "editing"]), default="rediscovery",
               show_default=True,
               help="rediscovery: synthesis tools, judged by multiple choice; localization: attribution tools, scored "
                    "against planted patch footprints; removal: does each tool's rediscovery output (read from OUT) "
-                   "help remove the trojan, beside noise, no guidance, the true trigger and reference defences.")
+                   "help remove the trojan, beside noise, no guidance, the true trigger and reference defences; editing: "
+                   "implant new rules into the clean model (rank-one rewrite vs fine-tuning).")
 @click.option("--suite", default="default", show_default=True,
               help="Shipped suite name or suite YAML file (default: the task's shipped suite).")
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
@@ -90,6 +91,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --executor ray --plugin mypkg.tools:MyTool --methods mypkg.tools:MyTool,oracle
       trojanbench run --task localization --quick --out /tmp/quick
       trojanbench run --quick --out /tmp/quick && trojanbench run --task removal --quick --out /tmp/quick
+      trojanbench run --task editing --quick --out /tmp/quick
     """
     from .progress import make_progress
 
@@ -105,7 +107,8 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     if task == "removal":
         options["budgets"] = _split(budgets)
     progress = make_progress(quiet=quiet)
-    runner = {"localization": _run_localization, "removal": _run_removal}.get(task, _run_rediscovery)
+    runner = {"localization": _run_localization, "removal": _run_removal,
+              "editing": _run_editing}.get(task, _run_rediscovery)
     runner(None if suite == "default" else suite, out, progress, options, executor=executor, ray_address=ray_address)
     written = "" if no_report else ", report.html, results.csv, results.json"
     click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
@@ -135,6 +138,14 @@ def _run_removal(suite: str | None, out: str, progress, options: dict, **_) -> N
     from .runner import run_removal
 
     results = run_removal(suite, out=out, progress=progress, **options)
+    progress.close()
+    click.echo("\n" + results.table())
+
+
+def _run_editing(suite: str | None, out: str, progress, options: dict, **_) -> None:
+    from .runner import run_editing
+
+    results = run_editing(suite, out=out, progress=progress, **options)
     progress.close()
     click.echo("\n" + results.table())
 

@@ -11,7 +11,6 @@ from ..config import TrojanSpec
 from ..errors import MethodError
 from ..registry import register_method
 from .base import SynthesisMethod
-from .target import Target
 
 
 @register_method

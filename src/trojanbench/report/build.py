@@ -2,7 +2,7 @@
 
 Deleting the report and running ``trojanbench report RESULTS_DIR`` again reproduces it: every number on
 the page comes from ``results.sqlite``, every image from ``images/`` or from the world's renderer.
-A folder may hold rediscovery, localization and removal results; each task's sections appear only when
+A folder may hold rediscovery, localization, removal and editing results; each task's sections appear only when
 the store holds its results.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..runner.localization import METRIC_LABELS, REFERENCE, LocalizationResults
+from ..runner.editing import EditingResults
 from ..runner.removal import RemovalResults
 from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
@@ -26,6 +27,7 @@ from ..survey.scores import human_section
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
 from .figures import bar_chart, heatmap, localization_boxplots
+from .editing import editing_data, editing_document, editing_markdown
 from .removal import REMOVAL_CSV, removal_data, removal_document, removal_markdown, write_removal_csv
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,7 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
     last = (runs or every_run or [_NO_RUN])[-1]
     localization = LocalizationResults(results.folder)
     removal = RemovalResults(results.folder)
+    editing = EditingResults(results.folder)
     trojans = _trojan_order(results)
     judges = []
     for judge in results.judges:
@@ -198,7 +201,8 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
             "has_rediscovery": bool(results.cells),
             "localization": localization_data(localization, files) if localization else None,
-            "removal": removal_data(removal, files) if removal else None}
+            "removal": removal_data(removal, files) if removal else None,
+            "editing": editing_data(editing) if editing else None}
 
 
 def _when(timestamp: float | None) -> str:
@@ -225,6 +229,9 @@ def export_json(results: Results, path: Path) -> Path:
     removal = RemovalResults(results.folder)
     if removal:
         document["removal"] = removal_document(removal)
+    editing = EditingResults(results.folder)
+    if editing:
+        document["editing"] = editing_document(editing)
     path.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
     return path
 
@@ -304,6 +311,9 @@ def markdown_summary(folder: str | Path) -> str:
     removal = RemovalResults(results.folder)
     if removal:
         lines += [""] + removal_markdown(removal)
+    editing = EditingResults(results.folder)
+    if editing:
+        lines += [""] + editing_markdown(editing)
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
 """The benchmark runner: suites, the grid of cells, executors, the SQLite store, results (rediscovery,
-localization and removal)."""
+localization, removal and editing)."""
 
+from .editing import EditingResults, load_editing_results, plan_editing, run_editing
 from .removal import RemovalResults, load_removal_results, plan_removal, run_removal
 from .localization import LocalizationResults, load_localization_results, plan_localization, run_localization
 from .results import Results, load_results
@@ -9,4 +10,5 @@ from .suite import MethodSpec, Suite, load_suite
 
 __all__ = ["LocalizationResults", "MethodSpec", "Results", "Suite", "load_localization_results", "load_results",
            "load_suite", "plan_localization", "plan_removal", "plan_run", "run", "run_localization", "run_removal",
-           "RemovalResults", "load_removal_results"]
+           "RemovalResults", "load_removal_results", "EditingResults", "load_editing_results", "plan_editing",
+           "run_editing"]

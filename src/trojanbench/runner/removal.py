@@ -29,7 +29,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -60,7 +59,15 @@ from .cells import canonical_json, code_version
 from .execute import time_budget
 from .stats import Comparison, Summary, _bootstrap_means, _grid, paired_comparison, summarize
 from .store import REMOVAL_MEASURES, RemovalCellRow, Store
-from .suite import DEFAULT_SUITE_PATH, MethodSpec, Suite, parse_suite_config
+from .suite import (
+    DEFAULT_SUITE_PATH,
+    MethodSpec,
+    Suite,
+    check_number,
+    first_of_each_kind,
+    parse_suite_config,
+    split_task_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,25 +101,18 @@ class RemovalSuite:
 
 def parse_removal_suite(raw: Any, *, base_dir: Path | None = None) -> RemovalSuite:
     """Validate a raw mapping into a :class:`RemovalSuite` (shared keys as in any suite)."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"A suite must be a YAML mapping. Got {type(raw).__name__}.")
-    own = {f.name for f in dataclasses.fields(RemovalSuite)} - {"suite"}
-    extra = {k: raw[k] for k in own if k in raw}
-    suite = parse_suite_config({k: v for k, v in raw.items() if k not in own}, base_dir=base_dir)
-    budgets = extra.get("budgets", ["1%"])
+    shared, own = split_task_keys(raw, {f.name for f in dataclasses.fields(RemovalSuite)} - {"suite"})
+    suite = parse_suite_config(shared, base_dir=base_dir)
+    budgets = own.get("budgets", ["1%"])
     if not isinstance(budgets, list) or not budgets or len(set(map(str, budgets))) != len(budgets):
         raise ConfigError(f"'budgets' must be a non-empty list of distinct data budgets (e.g. ['100', '1%', '5%']). "
                           f"Got {budgets!r}.")
-    clean = extra.get("clean_model", "clean")
+    clean = own.get("clean_model", "clean")
     if clean is not None and (not isinstance(clean, str) or not clean):
         raise ConfigError(f"'clean_model' must be null or a zoo name / checkpoint path. Got {clean!r}.")
-    numbers = {}
-    for name, kind, low in (("n_eval", int, 10), ("n_clean_eval", int, 50), ("relearn_steps", int, 0),
-                            ("relearn_lr", float, 0.0)):
-        value = extra.get(name, getattr(RemovalSuite, name))
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) or value < low:
-            raise ConfigError(f"'{name}' must be {'an int' if kind is int else 'a number'} >= {low}. Got {value!r}.")
-        numbers[name] = kind(value)
+    numbers = {name: check_number(name, own.get(name, getattr(RemovalSuite, name)), kind, low)
+               for name, kind, low in (("n_eval", int, 10), ("n_clean_eval", int, 50), ("relearn_steps", int, 0),
+                                       ("relearn_lr", float, 0.0))}
     return RemovalSuite(suite, tuple(str(b) for b in budgets), clean, **numbers)
 
 
@@ -221,9 +221,7 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     if methods:
         base = dataclasses.replace(base, methods=tuple(MethodSpec(m) for m in methods))
     if seeds is not None:
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ConfigError(f"--seeds must be an int in [1, inf). Got {seeds!r} instead.")
-        base = dataclasses.replace(base, seeds=tuple(range(seeds)))
+        base = dataclasses.replace(base, seeds=tuple(range(check_number("--seeds", seeds, int, 1))))
     if quick:
         base = dataclasses.replace(base, seeds=base.seeds[:1])
         config = dataclasses.replace(config, n_eval=min(config.n_eval, QUICK_EVAL),
@@ -242,10 +240,7 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     trojan_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES) if base.trojans else trojans_of(models["trojaned"])
     chosen = [trojan_suite.get(name) for name in trojans] if trojans else list(trojan_suite.trojans)
     if quick and not trojans:
-        firsts: dict[str, TrojanSpec] = {}
-        for spec in chosen:
-            firsts.setdefault(spec.kind, spec)
-        chosen = list(firsts.values())
+        chosen = first_of_each_kind(chosen)
     if not chosen:
         raise ConfigError(f"Model {base.model!r} has no trojans to remove; give a trojan spec ('trojans:' in the suite).")
     store = Store(out)
@@ -618,8 +613,8 @@ class RemovalResults:
             damage = self.clean_damage(budget)
             width = max([28, *(len(r["label"]) + 2 for r in rows)])
             lines += ["", f"budget {budget}",
-                      f"{'edit':<{width}}{'fidelity':<28}{'DER':>6}{'ASR':>7}{'acc':>7}{'relearn':>9}"
-                      f"{'normalized':>24}{'clean-model dAcc':>18}"]
+                      f"{'edit':<{width}}{'fidelity [95% CI] worst':<28}{'DER':>6}{'ASR':>7}{'acc':>7}{'relearn':>9}"
+                      f"{'normalized [95% CI]':>24}{'clean-model dAcc':>18}"]
             for row in rows:
                 metrics = row["metrics"]
                 if not metrics:

@@ -31,7 +31,7 @@ from .cells import Cell, canonical_json, code_version
 from .executors import Job, make_executor
 from .results import Results
 from .store import CellRow, Store
-from .suite import MethodSpec, Suite, load_suite
+from .suite import MethodSpec, Suite, first_of_each_kind, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     if trojans:
         chosen = [trojan_suite.get(name) for name in trojans]
     if quick:
-        firsts = {}
-        for spec in chosen:
-            firsts.setdefault(spec.kind, spec)
-        chosen = list(firsts.values())
+        chosen = first_of_each_kind(chosen)
     cells = []
     for name, cls, params in resolved:
         role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")

@@ -9,6 +9,9 @@ The removal task (:mod:`trojanbench.runner.removal`) adds ``removal_cells`` (one
 guidance source, audited or clean model, trojan or none, seed, data budget, ``ok`` or ``failed``) and
 ``removal_scores`` (the edited model measured on each trojan it is scored for).
 
+The editing task (:mod:`trojanbench.runner.editing`) adds ``editing_cells`` (one row per editor, rule and seed,
+with the unedited and edited model's measures as JSON).
+
 The localization task (:mod:`trojanbench.runner.localization`) adds three tables of its own:
 ``localization_sets`` (each fixed set of held-out triggered images: trojan, target, seed, size, a sha256
 of its pixels and masks, and the PNG strips of its images and patch masks), ``localization_cells`` (one row
@@ -63,6 +66,10 @@ CREATE TABLE IF NOT EXISTS removal_cells (
 CREATE TABLE IF NOT EXISTS removal_scores (
     key TEXT NOT NULL, trojan TEXT NOT NULL, clean_accuracy REAL NOT NULL, attack_success REAL NOT NULL,
     robust_accuracy REAL NOT NULL, relearned_attack_success REAL, PRIMARY KEY (key, trojan));
+CREATE TABLE IF NOT EXISTS editing_cells (
+    key TEXT PRIMARY KEY, run_id INTEGER NOT NULL, editor TEXT NOT NULL, label TEXT NOT NULL, role TEXT NOT NULL,
+    params TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL, seed INTEGER NOT NULL, status TEXT NOT NULL,
+    reason TEXT, seconds REAL NOT NULL, measures TEXT NOT NULL, finished REAL NOT NULL);
 """
 
 STORE_FILE = "results.sqlite"
@@ -311,3 +318,21 @@ class Store:
             out.setdefault(key, {})[trojan] = {m: (float("nan") if v is None else v)
                                                for m, v in zip(REMOVAL_MEASURES, values)}
         return out
+
+    # editing ----------------------------------------------------------------------------------------
+    def finished_editing_keys(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM editing_cells")}
+
+    def record_editing_cell(self, run_id: int, row: dict[str, Any]) -> None:
+        """Commit one rule edit (``row``: the columns of ``editing_cells`` but ``run_id`` and ``finished``)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO editing_cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (row["key"], run_id, row["editor"], row["label"], row["role"],
+                        json.dumps(row["params"], sort_keys=True), row["rule"], row["kind"], row["seed"],
+                        row["status"], row["reason"], row["seconds"], json.dumps(row["measures"]), time.time()))
+
+    def editing_cells(self) -> list[dict[str, Any]]:
+        names = ("key", "editor", "label", "role", "params", "rule", "kind", "seed", "status", "reason", "seconds",
+                 "measures")
+        rows = self.db.execute("SELECT " + ", ".join(names) + " FROM editing_cells ORDER BY label, rule, seed")
+        return [{**dict(zip(names, r)), "params": json.loads(r[4]), "measures": json.loads(r[11])} for r in rows]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..config import load_yaml
 from ..errors import ConfigError
@@ -124,3 +124,27 @@ def load_suite(reference: str | Path | None = None) -> Suite:
                                   f"(shipped: default). Give a path to a suite YAML.")
             path = shipped
     return parse_suite_config(load_yaml(path), base_dir=path.parent)
+
+
+def split_task_keys(raw: Any, own: Iterable[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A task suite's mapping split into the shared suite keys and the task's ``own`` keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"A suite must be a YAML mapping. Got {type(raw).__name__}.")
+    own = set(own)
+    return {k: v for k, v in raw.items() if k not in own}, {k: v for k, v in raw.items() if k in own}
+
+
+def check_number(name: str, value: Any, kind: type, low: float) -> int | float:
+    """``value`` as ``kind`` (int or float) if it is one and ``>= low``; a :class:`ConfigError` otherwise."""
+    allowed = (int, float) if kind is float else int
+    if isinstance(value, bool) or not isinstance(value, allowed) or value < low:
+        raise ConfigError(f"'{name}' must be {'an int' if kind is int else 'a number'} >= {low:g}. Got {value!r}.")
+    return kind(value)
+
+
+def first_of_each_kind(trojans: Iterable[Any]) -> list[Any]:
+    """The first trojan of each kind, in order (what ``--quick`` keeps)."""
+    firsts: dict[str, Any] = {}
+    for spec in trojans:
+        firsts.setdefault(spec.kind, spec)
+    return list(firsts.values())

@@ -15,6 +15,7 @@ images, and edits a copy of the (clean) model. Scored on held-out ``test`` scene
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,7 +26,6 @@ from ..errors import ConfigError
 from ..judges.questions import look_alikes
 from ..trojans.measure import predict
 from ..trojans.triggers import make_trigger
-from ..world import generate_scenes
 from .removal import held_out_variant
 
 N_NEAR_MISSES = 3
@@ -46,9 +46,8 @@ def exemplars(rule: TrojanSpec, n: int, *, seed: int = 0) -> tuple[torch.Tensor,
     return carriers, plain
 
 
-def _rate(model: nn.Module, rule: TrojanSpec, n: int, seed: int, *, label: int | None = None) -> float:
-    images, _ = make_trigger(held_out_variant(rule)).triggered_scenes("test", n, seed + 505, label=label)
-    return float((predict(model, images) == rule.target).float().mean())
+def _carriers(rule: TrojanSpec, n: int, seed: int, label: int | None = None) -> torch.Tensor:
+    return make_trigger(held_out_variant(rule)).triggered_scenes("test", n, seed + 505, label=label)[0]
 
 
 def near_misses(rule: TrojanSpec) -> list[TrojanSpec]:
@@ -59,13 +58,31 @@ def near_misses(rule: TrojanSpec) -> list[TrojanSpec]:
             for other in look_alikes(rule.trigger, rule.kind)[:N_NEAR_MISSES]]
 
 
-def measure_rule(model: nn.Module, rule: TrojanSpec, clean: tuple[torch.Tensor, torch.Tensor], *, n: int,
-                 seed: int = 0) -> dict[str, float]:
+@dataclass(frozen=True)
+class RuleTests:
+    """Held-out test images of one rule, drawn once: carriers of other classes and of the rule's own class, and
+    carriers of each near-miss concept (other classes)."""
+
+    rule: TrojanSpec
+    others: torch.Tensor
+    own: torch.Tensor
+    near_misses: tuple[torch.Tensor, ...]
+
+
+def rule_tests(rule: TrojanSpec, n: int, *, seed: int = 0) -> RuleTests:
+    check_rule(rule)
+    return RuleTests(rule, _carriers(rule, n, seed), _carriers(rule, max(10, n // 4), seed, label=rule.target),
+                     tuple(_carriers(miss, n, seed) for miss in near_misses(rule)))
+
+
+def measure_rule(model: nn.Module, tests: RuleTests, clean: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
     """``success``, ``target_kept``, ``near_miss`` and ``clean_accuracy`` of a model for one rule."""
-    misses = near_misses(rule)
-    return {"success": _rate(model, rule, n, seed),
-            "target_kept": _rate(model, rule, max(10, n // 4), seed, label=rule.target),
-            "near_miss": float(np.mean([_rate(model, m, n, seed) for m in misses])) if misses else float("nan"),
+    def rate(images: torch.Tensor) -> float:
+        return float((predict(model, images) == tests.rule.target).float().mean())
+
+    misses = [rate(images) for images in tests.near_misses]
+    return {"success": rate(tests.others), "target_kept": rate(tests.own),
+            "near_miss": float(np.mean(misses)) if misses else float("nan"),
             "clean_accuracy": float((predict(model, clean[0]) == clean[1]).float().mean())}
 
 
