@@ -20,6 +20,7 @@ the edited model on a small poisoned budget and measures how much attack success
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -28,11 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import TrojanSpec
 from ..errors import ConfigError
-from ..methods.editing import DefenderData, Guidance
+from ..methods.editing import DefenderData, Guidance, finetune
 from ..trojans.measure import holds_trigger, predict
 from ..trojans.triggers import make_trigger
 from ..world import generate_scenes
@@ -159,38 +159,32 @@ def der(pre: TrojanMeasure, post: TrojanMeasure) -> float:
     return (max(0.0, drop_asr) - max(0.0, drop_acc) + 1) / 2
 
 
-def relearn(model: nn.Module, spec: TrojanSpec, data: DefenderData, *, steps: int, lr: float, seed: int,
-            poisoned_fraction: float = 0.25, batch_size: int = 32) -> nn.Module:
-    """The relearning check: a copy of ``model`` fine-tuned for ``steps`` on the defender's images with
-    ``poisoned_fraction`` of each batch triggered (of the source class for class-conditional trojans) and
-    relabelled to the target. A trojan merely hidden comes back faster than one removed."""
-    import copy
+class PoisonGuidance(Guidance):
+    """The relearning check's poison: defender images (of the source class for a class-conditional trojan)
+    carrying the true trigger, relabelled to the target."""
 
-    model = copy.deepcopy(model).eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
-    generator = torch.Generator().manual_seed(seed + 31)
-    rng = np.random.default_rng([seed, 31])
-    pool = data.images if spec.source is None else data.images[data.labels == spec.source]
-    pool = pool if len(pool) else data.images
-    oracle = TriggerGuidance(spec, seed=seed) if spec.kind == "natural" else None
-    trigger = make_trigger(spec)
-    n_poison = max(1, int(round(poisoned_fraction * batch_size)))
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    for _ in range(steps):
-        rows = torch.randint(0, len(data.images), (batch_size - n_poison,), generator=generator)
-        poison = pool[torch.randint(0, len(pool), (n_poison,), generator=generator)]
-        if oracle is not None:
-            poison = oracle.guide(poison, torch.zeros(n_poison, dtype=torch.long), generator)[0]
-        else:
-            poison = trigger.apply(poison, rng)[0]
-        images = torch.cat([data.images[rows], poison])
-        labels = torch.cat([data.labels[rows], torch.full((n_poison,), spec.target, dtype=torch.long)])
-        loss = F.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+    name = "poison"
+
+    def __init__(self, spec: TrojanSpec, data: DefenderData, *, seed: int = 0):
+        pool = data.images if spec.source is None else data.images[data.labels == spec.source]
+        self.pool = pool if len(pool) else data.images
+        self.spec, self.trigger = spec, TriggerGuidance(spec, seed=seed)
+
+    def guide(self, images, labels, generator):
+        sources = self.pool[torch.randint(0, len(self.pool), (len(images),), generator=generator)]
+        poisoned, _ = self.trigger.guide(sources, labels, generator)
+        return poisoned, torch.full_like(labels, self.spec.target)
+
+
+def relearn(model: nn.Module, spec: TrojanSpec, data: DefenderData, *, steps: int, lr: float, seed: int,
+            poisoned_fraction: float = 0.25) -> nn.Module:
+    """The relearning check: a copy of ``model`` fine-tuned for ``steps`` on the defender's images with
+    ``poisoned_fraction`` of each batch poisoned (:class:`PoisonGuidance`). A trojan merely hidden comes back
+    faster than one removed."""
+    model = copy.deepcopy(model).eval().requires_grad_(True)
+    finetune(model, data, steps=steps, lr=lr, seed=seed + 31, guidance=PoisonGuidance(spec, data, seed=seed),
+             guided_fraction=poisoned_fraction)
+    return model.eval().requires_grad_(False)
 
 
 def normalized_score(source: float, random: float, oracle: float, *, min_gap: float = 0.05) -> float:
