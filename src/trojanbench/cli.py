@@ -61,8 +61,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--suite", default="default", show_default=True,
               help="Shipped suite name or suite YAML file (default: the task's shipped suite).")
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
-                                            "(~3 minutes); localization 12 images per trojan (~1 minute). All: fast "
-                                            "method settings.")
+                                            "(~3 and ~2 minutes); localization 12 images per trojan (~1 minute); "
+                                            "editing one seed. All: fast method settings.")
 @click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
 @click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
 @click.option("--trojans", help="Comma-separated trojan names (default: all of the suite's; localization: its patch "
@@ -77,7 +77,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        budgets: str | None, executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
+        budgets: str | None, executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool,
+        no_report: bool) -> None:
     """Run the benchmark: every method × trojan × seed, scored automatically, with a leaderboard.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
@@ -107,8 +108,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     if task == "removal":
         options["budgets"] = _split(budgets)
     progress = make_progress(quiet=quiet)
-    runner = {"localization": _run_localization, "removal": _run_removal,
-              "editing": _run_editing}.get(task, _run_rediscovery)
+    runner = _run_rediscovery if task == "rediscovery" else _run_in_process(task)
     runner(None if suite == "default" else suite, out, progress, options, executor=executor, ray_address=ray_address)
     written = "" if no_report else ", report.html, results.csv, results.json"
     click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
@@ -126,28 +126,16 @@ def _run_rediscovery(suite: str | None, out: str, progress, options: dict, **exe
         click.echo("\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
 
 
-def _run_localization(suite: str | None, out: str, progress, options: dict, **_) -> None:
-    from .runner import run_localization
+def _run_in_process(task: str):
+    """The runner of a task that runs in this process (localization, removal, editing): run, print its table."""
+    def runner(suite: str | None, out: str, progress, options: dict, **_) -> None:
+        from . import runner as runners
 
-    results = run_localization(suite, out=out, progress=progress, **options)
-    progress.close()
-    click.echo("\n" + results.table())
+        results = getattr(runners, f"run_{task}")(suite, out=out, progress=progress, **options)
+        progress.close()
+        click.echo("\n" + results.table())
 
-
-def _run_removal(suite: str | None, out: str, progress, options: dict, **_) -> None:
-    from .runner import run_removal
-
-    results = run_removal(suite, out=out, progress=progress, **options)
-    progress.close()
-    click.echo("\n" + results.table())
-
-
-def _run_editing(suite: str | None, out: str, progress, options: dict, **_) -> None:
-    from .runner import run_editing
-
-    results = run_editing(suite, out=out, progress=progress, **options)
-    progress.close()
-    click.echo("\n" + results.table())
+    return runner
 
 
 @main.command()

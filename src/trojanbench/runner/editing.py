@@ -25,7 +25,7 @@ from ..config import TrojanSpec, load_trojan_suite, load_yaml
 from ..errors import ConfigError
 from ..methods.editing import RuleEditor
 from ..models import LoadedModel, load_model
-from ..registry import get_method, load_plugin
+from ..registry import get_method, load_plugin, method_names
 from ..tasks.editing import check_rule, edit_size, exemplars, measure_rule, rule_tests
 from ..tasks.removal import budget_size, clean_set, defender_data
 from ..world import OBJECT_CLASSES
@@ -140,8 +140,9 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
     for spec in base.methods:
         cls = get_method(spec.name)
         if not issubclass(cls, RuleEditor):
-            raise ConfigError(f"Method {spec.name!r} is a {cls.family or 'non-editing'} method, not a rule editor. "
-                              f"Rule editors: see `trojanbench ls methods --kind editing`.")
+            editors = [n for n in method_names("editing") if issubclass(get_method(n), RuleEditor)]
+            raise ConfigError(f"Method {spec.name!r} ({cls.family or 'no'} family) is not a rule editor. "
+                              f"Rule editors: {', '.join(editors)}.")
         editors[label_of(spec)] = cls(**{**(cls.quick_params if quick else {}), **spec.params})
         editors[label_of(spec)].validate()
     if base.trojans is None:

@@ -39,7 +39,7 @@ from ..config import TrojanSpec, load_trojan_suite, load_yaml
 from ..errors import ConfigError
 from ..methods.editing import ImageGuidance, RemovalProcedure
 from ..models import LoadedModel, load_model
-from ..registry import get_method, load_plugin
+from ..registry import get_method, load_plugin, method_names
 from ..tasks.removal import (
     TriggerGuidance,
     budget_size,
@@ -185,8 +185,9 @@ def make_procedure(name: str, params: dict[str, Any] | None = None, *, quick: bo
     """Instantiate a registered removal procedure with ``params`` over its defaults (``quick_params`` first)."""
     cls = get_method(name)
     if not issubclass(cls, RemovalProcedure):
-        raise ConfigError(f"Method {name!r} is a {cls.family or 'non-editing'} method, not a removal procedure. "
-                          f"Removal procedures: see `trojanbench ls methods --kind editing`.")
+        procedures = [n for n in method_names("editing") if issubclass(get_method(n), RemovalProcedure)]
+        raise ConfigError(f"Method {name!r} ({cls.family or 'no'} family) is not a removal procedure. "
+                          f"Removal procedures: {', '.join(procedures)}.")
     procedure = cls(**{**(cls.quick_params if quick else {}), **(params or {})})
     procedure.validate()
     return procedure
