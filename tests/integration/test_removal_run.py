@@ -136,3 +136,17 @@ def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
     assert result.exit_code == 2, result.output
     assert words in result.output
     assert not (tmp_path / "out" / "results.sqlite").exists() or not load_removal_results(tmp_path / "out")
+
+
+def test_a_run_stopped_before_its_first_edit_does_not_hide_the_last_results(folder, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    before = {c.key for c in load_removal_results(copy).cells}
+    store = Store(copy)
+    try:
+        store.start_run({"task": "removal", "cell_keys": ["never-computed"]}, {})
+    finally:
+        store.close()
+    assert {c.key for c in load_removal_results(copy).cells} == before

@@ -112,9 +112,9 @@ def localization_boxplots(rows: list[dict], values: dict[str, dict[str, np.ndarr
     return path
 
 
-REMOVAL_COLOURS = {"oracle": "#333333", "tool": TOOL_COLOUR, "baseline": TOOL_COLOUR, "control": BASELINE_COLOUR,
+REMOVAL_COLOURS = {"oracle": "#b0b0b0", "tool": TOOL_COLOUR, "baseline": TOOL_COLOUR, "control": BASELINE_COLOUR,
                    "defence": "#c9b26b"}
-REMOVAL_HATCHES = {"oracle": "xx", "tool": "", "baseline": "", "control": "..", "defence": "//"}
+REMOVAL_HATCHES = {"oracle": "x", "tool": "", "baseline": "", "control": "..", "defence": "//"}
 
 
 def removal_bars(rows: list[dict], path: Path, *, title: str) -> Path:

@@ -32,7 +32,7 @@ from ..world import OBJECT_CLASSES
 from .cells import canonical_json, code_version
 from .execute import time_budget
 from .stats import Summary, summarize
-from .store import Store
+from .store import Store, last_run_with_results
 from .suite import DEFAULT_SUITE_PATH, MethodSpec, Suite, check_number, parse_suite_config, split_task_keys
 
 log = logging.getLogger(__name__)
@@ -231,16 +231,16 @@ def _compute(plan: EditingPlan, cell: EditingCell, data, cache: dict) -> dict[st
 
 
 class EditingResults:
-    """The editing results of a folder (those its last editing run planned), from the store alone."""
+    """The editing results of a folder (those planned by its last editing run with results), from the store alone."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         store = Store(self.folder, create=False)
         try:
-            runs = [r for r in store.runs() if r["suite"].get("task") == TASK]
-            self.run: dict[str, Any] | None = runs[-1] if runs else None
+            every = store.editing_cells()
+            self.run: dict[str, Any] | None = last_run_with_results(store, TASK, {cell["key"] for cell in every})
             planned = set(self.run["suite"].get("cell_keys", [])) if self.run else set()
-            self.cells = [cell for cell in store.editing_cells() if cell["key"] in planned]
+            self.cells = [cell for cell in every if cell["key"] in planned]
         finally:
             store.close()
         self.kinds = {cell["rule"]: cell["kind"] for cell in self.cells}

@@ -58,7 +58,7 @@ from ..world import OBJECT_CLASSES
 from .cells import canonical_json, code_version
 from .execute import time_budget
 from .stats import Comparison, Summary, _bootstrap_means, _grid, paired_comparison, summarize
-from .store import REMOVAL_MEASURES, RemovalCellRow, Store
+from .store import REMOVAL_MEASURES, RemovalCellRow, Store, last_run_with_results
 from .suite import (
     DEFAULT_SUITE_PATH,
     MethodSpec,
@@ -422,16 +422,16 @@ def normalized_interval(source: dict, random: dict, oracle: dict) -> Normalized:
 
 
 class RemovalResults:
-    """The removal results of a folder (those its last removal run planned), from the store alone."""
+    """The removal results of a folder (those planned by its last removal run with results), from the store alone."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         store = Store(self.folder, create=False)
         try:
-            runs = [r for r in store.runs() if r["suite"].get("task") == TASK]
-            self.run: dict[str, Any] | None = runs[-1] if runs else None
+            every = store.removal_cells()
+            self.run: dict[str, Any] | None = last_run_with_results(store, TASK, {cell.key for cell in every})
             planned = set(self.run["suite"].get("cell_keys", [])) if self.run else set()
-            self.cells = [cell for cell in store.removal_cells() if cell.key in planned]
+            self.cells = [cell for cell in every if cell.key in planned]
             scores = store.removal_scores()
         finally:
             store.close()

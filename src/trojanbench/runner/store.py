@@ -151,6 +151,13 @@ class RemovalCellRow:
 REMOVAL_MEASURES = ("clean_accuracy", "attack_success", "robust_accuracy", "relearned_attack_success")
 
 
+def last_run_with_results(store: "Store", task: str, finished: set[str]) -> dict[str, Any] | None:
+    """The latest run of ``task`` that planned at least one of the ``finished`` cell keys (a run stopped before
+    its first cell does not hide the results of the one before it); ``None`` when no run of it has results."""
+    runs = [r for r in store.runs() if r["suite"].get("task") == task]
+    return next((r for r in reversed(runs) if finished & set(r["suite"].get("cell_keys", []))), None)
+
+
 class Store:
     """Read and write one results folder."""
 
