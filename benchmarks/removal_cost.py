@@ -23,8 +23,16 @@ from trojanbench.methods.editing.base import FINETUNE_BATCH
 from trojanbench.models import load_model
 from trojanbench.registry import get_method
 from trojanbench.tasks.editing import exemplars, measure_rule, rule_tests
-from trojanbench.tasks.removal import TriggerGuidance, budget_size, clean_set, defender_data, measure, relearn, \
-    triggered_set
+from trojanbench.tasks.removal import (
+    TriggerGuidance,
+    budget_size,
+    clean_set,
+    defender_data,
+    measure,
+    relearn,
+    training_set_size,
+    triggered_set,
+)
 from trojanbench.world import OBJECT_CLASSES
 
 PROCEDURES = ("identity", "unlearning", "pruning", "fine_pruning", "neural_cleanse_unlearning", "channel_lipschitz")
@@ -74,8 +82,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     trojaned, clean_model = load_model("trojaned"), load_model("clean")
     spec = trojans_of(trojaned).get(args.trojan)
-    n_train = trojaned.card["training"]["config"]["n_train"]
-    data = defender_data(budget_size(args.budget, n_train))
+    data = defender_data(budget_size(args.budget, training_set_size(trojaned.card)))
     clean, triggered = clean_set(1000, [spec]), triggered_set(spec, 200)
     guidance = TriggerGuidance(spec)
     get_method("unlearning")(steps=2).remove(trojaned.model, data, guidance, spec.target)  # warm-up

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Iterable, TypeVar
 
 from .errors import ConfigError, did_you_mean
 
@@ -76,6 +76,14 @@ def load_plugin(reference: str) -> type["Method"]:
     return register_method(cls)
 
 
+def load_plugins(references: Iterable[str]) -> tuple[str, ...]:
+    """:func:`load_plugin` each reference; returns them as a tuple (recorded with a run)."""
+    references = tuple(references)
+    for reference in references:
+        load_plugin(reference)
+    return references
+
+
 def get_method(name: str) -> type["Method"]:
     """The method class registered as ``name`` (or given as ``module:Class``)."""
     if ":" in name:
@@ -90,3 +98,22 @@ def method_names(family: str | None = None) -> list[str]:
     """Registered method names, optionally of one family, sorted."""
     _load_all()
     return sorted(n for n, cls in _METHODS.items() if family is None or cls.family == family)
+
+
+def make_method_of(name: str, params: dict | None, expected: type["Method"], what: str, *,
+                   quick: bool = False) -> "Method":
+    """Instantiate method ``name`` (registered or ``module:Class``), which must be a subclass of ``expected``
+    (``what`` names that kind in messages, e.g. "a removal procedure"), with ``params`` over its defaults (over
+    its ``quick_params`` when ``quick``), and validate them: bad input fails here, before any work."""
+    cls = get_method(name)
+    if not issubclass(cls, expected):
+        choices = [n for n in method_names() if issubclass(_METHODS[n], expected)]
+        raise ConfigError(f"Method {name!r} ({cls.family or 'no'} family) is not {what}. Choices: "
+                          f"{', '.join(choices)}.")
+    params = {**(cls.quick_params if quick else {}), **(params or {})}
+    unknown = sorted(set(params) - set(cls._param_names()))
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no parameter(s) {unknown}. Valid parameters: {cls._param_names()}.")
+    method = cls(**params)
+    method.validate()
+    return method

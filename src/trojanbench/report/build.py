@@ -28,7 +28,7 @@ from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
 from .figures import bar_chart, heatmap, localization_boxplots
 from .editing import editing_data, editing_document, editing_markdown
-from .removal import REMOVAL_CSV, removal_data, removal_document, removal_markdown, write_removal_csv
+from .removal import REMOVAL_CSV, finite_or_none, removal_data, removal_document, removal_markdown, write_removal_csv
 
 log = logging.getLogger(__name__)
 
@@ -236,21 +236,16 @@ def export_json(results: Results, path: Path) -> Path:
     return path
 
 
-def _finite(value: Any) -> Any:
-    """NaN as ``None`` (JSON has no NaN)."""
-    return None if isinstance(value, float) and value != value else value
-
-
 def _localization_document(localization: LocalizationResults) -> dict[str, Any]:
     """The localization part of ``results.json``: config, summaries, comparisons, verdict, sets, per-image scores."""
     rows = localization.rows()
     run = localization.run or _NO_RUN
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
-            "summaries": {r["method"]: {"role": r["role"], "seconds_per_image": _finite(r["seconds_per_image"]),
+            "summaries": {r["method"]: {"role": r["role"], "seconds_per_image": finite_or_none(r["seconds_per_image"]),
                                         **r["metrics"]} for r in rows},
             f"versus_{REFERENCE}": {r["method"]: asdict(r["versus_reference"]) for r in rows if r["versus_reference"]},
             "verdict": localization.verdict(), "sets": list(localization.sets.values()),
-            "images": [{k: _finite(v) for k, v in record.items()} for record in localization.records()]}
+            "images": [{k: finite_or_none(v) for k, v in record.items()} for record in localization.records()]}
 
 
 def write_report(folder: str | Path) -> Path:

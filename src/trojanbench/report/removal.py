@@ -51,7 +51,8 @@ def removal_data(results: RemovalResults, files: Path) -> dict[str, Any]:
             "failed": [c for c in results.cells if c.status != "ok"]}
 
 
-def _finite(value: Any) -> Any:
+def finite_or_none(value: Any) -> Any:
+    """NaN as ``None`` (JSON has no NaN)."""
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
@@ -68,7 +69,7 @@ def removal_document(results: RemovalResults) -> dict[str, Any]:
                          "versus_random": asdict(row["versus_random"]) if row["versus_random"] else None})
         budgets[budget] = {"rows": rows, "verdict": results.verdict(budget)}
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
-            "budgets": budgets, "edits": [{k: _finite(v) for k, v in r.items()} for r in results.records()]}
+            "budgets": budgets, "edits": [{k: finite_or_none(v) for k, v in r.items()} for r in results.records()]}
 
 
 def write_removal_csv(results: RemovalResults, path: Path) -> Path:

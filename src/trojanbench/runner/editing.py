@@ -19,21 +19,30 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..config import TrojanSpec, load_trojan_suite, load_yaml
 from ..errors import ConfigError
 from ..methods.editing import RuleEditor
 from ..models import LoadedModel, load_model
-from ..registry import get_method, load_plugin, method_names
+from ..registry import load_plugins, make_method_of
 from ..tasks.editing import check_rule, edit_size, exemplars, measure_rule, rule_tests
-from ..tasks.removal import budget_size, clean_set, defender_data
+from ..tasks.removal import budget_size, clean_set, defender_data, training_set_size
 from ..world import OBJECT_CLASSES
 from .cells import canonical_json, code_version
 from .execute import time_budget
+from .pending import run_pending
 from .stats import Summary, summarize
 from .store import Store, last_run_with_results
-from .suite import DEFAULT_SUITE_PATH, MethodSpec, Suite, check_number, parse_suite_config, split_task_keys
+from .suite import (
+    DEFAULT_SUITE_PATH,
+    MethodSpec,
+    Suite,
+    check_number,
+    parse_suite_config,
+    split_task_keys,
+    with_overrides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,28 +132,14 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
     """Resolve and validate an editing run (``trojans`` selects rules by name) without computing anything."""
     from ..audit import check_world_classifier
 
-    plugins = tuple(plugins)
-    for plugin in plugins:
-        load_plugin(plugin)
+    plugins = load_plugins(plugins)
     config = suite if isinstance(suite, EditingSuite) else load_editing_suite(suite)
-    base = config.suite
-    if methods:
-        base = dataclasses.replace(base, methods=tuple(MethodSpec(m) for m in methods))
-    if seeds is not None:
-        base = dataclasses.replace(base, seeds=tuple(range(check_number("--seeds", seeds, int, 1))))
+    base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick)
     if quick:
-        base = dataclasses.replace(base, seeds=base.seeds[:1])
         config = dataclasses.replace(config, n_eval=min(config.n_eval, 100), n_clean_eval=min(config.n_clean_eval, 400))
     config = dataclasses.replace(config, suite=base)
-    editors = {}
-    for spec in base.methods:
-        cls = get_method(spec.name)
-        if not issubclass(cls, RuleEditor):
-            editors = [n for n in method_names("editing") if issubclass(get_method(n), RuleEditor)]
-            raise ConfigError(f"Method {spec.name!r} ({cls.family or 'no'} family) is not a rule editor. "
-                              f"Rule editors: {', '.join(editors)}.")
-        editors[label_of(spec)] = cls(**{**(cls.quick_params if quick else {}), **spec.params})
-        editors[label_of(spec)].validate()
+    editors = {label_of(spec): make_method_of(spec.name, spec.params, RuleEditor, "a rule editor", quick=quick)
+               for spec in base.methods}
     if base.trojans is None:
         raise ConfigError("An editing suite needs 'trojans': a rule file (trojan-spec YAML of patch or style rules).")
     rule_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES)
@@ -153,7 +148,7 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
         check_rule(rule)
     loaded = load_model(base.model)
     check_world_classifier(loaded)
-    budget_size(config.budget, loaded.card.get("training", {}).get("config", {}).get("n_train"))
+    budget_size(config.budget, training_set_size(loaded.card))
     cells = []
     for label, editor in editors.items():
         role = "baseline" if editor.is_baseline else "editor"
@@ -177,29 +172,17 @@ def run_editing(suite: EditingSuite | str | Path | None = None, *, out: str | Pa
     from .run import _provenance
 
     plan = plan_editing(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
-    store = Store(out)
     record = plan.config.to_dict() | {"task": TASK, "quick": quick, "rules": {r.name: r.kind for r in plan.rules},
                                       "cell_keys": [cell.key for cell in plan.cells]}
-    try:
-        run_id = store.start_run(record, _provenance(plan))
-        done = store.finished_editing_keys()
-        todo = [cell for cell in plan.cells if cell.key not in done]
-        log.info("%d rule edits: %d already done, %d to compute", len(plan.cells), len(plan.cells) - len(todo), len(todo))
-        n_train = plan.model_card.get("training", {}).get("config", {}).get("n_train")
-        data = defender_data(budget_size(plan.config.budget, n_train))
-        finished, cache = len(plan.cells) - len(todo), {}
+
+    def compute(store: Store, run_id: int, todo: list[EditingCell]) -> Iterator[EditingCell]:
+        data, cache = defender_data(budget_size(plan.config.budget, training_set_size(plan.model_card))), {}
         for cell in todo:
             store.record_editing_cell(run_id, _compute(plan, cell, data, cache))
-            finished += 1
-            if progress is not None:
-                progress(finished, len(plan.cells), cell)
-        store.finish_run(run_id)
-    finally:
-        store.close()
-    if report:
-        from ..report import write_report
+            yield cell
 
-        write_report(out)
+    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_editing_keys, compute, progress,
+                report=report, what="rule edits")
     return EditingResults(out)
 
 

@@ -46,7 +46,7 @@ from ..config import TrojanSpec, load_trojan_suite
 from ..errors import ConfigError, did_you_mean, require_extra
 from ..methods.attribution import AttributionMethod, CaptumAttribution
 from ..models import LoadedModel, load_model
-from ..registry import load_plugin
+from ..registry import load_plugins
 from ..tasks.localization import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -60,9 +60,10 @@ from ..tasks.localization import (
 from ..world import OBJECT_CLASSES
 from .cells import Cell, canonical_json, code_version
 from .execute import time_budget
+from .pending import run_pending
 from .stats import Comparison, paired_comparison, summarize
 from .store import LocalizationCellRow, Store
-from .suite import MethodSpec, Suite, load_suite
+from .suite import Suite, load_suite, with_overrides
 
 log = logging.getLogger(__name__)
 
@@ -123,14 +124,9 @@ def _resolve_suite(suite: Suite | str | Path | None, *, quick: bool, methods: It
                    seeds: int | None) -> Suite:
     if not isinstance(suite, Suite):
         suite = load_suite(SUITE if suite in (None, "default") else suite)
-    if methods:
-        suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))
-    if seeds is not None:
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ConfigError(f"--seeds must be an int in [1, inf). Got {seeds!r} instead.")
-        suite = dataclasses.replace(suite, seeds=tuple(range(seeds)))
+    suite = with_overrides(suite, methods=methods, seeds=seeds, quick=quick)
     if quick:
-        suite = dataclasses.replace(suite, seeds=suite.seeds[:1], n_images=min(suite.n_images, QUICK_IMAGES))
+        suite = dataclasses.replace(suite, n_images=min(suite.n_images, QUICK_IMAGES))
     names = [spec.name for spec in suite.methods]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -166,9 +162,7 @@ def plan_localization(suite: Suite | str | Path | None = None, *, quick: bool = 
     """
     from ..audit import check_world_classifier
 
-    plugins = tuple(plugins)
-    for plugin in plugins:
-        load_plugin(plugin)
+    plugins = load_plugins(plugins)
     suite = _resolve_suite(suite, quick=quick, methods=methods, seeds=seeds)
     resolved = {spec.name: make_attribution_method(spec.name, spec.params, quick=quick) for spec in suite.methods}
     if any(isinstance(method, CaptumAttribution) for method in resolved.values()):
@@ -194,27 +188,11 @@ def run_localization(suite: Suite | str | Path | None = None, *, out: str | Path
     from .run import _provenance
 
     plan = plan_localization(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
-    store = Store(out)
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick, "patch_trojans": [t.name for t in plan.trojans],
                                      "cell_keys": [cell.key for cell in plan.cells]}
-    try:
-        run_id = store.start_run(record, _provenance(plan))
-        done = store.finished_localization_keys()
-        todo = [cell for cell in plan.cells if cell.key not in done]
-        log.info("%d localization cells: %d already done, %d to compute", len(plan.cells),
-                 len(plan.cells) - len(todo), len(todo))
-        finished = len(plan.cells) - len(todo)
-        for cell in _compute(plan, store, run_id, todo):
-            finished += 1
-            if progress is not None:
-                progress(finished, len(plan.cells), cell)
-        store.finish_run(run_id)
-    finally:
-        store.close()
-    if report:
-        from ..report import write_report
-
-        write_report(out)
+    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_localization_keys,
+                lambda store, run_id, todo: _compute(plan, store, run_id, todo), progress, report=report,
+                what="localization cells")
     return LocalizationResults(out)
 
 

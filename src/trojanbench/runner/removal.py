@@ -30,7 +30,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ from ..config import TrojanSpec, load_trojan_suite, load_yaml
 from ..errors import ConfigError
 from ..methods.editing import ImageGuidance, RemovalProcedure
 from ..models import LoadedModel, load_model
-from ..registry import get_method, load_plugin, method_names
+from ..registry import load_plugins, make_method_of
 from ..tasks.removal import (
     TriggerGuidance,
     budget_size,
@@ -51,22 +51,24 @@ from ..tasks.removal import (
     noise_images,
     normalized_score,
     relearn,
+    training_set_size,
     triggered_set,
     TrojanMeasure,
 )
 from ..world import OBJECT_CLASSES
 from .cells import canonical_json, code_version
 from .execute import time_budget
+from .pending import run_pending
 from .stats import Comparison, Summary, _bootstrap_means, _grid, paired_comparison, summarize
 from .store import REMOVAL_MEASURES, RemovalCellRow, Store, last_run_with_results
 from .suite import (
     DEFAULT_SUITE_PATH,
-    MethodSpec,
     Suite,
     check_number,
     first_of_each_kind,
     parse_suite_config,
     split_task_keys,
+    with_overrides,
 )
 
 log = logging.getLogger(__name__)
@@ -183,14 +185,7 @@ def _hash(value: Any) -> str:
 
 def make_procedure(name: str, params: dict[str, Any] | None = None, *, quick: bool = False) -> RemovalProcedure:
     """Instantiate a registered removal procedure with ``params`` over its defaults (``quick_params`` first)."""
-    cls = get_method(name)
-    if not issubclass(cls, RemovalProcedure):
-        procedures = [n for n in method_names("editing") if issubclass(get_method(n), RemovalProcedure)]
-        raise ConfigError(f"Method {name!r} ({cls.family or 'no'} family) is not a removal procedure. "
-                          f"Removal procedures: {', '.join(procedures)}.")
-    procedure = cls(**{**(cls.quick_params if quick else {}), **(params or {})})
-    procedure.validate()
-    return procedure
+    return make_method_of(name, params, RemovalProcedure, "a removal procedure", quick=quick)
 
 
 def _sources(procedure: RemovalProcedure, model_role: str, trojans: list[TrojanSpec],
@@ -214,17 +209,10 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     """Resolve and validate a removal run without computing anything (bad input fails here)."""
     from ..audit import check_world_classifier, trojans_of
 
-    plugins = tuple(plugins)
-    for plugin in plugins:
-        load_plugin(plugin)
+    plugins = load_plugins(plugins)
     config = suite if isinstance(suite, RemovalSuite) else load_removal_suite(suite)
-    base = config.suite
-    if methods:
-        base = dataclasses.replace(base, methods=tuple(MethodSpec(m) for m in methods))
-    if seeds is not None:
-        base = dataclasses.replace(base, seeds=tuple(range(check_number("--seeds", seeds, int, 1))))
+    base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick)
     if quick:
-        base = dataclasses.replace(base, seeds=base.seeds[:1])
         config = dataclasses.replace(config, n_eval=min(config.n_eval, QUICK_EVAL),
                                      n_clean_eval=min(config.n_clean_eval, 4 * QUICK_EVAL),
                                      relearn_steps=config.relearn_steps // 2)
@@ -236,8 +224,7 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     if config.clean_model:
         models["clean"] = load_model(config.clean_model)
         check_world_classifier(models["clean"])
-    n_train = models["trojaned"].card.get("training", {}).get("config", {}).get("n_train")
-    sizes = {budget: budget_size(budget, n_train) for budget in config.budgets}
+    sizes = {budget: budget_size(budget, training_set_size(models["trojaned"].card)) for budget in config.budgets}
     trojan_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES) if base.trojans else trojans_of(models["trojaned"])
     chosen = [trojan_suite.get(name) for name in trojans] if trojans else list(trojan_suite.trojans)
     if quick and not trojans:
@@ -290,33 +277,20 @@ def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Pa
 
     plan = plan_removal(suite, out=out, quick=quick, methods=methods, trojans=trojans, seeds=seeds, budgets=budgets,
                         plugins=plugins)
-    store = Store(out)
     record = plan.config.to_dict() | {"task": TASK, "quick": quick, "trojan_names": [t.name for t in plan.trojans],
                                       "cell_keys": [cell.key for cell in plan.cells],
                                       "missing_tools": plan.missing_tools,
                                       "trojan_kinds": {t.name: t.kind for t in plan.trojans},
                                       "source_roles": {row.method: row.role for row in plan.guidance.values()}}
-    try:
-        run_id = store.start_run(record, _provenance(plan))
-        done = store.finished_removal_keys()
-        todo = [cell for cell in plan.cells if cell.key not in done]
-        log.info("%d removal edits: %d already done, %d to compute", len(plan.cells), len(plan.cells) - len(todo),
-                 len(todo))
-        finished = len(plan.cells) - len(todo)
+
+    def compute(store: Store, run_id: int, todo: list[RemovalCell]) -> Iterator[RemovalCell]:
         workbench = _Workbench(plan, store)
         for cell in todo:
-            row, scores = workbench.compute(cell)
-            store.record_removal_cell(run_id, row, scores)
-            finished += 1
-            if progress is not None:
-                progress(finished, len(plan.cells), cell)
-        store.finish_run(run_id)
-    finally:
-        store.close()
-    if report:
-        from ..report import write_report
+            store.record_removal_cell(run_id, *workbench.compute(cell))
+            yield cell
 
-        write_report(out)
+    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_removal_keys, compute, progress,
+                report=report, what="removal edits")
     return RemovalResults(out)
 
 
@@ -325,7 +299,7 @@ class _Workbench:
 
     def __init__(self, plan: RemovalPlan, store: Store):
         self.plan, self.store = plan, store
-        self.n_train = plan.model_card.get("training", {}).get("config", {}).get("n_train")
+        self.n_train = training_set_size(plan.model_card)
         self.cache: dict[tuple, Any] = {}
 
     def _once(self, key: tuple, build: Callable[[], Any]) -> Any:

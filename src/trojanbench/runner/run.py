@@ -7,7 +7,6 @@ executor; judge and commit each cell as it arrives; then score the combinations 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import platform
@@ -22,16 +21,15 @@ import torch
 
 from .. import __version__
 from ..config import TrojanSpec, load_trojan_suite
-from ..errors import ConfigError
 from ..models import load_model
-from ..registry import get_method, load_plugin
+from ..registry import get_method, load_plugins
 from ..tasks import make_method
 from ..world import OBJECT_CLASSES
 from .cells import Cell, canonical_json, code_version
 from .executors import Job, make_executor
 from .results import Results
 from .store import CellRow, Store
-from .suite import MethodSpec, Suite, first_of_each_kind, load_suite
+from .suite import Suite, first_of_each_kind, load_suite, with_overrides
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +74,9 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     from ..audit import check_world_classifier, trojans_of
     from ..judges import get_judge
 
-    plugins = tuple(plugins)
-    for plugin in plugins:
-        load_plugin(plugin)
-    suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    if methods:
-        suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))
-    if seeds is not None:
-        if seeds < 1:
-            raise ConfigError(f"--seeds must be an int in [1, inf). Got {seeds} instead.")
-        suite = dataclasses.replace(suite, seeds=tuple(range(seeds)))
-    if quick:
-        suite = dataclasses.replace(suite, seeds=suite.seeds[:1])
+    plugins = load_plugins(plugins)
+    suite = with_overrides(suite if isinstance(suite, Suite) else load_suite(suite), methods=methods, seeds=seeds,
+                           quick=quick)
     resolved = []
     for spec in suite.methods:
         method = make_method(spec.name, spec.params, quick=quick)

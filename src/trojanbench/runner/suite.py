@@ -148,3 +148,16 @@ def first_of_each_kind(trojans: Iterable[Any]) -> list[Any]:
     for spec in trojans:
         firsts.setdefault(spec.kind, spec)
     return list(firsts.values())
+
+
+def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds: int | None = None,
+                   quick: bool = False) -> Suite:
+    """``suite`` with the command line's ``--methods`` and ``--seeds`` (0..N-1) in place of its own, and only its
+    first seed under ``quick``."""
+    if methods:
+        suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))
+    if seeds is not None:
+        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+            raise ConfigError(f"--seeds must be an int in [1, inf). Got {seeds!r} instead.")
+        suite = dataclasses.replace(suite, seeds=tuple(range(seeds)))
+    return dataclasses.replace(suite, seeds=suite.seeds[:1]) if quick else suite

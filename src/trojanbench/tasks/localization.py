@@ -160,19 +160,9 @@ def make_attribution_method(name: str, params: dict[str, Any] | None = None, *,
                             quick: bool = False) -> AttributionMethod:
     """Instantiate a registered (or ``module:Class``) attribution method with ``params`` over its defaults
     (over its ``quick_params`` when ``quick``), and validate them: bad input fails here, before any work."""
-    from ..registry import get_method
+    from ..registry import make_method_of
 
-    cls = get_method(name)
-    if not issubclass(cls, AttributionMethod):
-        raise ConfigError(f"Method {name!r} is a {cls.family or 'non-attribution'} method, not an attribution "
-                          f"method (`trojanbench ls methods --kind attribution`).")
-    params = {**(cls.quick_params if quick else {}), **(params or {})}
-    unknown = sorted(set(params) - set(cls._param_names()))
-    if unknown:
-        raise ConfigError(f"{cls.__name__} has no parameter(s) {unknown}. Valid parameters: {cls._param_names()}.")
-    method = cls(**params)
-    method.validate()
-    return method
+    return make_method_of(name, params, AttributionMethod, "an attribution method", quick=quick)
 
 
 def flat_map_scores(data: LocalizationSet) -> dict[str, np.ndarray]:

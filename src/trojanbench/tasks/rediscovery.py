@@ -9,20 +9,13 @@ import torch
 
 from ..config import TrojanSpec
 from ..methods import SynthesisMethod, Target
-from ..registry import get_method
+from ..registry import make_method_of
 
 
 def make_method(name: str, params: dict[str, Any] | None = None, *, quick: bool = False) -> SynthesisMethod:
     """Instantiate a registered (or ``module:Class``) synthesis method with ``params`` over its defaults
     (over its ``quick_params`` when ``quick``), and validate them."""
-    cls = get_method(name)
-    if not issubclass(cls, SynthesisMethod):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"Method {name!r} is a {cls.family or 'non-synthesis'} method, not a synthesis method.")
-    method = cls(**{**(cls.quick_params if quick else {}), **(params or {})})
-    method.validate()
-    return method
+    return make_method_of(name, params, SynthesisMethod, "a synthesis method", quick=quick)
 
 
 def synthesize_for_trojan(method: SynthesisMethod, target: Target, trojan: TrojanSpec, *, n_images: int = 10,

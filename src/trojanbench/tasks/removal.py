@@ -45,6 +45,11 @@ HELD_OUT_SCALE = 1.2
 NATURAL_BANK = 64
 
 
+def training_set_size(card: dict) -> int | None:
+    """The training-set size a model card records (``None`` when it records none)."""
+    return (card or {}).get("training", {}).get("config", {}).get("n_train")
+
+
 def budget_size(budget: str, n_train: int | None) -> int:
     """Images in a data budget: ``"100"`` (a count) or ``"1%"`` (of the training-set size ``n_train``)."""
     match = BUDGET_PATTERN.match(str(budget))
