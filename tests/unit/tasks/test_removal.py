@@ -183,3 +183,14 @@ def test_oracle_guidance_removes_a_patch_trojan_better_than_random_guidance(ship
     assert oracle.attack_success < 0.2 < random.attack_success - 0.4
     assert fidelity(pre, oracle) > fidelity(pre, random) + 0.4
     assert oracle.clean_accuracy > pre.clean_accuracy - 0.05  # removed without wrecking the model
+
+
+def test_procedures_are_built_by_kind_and_unknown_parameters_are_bad_input():
+    from trojanbench.runner.removal import make_procedure
+
+    assert make_procedure("unlearning", {"steps": 3}).get_params()["steps"] == 3
+    assert make_procedure("unlearning", quick=True).steps == 30
+    with pytest.raises(ConfigError, match=r"has no parameter\(s\) \['stepz'\]"):
+        make_procedure("unlearning", {"stepz": 3})
+    with pytest.raises(ConfigError, match="is not a removal procedure. Choices: .*unlearning"):
+        make_procedure("rank_one_rewrite")
