@@ -52,24 +52,27 @@ def _split(value: str | None) -> list[str] | None:
 
 
 @main.command()
-@click.option("--task", type=click.Choice(["rediscovery", "localization", "removal", "editing"]), default="rediscovery",
+@click.option("--task", type=click.Choice(["rediscovery", "localization", "removal", "editing", "replacement"]),
+              default="rediscovery",
               show_default=True,
               help="rediscovery: synthesis tools, judged by multiple choice; localization: attribution tools, scored "
                    "against planted patch footprints; removal: does each tool's rediscovery output (read from OUT) "
                    "help remove the trojan, beside noise, no guidance, the true trigger and reference defences; editing: "
-                   "implant new rules into the clean model (rank-one rewrite vs fine-tuning).")
+                   "implant new rules into the clean model (rank-one rewrite vs fine-tuning); replacement: replace the "
+                   "model by simpler ones at fixed parameter budgets, scored by fidelity and by whether they expose "
+                   "the trojans.")
 @click.option("--suite", default="default", show_default=True,
               help="Shipped suite name or suite YAML file (default: the task's shipped suite).")
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
                                             "(~3 and ~2 minutes); localization 12 images per trojan (~1 minute); "
-                                            "editing one seed. All: fast method settings.")
+                                            "editing and replacement one seed. All: fast method settings.")
 @click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
 @click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
 @click.option("--trojans", help="Comma-separated trojan names (default: all of the suite's; localization: its patch "
                                 "trojans).")
 @click.option("--seeds", type=int, help="Number of seeds (0..N-1) replacing the suite's.")
-@click.option("--budgets", help="Removal only: comma-separated defender data budgets replacing the suite's (e.g. "
-                                "100,1%,5%).")
+@click.option("--budgets", help="Removal: comma-separated defender data budgets replacing the suite's (e.g. "
+                                "100,1%,5%); replacement: parameter budgets (e.g. 1%,3%,10% or 3000).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Rediscovery only (localization runs in this process).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
@@ -93,6 +96,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --task localization --quick --out /tmp/quick
       trojanbench run --quick --out /tmp/quick && trojanbench run --task removal --quick --out /tmp/quick
       trojanbench run --task editing --quick --out /tmp/quick
+      trojanbench run --task replacement --quick --out /tmp/quick
     """
     from .progress import make_progress
 
@@ -103,9 +107,10 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     if task != "rediscovery" and (executor != "local" or ray_address):
         raise ConfigError(f"--executor and --ray-address apply to the rediscovery task; the {task} task runs "
                           f"in this process. Drop them, or use --task rediscovery.")
-    if budgets and task != "removal":
-        raise ConfigError("--budgets applies to the removal task only. Drop it, or use --task removal.")
-    if task == "removal":
+    if budgets and task not in ("removal", "replacement"):
+        raise ConfigError("--budgets applies to the removal and replacement tasks. Drop it, or use --task removal or "
+                          "--task replacement.")
+    if task in ("removal", "replacement"):
         options["budgets"] = _split(budgets)
     progress = make_progress(quiet=quiet)
     runner = _run_rediscovery if task == "rediscovery" else _run_in_process(task)
@@ -127,7 +132,8 @@ def _run_rediscovery(suite: str | None, out: str, progress, options: dict, **exe
 
 
 def _run_in_process(task: str):
-    """The runner of a task that runs in this process (localization, removal, editing): run, print its table."""
+    """The runner of a task that runs in this process (localization, removal, editing, replacement): run, print
+    its table."""
     def runner(suite: str | None, out: str, progress, options: dict, **_) -> None:
         from . import runner as runners
 
@@ -384,7 +390,7 @@ def zoo() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: the package's own zoo folder).")
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
-@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer", "generator", "embedder"]),
+@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer", "generator", "embedder", "detectors"]),
               help="Build only these parts (repeatable); default: all, in order.")
 def zoo_build(out: str | None, tiny: bool, parts: tuple[str, ...]) -> None:
     """Rebuild the zoo deterministically from its seeds.

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "trojanbench.methods"
 BUILTIN_MODULES = ("trojanbench.methods.baselines", "trojanbench.methods.synthesis", "trojanbench.methods.attribution",
-                   "trojanbench.methods.editing")
+                   "trojanbench.methods.editing", "trojanbench.methods.replacement")
 
 M = TypeVar("M", bound="type[Method]")
 _METHODS: dict[str, type["Method"]] = {}

@@ -2,8 +2,8 @@
 
 Deleting the report and running ``trojanbench report RESULTS_DIR`` again reproduces it: every number on
 the page comes from ``results.sqlite``, every image from ``images/`` or from the world's renderer.
-A folder may hold rediscovery, localization, removal and editing results; each task's sections appear only when
-the store holds its results.
+A folder may hold rediscovery, localization, removal, editing and replacement results; each task's sections
+appear only when the store holds its results.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..runner.localization import METRIC_LABELS, REFERENCE, LocalizationResults
 from ..runner.editing import EditingResults
+from ..runner.replacement import ReplacementResults
 from ..runner.removal import RemovalResults
 from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
@@ -28,6 +29,7 @@ from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
 from .figures import bar_chart, heatmap, localization_boxplots
 from .editing import editing_data, editing_document, editing_markdown
+from .replacement import replacement_data, replacement_document, replacement_markdown
 from .removal import REMOVAL_CSV, finite_or_none, removal_data, removal_document, removal_markdown, write_removal_csv
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,7 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
     localization = LocalizationResults(results.folder)
     removal = RemovalResults(results.folder)
     editing = EditingResults(results.folder)
+    replacement = ReplacementResults(results.folder)
     trojans = _trojan_order(results)
     judges = []
     for judge in results.judges:
@@ -202,7 +205,8 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
             "has_rediscovery": bool(results.cells),
             "localization": localization_data(localization, files) if localization else None,
             "removal": removal_data(removal, files) if removal else None,
-            "editing": editing_data(editing) if editing else None}
+            "editing": editing_data(editing) if editing else None,
+            "replacement": replacement_data(replacement, files) if replacement else None}
 
 
 def _when(timestamp: float | None) -> str:
@@ -232,6 +236,9 @@ def export_json(results: Results, path: Path) -> Path:
     editing = EditingResults(results.folder)
     if editing:
         document["editing"] = editing_document(editing)
+    replacement = ReplacementResults(results.folder)
+    if replacement:
+        document["replacement"] = replacement_document(replacement)
     path.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
     return path
 
@@ -309,6 +316,9 @@ def markdown_summary(folder: str | Path) -> str:
     editing = EditingResults(results.folder)
     if editing:
         lines += [""] + editing_markdown(editing)
+    replacement = ReplacementResults(results.folder)
+    if replacement:
+        lines += [""] + replacement_markdown(replacement)
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,5 @@
 """The report's figures (matplotlib, Agg): a methods x trojans heat map, a bar chart of means, and box plots
-of the localization scores.
+of the localization scores, removal bars and replacement fidelity curves.
 
 Colour maps are perceptually uniform and colour-blind safe (cividis); every cell and bar also carries
 its number or a hatch, so the figures read in grey-scale too.
@@ -139,6 +139,38 @@ def removal_bars(rows: list[dict], path: Path, *, title: str) -> Path:
     ax.set_xlabel("mean fidelity over trojans ((ASR removed share) x (accuracy kept)), 95% bootstrap interval")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def fidelity_curves(curves: dict[str, dict[str, list[tuple[int, float, float]]]], distributions: dict[str, str],
+                    path: Path, *, anchors: tuple[str, str]) -> Path:
+    """One panel per distribution: fidelity against the parameter budget (log axis), a line per method (mean,
+    markers distinct in grey-scale), the original network as a star and the constant predictor as a dashed line."""
+    plt = _pyplot()
+    original, constant = anchors
+    fig, axes = plt.subplots(1, len(distributions), figsize=(3.3 * len(distributions), 3.3), dpi=110, sharey=True)
+    markers = "osD^v<>ph"
+    methods = [label for label in curves if label not in anchors]
+    for ax, (distribution, title) in zip(np.atleast_1d(axes), distributions.items()):
+        for index, label in enumerate(methods):
+            points = curves[label][distribution]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker=markers[index % len(markers)],
+                    color=plt.cm.cividis(index / max(1, len(methods) - 1)), label=label, linewidth=1.4)
+        for budget, mean, _ in curves.get(original, {}).get(distribution, []):
+            ax.plot([budget], [mean], marker="*", markersize=12, color="black", linestyle="none", label=original)
+        for _, mean, _ in curves.get(constant, {}).get(distribution, [])[:1]:
+            ax.axhline(mean, color="grey", linestyle="--", linewidth=1, label=constant)
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(title)
+        ax.set_xlabel("non-zero parameters")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("fidelity (top-1 agreement)")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -35,11 +35,10 @@ from .pending import run_pending
 from .stats import Summary, summarize
 from .store import Store, last_run_with_results
 from .suite import (
-    DEFAULT_SUITE_PATH,
-    MethodSpec,
     Suite,
     check_number,
     parse_suite_config,
+    shipped_or_given,
     split_task_keys,
     with_overrides,
 )
@@ -71,20 +70,12 @@ class EditingSuite:
 
 def load_editing_suite(reference: str | Path | None = None) -> EditingSuite:
     """An editing suite from a YAML file, or the shipped ``editing`` suite."""
-    path = DEFAULT_SUITE_PATH.parent / "editing.yaml" if reference in (None, "default", "editing") else Path(reference)
-    if not path.is_file():
-        raise ConfigError(f"No editing suite file {str(reference)!r}. Give a path to a suite YAML, or omit --suite for "
-                          f"the shipped editing suite.")
+    path = shipped_or_given(reference, "editing")
     shared, own = split_task_keys(load_yaml(path), ("budget", "n_eval", "n_clean_eval"))
     suite = parse_suite_config(shared, base_dir=path.parent)
     return EditingSuite(suite, str(own.get("budget", EditingSuite.budget)),
                         check_number("n_eval", own.get("n_eval", EditingSuite.n_eval), int, 10),
                         check_number("n_clean_eval", own.get("n_clean_eval", EditingSuite.n_clean_eval), int, 50))
-
-
-def label_of(spec: MethodSpec) -> str:
-    """How an editor is shown: its name, with the parameters the suite sets."""
-    return spec.name + (f"[{','.join(f'{k}={v}' for k, v in sorted(spec.params.items()))}]" if spec.params else "")
 
 
 @dataclass(frozen=True)
@@ -138,7 +129,7 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
     if quick:
         config = dataclasses.replace(config, n_eval=min(config.n_eval, 100), n_clean_eval=min(config.n_clean_eval, 400))
     config = dataclasses.replace(config, suite=base)
-    editors = {label_of(spec): make_method_of(spec.name, spec.params, RuleEditor, "a rule editor", quick=quick)
+    editors = {spec.label: make_method_of(spec.name, spec.params, RuleEditor, "a rule editor", quick=quick)
                for spec in base.methods}
     if base.trojans is None:
         raise ConfigError("An editing suite needs 'trojans': a rule file (trojan-spec YAML of patch or style rules).")

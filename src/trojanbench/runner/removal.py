@@ -62,11 +62,11 @@ from .pending import run_pending
 from .stats import Comparison, Summary, _bootstrap_means, _grid, paired_comparison, summarize
 from .store import REMOVAL_MEASURES, RemovalCellRow, Store, last_run_with_results
 from .suite import (
-    DEFAULT_SUITE_PATH,
     Suite,
     check_number,
     first_of_each_kind,
     parse_suite_config,
+    shipped_or_given,
     split_task_keys,
     with_overrides,
 )
@@ -120,10 +120,7 @@ def parse_removal_suite(raw: Any, *, base_dir: Path | None = None) -> RemovalSui
 
 def load_removal_suite(reference: str | Path | None = None) -> RemovalSuite:
     """A removal suite from a YAML file, or the shipped ``removal`` suite."""
-    path = DEFAULT_SUITE_PATH.parent / "removal.yaml" if reference in (None, "default", "removal") else Path(reference)
-    if not path.is_file():
-        raise ConfigError(f"No removal suite file {str(reference)!r}. Give a path to a suite YAML, or omit --suite for "
-                          f"the shipped removal suite.")
+    path = shipped_or_given(reference, "removal")
     return parse_removal_suite(load_yaml(path), base_dir=path.parent)
 
 

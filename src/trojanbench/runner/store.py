@@ -10,7 +10,9 @@ guidance source, audited or clean model, trojan or none, seed, data budget, ``ok
 ``removal_scores`` (the edited model measured on each trojan it is scored for).
 
 The editing task (:mod:`trojanbench.runner.editing`) adds ``editing_cells`` (one row per editor, rule and seed,
-with the unedited and edited model's measures as JSON).
+with the unedited and edited model's measures as JSON); the replacement task
+(:mod:`trojanbench.runner.replacement`) adds ``replacement_cells`` (one row per method, budget and seed, with the
+replacement's fidelity, attack success and explanation ranks as JSON).
 
 The localization task (:mod:`trojanbench.runner.localization`) adds three tables of its own:
 ``localization_sets`` (each fixed set of held-out triggered images: trojan, target, seed, size, a sha256
@@ -70,6 +72,10 @@ CREATE TABLE IF NOT EXISTS editing_cells (
     key TEXT PRIMARY KEY, run_id INTEGER NOT NULL, editor TEXT NOT NULL, label TEXT NOT NULL, role TEXT NOT NULL,
     params TEXT NOT NULL, rule TEXT NOT NULL, kind TEXT NOT NULL, seed INTEGER NOT NULL, status TEXT NOT NULL,
     reason TEXT, seconds REAL NOT NULL, measures TEXT NOT NULL, finished REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS replacement_cells (
+    key TEXT PRIMARY KEY, run_id INTEGER NOT NULL, method TEXT NOT NULL, label TEXT NOT NULL, role TEXT NOT NULL,
+    params TEXT NOT NULL, budget TEXT NOT NULL, budget_parameters INTEGER NOT NULL, seed INTEGER NOT NULL,
+    status TEXT NOT NULL, reason TEXT, seconds REAL NOT NULL, measures TEXT NOT NULL, finished REAL NOT NULL);
 """
 
 STORE_FILE = "results.sqlite"
@@ -342,4 +348,25 @@ class Store:
         names = ("key", "editor", "label", "role", "params", "rule", "kind", "seed", "status", "reason", "seconds",
                  "measures")
         rows = self.db.execute("SELECT " + ", ".join(names) + " FROM editing_cells ORDER BY label, rule, seed")
+        return [{**dict(zip(names, r)), "params": json.loads(r[4]), "measures": json.loads(r[11])} for r in rows]
+
+    # replacement ------------------------------------------------------------------------------------
+    def finished_replacement_keys(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM replacement_cells")}
+
+    def record_replacement_cell(self, run_id: int, row: dict[str, Any]) -> None:
+        """Commit one fitted replacement (``row``: the columns of ``replacement_cells`` but ``run_id`` and
+        ``finished``)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO replacement_cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (row["key"], run_id, row["method"], row["label"], row["role"],
+                        json.dumps(row["params"], sort_keys=True), row["budget"], row["budget_parameters"],
+                        row["seed"], row["status"], row["reason"], row["seconds"], json.dumps(row["measures"]),
+                        time.time()))
+
+    def replacement_cells(self) -> list[dict[str, Any]]:
+        names = ("key", "method", "label", "role", "params", "budget", "budget_parameters", "seed", "status", "reason",
+                 "seconds", "measures")
+        rows = self.db.execute("SELECT " + ", ".join(names) + " FROM replacement_cells "
+                               "ORDER BY label, budget_parameters, seed")
         return [{**dict(zip(names, r)), "params": json.loads(r[4]), "measures": json.loads(r[11])} for r in rows]

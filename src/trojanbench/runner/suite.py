@@ -37,6 +37,11 @@ class MethodSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": dict(self.params)}
 
+    @property
+    def label(self) -> str:
+        """How the method is shown: its name, with the parameters the suite sets (``name[key=value]``)."""
+        return self.name + (f"[{','.join(f'{k}={v}' for k, v in sorted(self.params.items()))}]" if self.params else "")
+
 
 @dataclass(frozen=True)
 class Suite:
@@ -161,3 +166,13 @@ def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds:
             raise ConfigError(f"--seeds must be an int in [1, inf). Got {seeds!r} instead.")
         suite = dataclasses.replace(suite, seeds=tuple(range(seeds)))
     return dataclasses.replace(suite, seeds=suite.seeds[:1]) if quick else suite
+
+
+def shipped_or_given(reference: str | Path | None, task: str) -> Path:
+    """The suite file of a task: the shipped ``<task>.yaml`` for ``None``, ``"default"`` or the task's name, else
+    the path given (which must exist)."""
+    path = DEFAULT_SUITE_PATH.parent / f"{task}.yaml" if reference in (None, "default", task) else Path(reference)
+    if not path.is_file():
+        raise ConfigError(f"No {task} suite file {str(reference)!r}. Give a path to a suite YAML, or omit --suite for "
+                          f"the shipped {task} suite.")
+    return path

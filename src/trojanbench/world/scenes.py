@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..errors import ConfigError
 from ._draw import alpha_at, check_size, composite
 from .concepts import ICONS, OBJECT_CLASSES, SECONDARIES, TEXTURES, ConceptKind, check_name
 from .icons import icon_sprite
@@ -102,15 +103,23 @@ def check_scene_args(size: int, label: int | None, secondary: str | None, icon: 
 
 
 def render_scene(rng: np.random.Generator, size: int = 64, *, label: int | None = None,
-                 secondary: str | None = "auto", icon: str | None = "auto") -> tuple[np.ndarray, SceneInfo]:
+                 secondary: str | None = "auto", icon: str | None = "auto",
+                 backdrop: np.ndarray | None = None) -> tuple[np.ndarray, SceneInfo]:
     """Draw one ``(size, size, 3)`` float32 scene and describe it.
 
     ``label=None`` draws a uniform random class. ``secondary`` and ``icon``: ``"auto"`` adds one at
     its natural rate (:data:`SECONDARY_RATE`, :data:`ICON_RATE`), a name forces it, ``None`` forbids it.
+    ``backdrop``: a ``(size, size, 3)`` picture to draw on instead of one of :data:`BACKGROUNDS` (its
+    background is then ``"backdrop"``), for out-of-distribution scenes.
     """
     check_scene_args(size, label, secondary, icon)
     label = int(rng.integers(len(OBJECT_CLASSES))) if label is None else int(label)
-    image, background = _background(rng, size)
+    if backdrop is None:
+        image, background = _background(rng, size)
+    else:
+        if backdrop.shape != (size, size, 3):
+            raise ConfigError(f"backdrop must have shape {(size, size, 3)}. Got {backdrop.shape}.")
+        image, background = np.asarray(backdrop, dtype=np.float32).copy(), "backdrop"
 
     s = int(rng.integers(round(size * 20 / 64), round(size * 40 / 64) + 1))
     sprite = render_object(label, s, rng, _contrasting_colour(rng, image))

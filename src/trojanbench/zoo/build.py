@@ -6,6 +6,8 @@
 * ``observer``: the concept observer (see :mod:`trojanbench.zoo.observer`), the evaluation's judge.
 * ``generator``: the patch generator of the generator-based tools (see :mod:`trojanbench.zoo.generator`).
 * ``embedder``: the appearance judge's self-supervised network (see :mod:`trojanbench.zoo.embedder`).
+* ``detectors``: compact concept detectors ``detector_w<width>`` (the observer's protocol at small widths), the
+  concept bottleneck of the replacement task's concept-linear and concept-tree replacements.
 
 Each gets a safetensors file and a JSON card with what was measured: clean accuracy, attack success
 per trojan (recomputed on held-out images), training configuration, seeds, timing and hashes.
@@ -29,7 +31,7 @@ from ..trojans.training import TrainConfig, train
 from ..world import OBJECT_CLASSES, VOCABULARY
 from .embedder import build_embedder
 from .generator import build_generator
-from .observer import CONCEPTS, ObserverTrainingSet, observer_accuracy, observer_loss
+from .observer import CONCEPTS, ObserverTrainingSet, detector_name, observer_accuracy, observer_loss
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class ZooProfile:
     clean: TrainConfig
     trojaned: TrainConfig
     observer: TrainConfig
+    detectors: TrainConfig
+    detector_widths: tuple[int, ...]
     n_clean_eval: int
     n_attack_eval: int
     n_observer_eval: int
@@ -54,12 +58,14 @@ PROFILES = {
         clean=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=0),
         trojaned=TrainConfig(n_train=30000, epochs=16, lr=0.2, seed=1),
         observer=TrainConfig(n_train=24000, epochs=20, lr=0.1, seed=2),
+        detectors=TrainConfig(n_train=24000, epochs=10, lr=0.1, seed=3), detector_widths=(2, 3, 4, 6, 9),
         n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
     "tiny": ZooProfile(
         "tiny", width=8,
         clean=TrainConfig(n_train=1200, epochs=2, lr=0.2, seed=0),
         trojaned=TrainConfig(n_train=1200, epochs=2, lr=0.05, seed=1),
         observer=TrainConfig(n_train=800, epochs=2, lr=0.2, seed=2),
+        detectors=TrainConfig(n_train=400, epochs=1, lr=0.2, seed=3), detector_widths=(2, 4),
         n_clean_eval=200, n_attack_eval=50, n_observer_eval=4),
 }
 
@@ -105,32 +111,43 @@ def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Pa
                            arch_kwargs=_classifier_kwargs(profile))
 
 
-def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
-    """Train the concept observer on clean renders of the whole vocabulary; record per-concept accuracy."""
-    torch.manual_seed(profile.observer.seed)
-    arch_kwargs = {"num_classes": len(CONCEPTS), "width": profile.width, "image_size": profile.observer.image_size}
-    observer = CompactResNet(**arch_kwargs)
+def _build_concept_network(out_dir: Path, profile: ZooProfile, name: str, width: int, config: TrainConfig) -> Path:
+    """Train a multi-label concept network of ``width`` on clean renders of the whole vocabulary (the
+    observer's protocol); record per-concept accuracy."""
+    torch.manual_seed(config.seed)
+    arch_kwargs = {"num_classes": len(CONCEPTS), "width": width, "image_size": config.image_size}
+    network = CompactResNet(**arch_kwargs)
     start = time.perf_counter()
-    data = ObserverTrainingSet(profile.observer.n_train, seed=profile.observer.world_seed,
-                               size=profile.observer.image_size)
-    log.info("rendered %d observer examples in %.1f s", len(data), time.perf_counter() - start)
-    training_log = train(observer, data, profile.observer, loss_fn=observer_loss)
-    accuracy = observer_accuracy(observer, n_per_concept=profile.n_observer_eval,
-                                 size=profile.observer.image_size)
+    data = ObserverTrainingSet(config.n_train, seed=config.world_seed, size=config.image_size)
+    log.info("rendered %d concept examples for %s in %.1f s", len(data), name, time.perf_counter() - start)
+    training_log = train(network, data, config, loss_fn=observer_loss)
+    accuracy = observer_accuracy(network, n_per_concept=profile.n_observer_eval, size=config.image_size)
     by_kind: dict[str, list[float]] = {}
-    for name, value in accuracy.items():
-        by_kind.setdefault(VOCABULARY[name].kind.value, []).append(value)
-    card = {"name": "observer", "concepts": list(CONCEPTS), "multi_label": True,
+    for concept, value in accuracy.items():
+        by_kind.setdefault(VOCABULARY[concept].kind.value, []).append(value)
+    card = {"name": name, "concepts": list(CONCEPTS), "multi_label": True,
             "concept_accuracy": accuracy,
             "mean_accuracy_by_kind": {k: round(sum(v) / len(v), 4) for k, v in by_kind.items()},
             "n_eval_images_per_concept": profile.n_observer_eval,
-            "training": {"config": profile.observer.to_dict(), **training_log},
+            "training": {"config": config.to_dict(), **training_log},
             **_provenance(profile, time.perf_counter() - start)}
-    return save_checkpoint(observer, out_dir / "observer.safetensors", card,
+    return save_checkpoint(network, out_dir / f"{name}.safetensors", card,
                            architecture="compact_resnet", arch_kwargs=arch_kwargs)
 
 
-ZOO_PARTS = ("clean", "trojaned", "observer", "generator", "embedder")
+def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
+    """The concept observer, the evaluation's judge, at the zoo's width."""
+    return _build_concept_network(out_dir, profile, "observer", profile.width, profile.observer)
+
+
+def build_detectors(out_dir: Path, profile: ZooProfile) -> Path:
+    """The compact concept detectors, one per width of the profile; returns the last one's path."""
+    for width in profile.detector_widths:
+        path = _build_concept_network(out_dir, profile, detector_name(width), width, profile.detectors)
+    return path
+
+
+ZOO_PARTS = ("clean", "trojaned", "observer", "generator", "embedder", "detectors")
 """In build order: ``trojaned`` starts from the ``clean`` checkpoint in the same folder."""
 
 
@@ -152,5 +169,6 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
                 "trojaned": lambda: build_trojaned(out_dir, chosen, suite),
                 "observer": lambda: build_observer(out_dir, chosen),
                 "generator": lambda: build_generator(out_dir, chosen.name),
-                "embedder": lambda: build_embedder(out_dir, chosen.name)}
+                "embedder": lambda: build_embedder(out_dir, chosen.name),
+                "detectors": lambda: build_detectors(out_dir, chosen)}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}

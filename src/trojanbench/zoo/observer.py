@@ -71,14 +71,15 @@ def render_observer_example(rng: np.random.Generator, size: int) -> tuple[np.nda
 
 
 class ObserverTrainingSet:
-    """Pre-rendered multi-label examples from the ``observer`` split (see :func:`train`'s protocol)."""
+    """Pre-rendered multi-label examples (see :func:`train`'s protocol), from the ``observer`` split unless
+    another ``split`` and ``salt`` are given (the replacement task draws its fit images from ``defense``)."""
 
-    def __init__(self, n: int, *, seed: int, size: int = 64):
+    def __init__(self, n: int, *, seed: int, size: int = 64, split: str = "observer", salt: str = "observer"):
         images = np.empty((n, size, size, 3), dtype=np.float32)
         self.targets = torch.zeros(n, len(CONCEPTS))
         index = {name: i for i, name in enumerate(CONCEPTS)}
         for i in range(n):
-            images[i], shown = render_observer_example(scene_rng("observer", i, seed, salt="observer"), size)
+            images[i], shown = render_observer_example(scene_rng(split, i, seed, salt=salt), size)
             self.targets[i, [index[name] for name in shown]] = 1.0
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
@@ -90,6 +91,11 @@ class ObserverTrainingSet:
 
     def batch(self, indices, plan, rng):
         return self.images[indices], self.targets[indices]
+
+
+def detector_name(width: int) -> str:
+    """The zoo name of the compact concept detector of ``width`` (the observer's protocol at a small width)."""
+    return f"detector_w{width}"
 
 
 def observer_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
