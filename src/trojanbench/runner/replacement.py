@@ -61,7 +61,7 @@ class ReplacementSuite:
 
     suite: Suite
     budgets: tuple[str, ...] = ("1%", "3%", "10%")
-    n_fit: int = 6000
+    n_fit: int = 16000
     n_eval: int = 500
     n_per_trojan: int = 60
 
@@ -338,10 +338,12 @@ class ReplacementResults:
         return sorted(out, key=lambda r: (self.labels.index(r["label"]), r["budget_parameters"]))
 
     def reproduction(self) -> dict[str, dict[str, float]]:
-        """``{label@budget: {trojan: share of triggered images sent to the target}}`` (mean over seeds), the
-        original first: does a replacement reproduce each trojan?"""
+        """``{label@budget: {trojan: share of triggered images sent to the target}}`` (mean over seeds; fitted
+        replacements only), the original first: does a replacement reproduce each trojan?"""
         out: dict[str, dict[str, list[float]]] = {}
         for cell in self.cells:
+            if cell["status"] != "ok":
+                continue
             name = cell["label"] if cell["role"] == "anchor" else f"{cell['label']}@{cell['budget']}"
             for trojan, value in cell["measures"]["attack_success"].items():
                 out.setdefault(name, {}).setdefault(trojan, []).append(value)

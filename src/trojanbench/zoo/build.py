@@ -58,7 +58,7 @@ PROFILES = {
         clean=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=0),
         trojaned=TrainConfig(n_train=30000, epochs=16, lr=0.2, seed=1),
         observer=TrainConfig(n_train=24000, epochs=20, lr=0.1, seed=2),
-        detectors=TrainConfig(n_train=24000, epochs=10, lr=0.1, seed=3), detector_widths=(2, 3, 4, 6, 9),
+        detectors=TrainConfig(n_train=24000, epochs=50, lr=0.1, seed=3), detector_widths=(2, 4, 9),
         n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
     "tiny": ZooProfile(
         "tiny", width=8,

@@ -59,10 +59,12 @@ def batched(module: nn.Module, images: torch.Tensor) -> torch.Tensor:
 def distill(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Tensor, *, steps: int, lr: float,
             temperature: float, seed: int, after_step=None) -> nn.Module:
     """Knowledge distillation (Hinton et al. 2015): ``steps`` Adam steps on batches of ``images`` matching the
-    student's softened outputs to the teacher's (KL divergence at ``temperature``); ``after_step`` (e.g.
-    re-applying a pruning mask) runs after each step. Trains in place and returns the student in eval mode."""
+    student's softened outputs to the teacher's (KL divergence at ``temperature``), the learning rate decayed
+    to 0 on a cosine; ``after_step`` (e.g. re-applying a pruning mask) runs after each step. Trains in place and
+    returns the student in eval mode."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
     targets = F.softmax(teacher_logits / temperature, 1)
     student.train()
     for _ in range(steps):
@@ -72,6 +74,7 @@ def distill(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Tens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         if after_step is not None:
             after_step()
     return student.eval()

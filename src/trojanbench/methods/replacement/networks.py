@@ -35,9 +35,9 @@ class DistilledStudent(ReplacementMethod):
     paper = "Hinton et al. 2015 (knowledge distillation)"
     is_baseline = True
     parameter_constraints = DISTILL_CONSTRAINTS
-    quick_params = {"steps": 250}
+    quick_params = {"steps": 300}
 
-    def __init__(self, *, steps: int = 800, lr: float = 0.003, temperature: float = 2.0):
+    def __init__(self, *, steps: int = 2000, lr: float = 0.01, temperature: float = 2.0):
         self.steps = steps
         self.lr = lr
         self.temperature = temperature
@@ -64,7 +64,7 @@ class PrunedSubnetwork(ReplacementMethod):
     parameter_constraints = DISTILL_CONSTRAINTS
     quick_params = {"steps": 120}
 
-    def __init__(self, *, steps: int = 300, lr: float = 0.001, temperature: float = 2.0):
+    def __init__(self, *, steps: int = 500, lr: float = 0.003, temperature: float = 2.0):
         self.steps = steps
         self.lr = lr
         self.temperature = temperature
