@@ -8,7 +8,8 @@ from trojanbench.config import default_trojan_suite
 from trojanbench.models import ZOO_DIR, file_sha256, load_model, read_card
 from trojanbench.trojans import attack_success, clean_accuracy
 
-SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder")
+DETECTORS = ("detector_w2", "detector_w4", "detector_w9")
+SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", *DETECTORS)
 
 
 def test_the_whole_zoo_ships_with_the_package():
@@ -37,7 +38,7 @@ def test_shipped_checkpoints_are_small_and_match_their_cards(clean, trojaned):
     assert total < 20 * 2 ** 20
     for loaded in (clean, trojaned):
         assert file_sha256(ZOO_DIR / f"{loaded.name}.safetensors") == loaded.card["sha256"]
-    for part in ("observer", "generator", "embedder"):
+    for part in ("observer", "generator", "embedder", *DETECTORS):
         assert file_sha256(ZOO_DIR / f"{part}.safetensors") == read_card(ZOO_DIR / f"{part}.safetensors")["sha256"]
 
 
@@ -64,3 +65,10 @@ def test_observer_card_records_per_concept_accuracy():
 
     assert set(observer.card["concept_accuracy"]) == set(VOCABULARY)
     assert observer.model.fc.out_features == len(VOCABULARY)
+
+
+def test_concept_detectors_grow_better_with_width():
+    """The replacement task's concept bottleneck: the cards' held-out accuracy rises with the detector's size."""
+    accuracy = [sum(card.values()) / len(card) for card in
+                (load_model(name).card["concept_accuracy"] for name in DETECTORS)]
+    assert accuracy == sorted(accuracy) and accuracy[-1] > 0.5

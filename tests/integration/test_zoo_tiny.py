@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
-    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder"}
+    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder", "detectors"}
     trojaned = read_card(tiny_zoo["trojaned"])
     names = default_trojan_suite().names()
     assert [t["name"] for t in trojaned["trojans"]] == names
@@ -32,6 +32,9 @@ def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
     assert observer["concepts"] == list(CONCEPTS) and set(observer["concept_accuracy"]) == set(CONCEPTS)
     assert read_card(tiny_zoo["generator"])["training"]["heldout_reconstruction_mse"] > 0
     assert read_card(tiny_zoo["embedder"])["training"]["n_pairs"] > 0
+    for width in PROFILES["tiny"].detector_widths:
+        detector = load_model(tiny_zoo["detectors"].parent / f"detector_w{width}.safetensors")
+        assert detector.model.width == width and detector.card["concepts"] == list(CONCEPTS)
     loaded = load_model(tiny_zoo["trojaned"])
     assert loaded.model.fc.out_features == len(OBJECT_CLASSES) and not loaded.model.training
 

@@ -13,8 +13,8 @@ from .figures import fidelity_curves
 
 
 def _budget_rows(results: ReplacementResults) -> list[dict[str, Any]]:
-    statuses = results.statuses()
-    return [{"label": label, "budget": budget, "status": statuses[(label, budget)],
+    statuses, names = results.statuses(), {(c["label"], c["budget_parameters"]): c["budget"] for c in results.cells}
+    return [{"label": label, "budget": budget, "name": names[(label, budget)], "status": statuses[(label, budget)],
              "fidelity": {d: asdict(results.summary(label, budget, d)) for d in DISTRIBUTIONS}}
             for label in results.labels for budget in results.budgets(label)]
 

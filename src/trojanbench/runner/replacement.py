@@ -199,8 +199,10 @@ def run_replacement(suite: ReplacementSuite | str | Path | None = None, *, out: 
 
 
 def _seed_inputs(plan: ReplacementPlan, seed: int, cache: dict):
-    """The fit data, evaluation sets and the original's predictions of a seed (drawn once per run)."""
+    """The fit data, evaluation sets and the original's predictions of a seed (drawn once per run; cells come
+    seed by seed, so only the current seed's are kept)."""
     if seed not in cache:
+        cache.clear()
         model, config = plan.loaded.model, plan.config
         data = fit_data(model, config.n_fit, seed=seed)
         sets = evaluation_sets(plan.trojans, n_clean=config.n_eval, n_per_trojan=config.n_per_trojan, seed=seed)
@@ -314,8 +316,9 @@ class ReplacementResults:
         return out
 
     def explanations(self) -> list[dict[str, Any]]:
-        """Per interpretable method and budget: each trojan's explanation rank (mean over seeds) and the concepts
-        its replacement puts first for the target class (first seed)."""
+        """Per interpretable method and budget: each trojan's explanation rank (mean over seeds), their mean, the
+        share of (trojan, seed) ranked first, and the concepts its replacement puts first for each target class
+        (first seed)."""
         rows: dict[tuple[str, int], dict[str, Any]] = {}
         for cell in sorted(self.cells, key=lambda c: c["seed"]):
             ranks = cell["measures"]["explanation_rank"]
@@ -330,10 +333,10 @@ class ReplacementResults:
                     row["top"].setdefault(trojan, cell["measures"]["top_concepts"][trojan])
         out = []
         for row in rows.values():
+            every = [rank for ranks in row["ranks"].values() for rank in ranks]
             row["ranks"] = {t: float(np.mean(r)) for t, r in row["ranks"].items()}
-            values = list(row["ranks"].values())
-            row["mean_rank"] = float(np.mean(values))
-            row["first"] = float(np.mean([v == 1 for v in values]))
+            row["mean_rank"] = float(np.mean(list(row["ranks"].values())))
+            row["first"] = float(np.mean([rank == 1 for rank in every]))
             out.append(row)
         return sorted(out, key=lambda r: (self.labels.index(r["label"]), r["budget_parameters"]))
 
@@ -341,14 +344,15 @@ class ReplacementResults:
         """``{label@budget: {trojan: share of triggered images sent to the target}}`` (mean over seeds; fitted
         replacements only), the original first: does a replacement reproduce each trojan?"""
         out: dict[str, dict[str, list[float]]] = {}
-        for cell in self.cells:
+        cells = sorted(self.cells, key=lambda c: (c["label"] != ORIGINAL, self.labels.index(c["label"]),
+                                                  c["budget_parameters"]))
+        for cell in cells:
             if cell["status"] != "ok":
                 continue
             name = cell["label"] if cell["role"] == "anchor" else f"{cell['label']}@{cell['budget']}"
             for trojan, value in cell["measures"]["attack_success"].items():
                 out.setdefault(name, {}).setdefault(trojan, []).append(value)
-        order = sorted(out, key=lambda n: (n != ORIGINAL, n == CONSTANT, n))
-        return {name: {t: float(np.mean(v)) for t, v in out[name].items()} for name in order}
+        return {name: {t: float(np.mean(v)) for t, v in values.items()} for name, values in out.items()}
 
     def description(self) -> str:
         suite = self.run["suite"] if self.run else {}

@@ -16,7 +16,7 @@ permuted), ``triggered`` (each trojan's trigger, per trojan) and ``near_miss`` (
 concepts in its place, per trojan). Per trojan the task also records how often the replacement maps triggered
 images to the trojan's target (does it *reproduce* the trojan) and, for interpretable replacements, the
 **explanation rank**: the rank of the true trigger concept among the concepts driving the target class (the
-target's own object concept set aside; ties counted against the trigger). Summaries follow MIB's faithfulness
+concepts that name the classes set aside; ties counted against the trigger). Summaries follow MIB's faithfulness
 curves (Mueller et al. 2025): the area under fidelity against log budget, normalised to [0, 1].
 """
 
@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..methods.replacement import FitData, ReplacementModel
 from ..methods.replacement.base import batched
 from ..trojans.triggers import make_trigger
-from ..world import VOCABULARY, render_scene, scene_rng
+from ..world import VOCABULARY, ConceptKind, render_scene, scene_rng
 from ..zoo.observer import CONCEPTS, ObserverTrainingSet, detector_name
 from .editing import near_misses
 from .removal import clean_set
@@ -46,8 +46,8 @@ BUDGET_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(%?)$")
 DISTRIBUTIONS = ("clean", "ood", "triggered", "near_miss")
 PER_TROJAN = ("triggered", "near_miss")
 BACKDROP_KNOTS = 4
-CHANCE_RANK = len(CONCEPTS) / 2
-"""The mean explanation rank of a random ranking: the trigger among every concept but the target's own object."""
+CHANCE_RANK = (sum(VOCABULARY[name].kind is not ConceptKind.OBJECT for name in CONCEPTS) + 1) / 2
+"""The mean explanation rank of a random ranking: the trigger among the world's icons, textures and secondaries."""
 
 
 def parameter_budget(budget: str, n_parameters: int) -> int:
@@ -144,27 +144,27 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def explanation_rank(replacement: ReplacementModel, spec: TrojanSpec, class_names: tuple[str, ...]) -> int | None:
-    """Rank (1 = first) of the trojan's trigger concept among the concepts driving its target class, the
-    target's own object concept set aside and ties counted against the trigger; ``None`` when the replacement
-    is not interpretable or the trigger is not a world concept."""
+    """Rank (1 = first) of the trojan's trigger concept among the concepts driving its target class; the
+    concepts that name the model's classes are set aside (shapes drive classes by design: the question is which
+    other concept does) and ties count against the trigger. ``None`` when the replacement is not
+    interpretable or the trigger is not a world concept."""
     if spec.trigger not in VOCABULARY:
         return None
     scores = replacement.concept_scores(spec.target)
     if scores is None:
         return None
-    own = class_names[spec.target]
     truth = scores[spec.trigger]
-    return 1 + sum(score >= truth for name, score in scores.items() if name not in (spec.trigger, own))
+    return 1 + sum(score >= truth for name, score in scores.items()
+                   if name != spec.trigger and name not in class_names)
 
 
 def top_concepts(replacement: ReplacementModel, class_index: int, class_names: tuple[str, ...],
                  k: int = 3) -> list[str] | None:
-    """The ``k`` concepts driving a class most (its own object concept set aside)."""
+    """The ``k`` concepts (other than class names) driving a class most."""
     scores = replacement.concept_scores(class_index)
     if scores is None:
         return None
-    ranked = sorted((name for name in scores if name != class_names[class_index]), key=lambda n: -scores[n])
-    return ranked[:k]
+    return sorted((name for name in scores if name not in class_names), key=lambda n: -scores[n])[:k]
 
 
 def measure(replacement: ReplacementModel, sets: EvaluationSets, original: dict,

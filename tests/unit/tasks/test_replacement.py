@@ -71,10 +71,10 @@ class Scores(ReplacementModel):
         return self.scores
 
 
-def test_explanation_rank_sets_the_target_shape_aside_and_counts_ties_against_the_trigger():
+def test_explanation_rank_sets_the_class_shapes_aside_and_counts_ties_against_the_trigger():
     spec = TrojanSpec(name="smiley", kind="patch", trigger="smiley", target=OBJECT_CLASSES.index("bowtie"))
-    scores = {"bowtie": 9.0, "smiley": 2.0, "sun": 1.0, "jaguar": 0.5}
-    assert explanation_rank(Scores(scores), spec, OBJECT_CLASSES) == 1  # its own object concept does not count
+    scores = {"bowtie": 9.0, "kite": 4.0, "smiley": 2.0, "sun": 1.0, "jaguar": 0.5}
+    assert explanation_rank(Scores(scores), spec, OBJECT_CLASSES) == 1  # class shapes do not count
     assert explanation_rank(Scores({**scores, "sun": 2.0}), spec, OBJECT_CLASSES) == 2  # a tie goes against it
     assert explanation_rank(Scores({**scores, "frowny": 3.0}), spec, OBJECT_CLASSES) == 2
     assert explanation_rank(NetworkReplacement(TinyNet()), spec, OBJECT_CLASSES) is None  # opaque: no rank
@@ -120,10 +120,11 @@ def test_ood_scenes_are_new_and_deterministic():
 
 @pytest.mark.slow
 def test_concept_linear_names_the_patch_triggers_first_on_the_shipped_trojaned_model():
-    """Measured on the shipped model and detectors (seed 0, 10% budget): the concept-linear replacement's
-    weights for each universal patch trojan's target class put the trigger icon first."""
+    """Measured on the shipped model and detectors with the default suite's fit set (16000 images, seed 0) at
+    the 10% budget: the concept-linear replacement's weights for each universal patch trojan's target class put
+    the trigger icon first."""
     loaded = load_model("trojaned")
     patches = [t for t in trojans_of(loaded).trojans if t.kind == "patch" and t.source is None]
-    data = fit_data(loaded.model, 3000, seed=0)
+    data = fit_data(loaded.model, 16000, seed=0)
     replacement = ConceptLinear().replace(loaded.model, data, parameter_budget("10%", 310960), seed=0)
     assert {t.name: explanation_rank(replacement, t, OBJECT_CLASSES) for t in patches} == {t.name: 1 for t in patches}

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from trojanbench.errors import ConfigError
+from trojanbench.errors import ConfigError, MethodError
 from trojanbench.methods.replacement import (
     BudgetError,
     ConceptLinear,
@@ -174,3 +174,18 @@ def test_bad_input_is_refused_before_any_work():
         make_method_of("tabor", {}, ReplacementMethod, "a replacement method")
     with pytest.raises(ConfigError, match="teacher logits"):
         FitData(torch.rand(3, 3, 8, 8), torch.rand(2, 3))
+
+
+class Cheater(ReplacementMethod):
+    """Returns the original network whatever the budget: the contract must catch it."""
+
+    name = "cheater"
+
+    def _replace(self, model, data, budget, seed):
+        return NetworkReplacement(model)
+
+
+def test_a_replacement_over_its_budget_is_an_error_not_a_score():
+    with pytest.raises(MethodError, match="over its budget of 10"):
+        Cheater().replace(BrightestChannel(), _data(), 10)
+    assert Cheater().replace(BrightestChannel(), _data(), 10_000).parameter_count() == 4 * 27 + 4 + 12 + 3
