@@ -128,7 +128,7 @@ def test_a_folder_without_rediscovery_runs_the_controls_and_says_so(tmp_path):
     (["--task", "removal", "--budgets", "ten"], "data budget"),
     (["--task", "removal", "--methods", "tabor"], "not a removal procedure"),
     (["--task", "removal", "--methods", "unlearnin"], "Did you mean: unlearning"),
-    (["--task", "rediscovery", "--budgets", "1%"], "--budgets applies to the removal task"),
+    (["--task", "rediscovery", "--budgets", "1%"], "--budgets applies to the removal and replacement tasks"),
     (["--task", "removal", "--executor", "ray"], "the removal task runs in this process"),
 ])
 def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
