@@ -61,7 +61,8 @@ def replacement_markdown(results: ReplacementResults) -> list[str]:
     if explanations:
         trojans = list(results.kinds)
         lines += ["", "Explanation check: rank of the true trigger concept for the target class (1 = first):", "",
-                  "| replacement | mean rank | first | " + " | ".join(trojans) + " |", "|---|---|---|" + "---|" * len(trojans)]
+                  "| replacement | mean rank | first | " + " | ".join(trojans) + " |",
+                  "|---|---|---|" + "---|" * len(trojans)]
         for row in explanations:
             lines.append(f"| {row['label']}@{row['budget']} | {row['mean_rank']:.1f} | {row['first']:.0%} | "
                          + " | ".join(f"{row['ranks'][t]:g}" if t in row["ranks"] else "" for t in trojans) + " |")

@@ -184,7 +184,8 @@ def run_replacement(suite: ReplacementSuite | str | Path | None = None, *, out: 
 
     plan = plan_replacement(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, budgets=budgets,
                             plugins=plugins)
-    record = plan.config.to_dict() | {"task": TASK, "quick": quick, "trojan_kinds": {t.name: t.kind for t in plan.trojans},
+    record = plan.config.to_dict() | {"task": TASK, "quick": quick,
+                                      "trojan_kinds": {t.name: t.kind for t in plan.trojans},
                                       "cell_keys": [cell.key for cell in plan.cells]}
 
     def compute(store: Store, run_id: int, todo: list[ReplacementCell]) -> Iterator[ReplacementCell]:

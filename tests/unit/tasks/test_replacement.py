@@ -96,7 +96,8 @@ def test_the_original_scores_fidelity_one_and_the_constant_its_class_frequency(s
     assert itself["parameters"] == count_nonzero_parameters(network)
     for constant_class in (0, int(original["clean"].mode().values)):
         constant = measure(ConstantPredictor(constant_class), small_sets, original, OBJECT_CLASSES)
-        assert constant["fidelity"]["clean"] == pytest.approx(float((original["clean"] == constant_class).float().mean()))
+        share = float((original["clean"] == constant_class).float().mean())
+        assert constant["fidelity"]["clean"] == pytest.approx(share)
         for trojan, predictions in original["triggered"].items():
             assert constant["fidelity"]["triggered"][trojan] == pytest.approx(
                 float((predictions == constant_class).float().mean()))

@@ -109,8 +109,6 @@ class FitData:
 class ReplacementModel:
     """A fitted replacement: predictions, its parameter count and (when interpretable) concept scores."""
 
-    kind = "network"
-
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         """Top-1 class of each image."""
         raise NotImplementedError
@@ -146,8 +144,6 @@ class NetworkReplacement(ReplacementModel):
 
 class ConstantPredictor(ReplacementModel):
     """Always the same class: one parameter. The floor every budget can afford."""
-
-    kind = "constant"
 
     def __init__(self, class_index: int):
         self.class_index = int(class_index)

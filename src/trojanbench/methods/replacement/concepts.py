@@ -36,7 +36,7 @@ class ConceptReplacement(ReplacementMethod):
 
 
 class ConceptLinearModel(ReplacementModel):
-    kind = "concept_linear"
+    """Detected concept probabilities times a sparse weight matrix, plus biases."""
 
     def __init__(self, detector, weight: torch.Tensor, bias: torch.Tensor, concept_names: tuple[str, ...]):
         self.detector, self.weight, self.bias, self.concept_names = detector, weight, bias, concept_names
@@ -52,7 +52,8 @@ class ConceptLinearModel(ReplacementModel):
         return dict(zip(self.concept_names, self.weight[:, class_index].tolist()))
 
     def details(self):
-        return {"detector_width": getattr(self.detector, "width", None), "nonzero_weights": int((self.weight != 0).sum())}
+        return {"detector_width": getattr(self.detector, "width", None),
+                "nonzero_weights": int((self.weight != 0).sum())}
 
 
 @register_method
@@ -98,7 +99,7 @@ class ConceptLinear(ConceptReplacement):
 
 
 class ConceptTreeModel(ReplacementModel):
-    kind = "concept_tree"
+    """A fitted CART tree on detected concept probabilities (its fit features kept for :meth:`concept_scores`)."""
 
     def __init__(self, detector, tree, features: np.ndarray, concept_names: tuple[str, ...]):
         self.detector, self.tree, self.concept_names = detector, tree, concept_names
