@@ -8,12 +8,15 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from trojanbench.audit import trojans_of
 from trojanbench.cli import main
+from trojanbench.models import load_model
 from trojanbench.report import markdown_summary, write_report
 from trojanbench.runner import load_replacement_results, run_replacement
 from trojanbench.runner.replacement import ReplacementSuite
 from trojanbench.runner.store import Store
 from trojanbench.runner.suite import MethodSpec, Suite
+from trojanbench.tasks.replacement import evaluation_sets, original_predictions
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +95,19 @@ def test_bad_input_exits_with_code_2_before_any_work(tmp_path, arguments, messag
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_constant_scores_its_class_frequency_among_the_tiny_models_predictions(folder, tiny_zoo):
+    results = load_replacement_results(folder)
+    constant = _cells(results, "constant")["1"]["measures"]
+    loaded = load_model(tiny_zoo["trojaned"])
+    trojans = [trojans_of(loaded).get(name) for name in ("smiley", "jaguar", "fork")]
+    original = original_predictions(loaded.model, evaluation_sets(trojans, n_clean=40, n_per_trojan=6, seed=0))
+
+    def share(predictions):
+        return float((predictions == constant["details"]["class"]).float().mean())
+
+    assert constant["fidelity"]["clean"] == pytest.approx(share(original["clean"]))
+    assert constant["fidelity"]["ood"] == pytest.approx(share(original["ood"]))
+    for trojan, predictions in original["triggered"].items():
+        assert constant["fidelity"]["triggered"][trojan] == pytest.approx(share(predictions))
