@@ -22,7 +22,6 @@ curves (Mueller et al. 2025): the area under fidelity against log budget, normal
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -182,14 +181,6 @@ def measure(replacement: ReplacementModel, sets: EvaluationSets, original: dict,
             "explanation_rank": {spec.name: explanation_rank(replacement, spec, class_names) for spec in sets.trojans},
             "top_concepts": {spec.name: top_concepts(replacement, spec.target, class_names) for spec in sets.trojans},
             "parameters": replacement.parameter_count(), "details": replacement.details()}
-
-
-def distribution_fidelity(fidelity: dict, distribution: str) -> float:
-    """One number per distribution: the mean over trojans for the per-trojan ones."""
-    value = fidelity[distribution]
-    if isinstance(value, dict):
-        return float(np.mean(list(value.values()))) if value else math.nan
-    return float(value)
 
 
 def area_under_log_budget(budgets: list[int], fidelities: list[float]) -> float:
