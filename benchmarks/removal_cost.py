@@ -12,7 +12,6 @@ fine-tuning run: forward+backward FLOPs per step x steps / the matmul rate measu
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
