@@ -101,20 +101,11 @@ class EditingPlan:
     loaded: LoadedModel
     cells: list[EditingCell]
     quick: bool = False
-    judges: tuple = ()
     plugins: tuple[str, ...] = ()
 
     @property
     def suite(self) -> Suite:
         return self.config.suite
-
-    @property
-    def model_sha256(self) -> str:
-        return self.loaded.sha256
-
-    @property
-    def model_card(self) -> dict:
-        return dict(self.loaded.card or {})
 
 
 def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool = False,
@@ -160,19 +151,19 @@ def run_editing(suite: EditingSuite | str | Path | None = None, *, out: str | Pa
                 progress: Callable[[int, int, EditingCell], None] | None = None,
                 report: bool = True) -> "EditingResults":
     """Run the editing task (default: the shipped ``editing`` suite) into ``out`` and return its results."""
-    from .run import _provenance
+    from .run import provenance
 
     plan = plan_editing(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     record = plan.config.to_dict() | {"task": TASK, "quick": quick, "rules": {r.name: r.kind for r in plan.rules},
                                       "cell_keys": [cell.key for cell in plan.cells]}
 
     def compute(store: Store, run_id: int, todo: list[EditingCell]) -> Iterator[EditingCell]:
-        data, cache = defender_data(budget_size(plan.config.budget, training_set_size(plan.model_card))), {}
+        data, cache = defender_data(budget_size(plan.config.budget, training_set_size(plan.loaded.card))), {}
         for cell in todo:
             store.record_editing_cell(run_id, _compute(plan, cell, data, cache))
             yield cell
 
-    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_editing_keys, compute, progress,
+    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card), Store.finished_editing_keys, compute, progress,
                 report=report, what="rule edits")
     return EditingResults(out)
 

@@ -91,16 +91,6 @@ class LocalizationPlan:
     loaded: LoadedModel
     quick: bool = False
     plugins: tuple[str, ...] = ()
-    judges: tuple = ()
-    """None: maps are scored against the footprint, not judged (kept for the shared provenance record)."""
-
-    @property
-    def model_sha256(self) -> str:
-        return self.loaded.sha256
-
-    @property
-    def model_card(self) -> dict:
-        return dict(self.loaded.card or {})
 
 
 def _hash(value: Any) -> str:
@@ -185,12 +175,12 @@ def run_localization(suite: Suite | str | Path | None = None, *, out: str | Path
     Results go into ``out/results.sqlite`` beside any rediscovery results; ``progress(done, total, cell)``
     is called after each cell. With ``report``, the HTML report and exports are rewritten at the end.
     """
-    from .run import _provenance
+    from .run import provenance
 
     plan = plan_localization(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick, "patch_trojans": [t.name for t in plan.trojans],
                                      "cell_keys": [cell.key for cell in plan.cells]}
-    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_localization_keys,
+    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card), Store.finished_localization_keys,
                 lambda store, run_id, todo: _compute(plan, store, run_id, todo), progress, report=report,
                 what="localization cells")
     return LocalizationResults(out)

@@ -160,20 +160,11 @@ class RemovalPlan:
     """``{rediscovery cell key: CellRow}`` for the tool sources used."""
     missing_tools: list[str] = field(default_factory=list)
     quick: bool = False
-    judges: tuple = ()
     plugins: tuple[str, ...] = ()
 
     @property
     def suite(self) -> Suite:
         return self.config.suite
-
-    @property
-    def model_sha256(self) -> str:
-        return self.models["trojaned"].sha256
-
-    @property
-    def model_card(self) -> dict:
-        return dict(self.models["trojaned"].card or {})
 
 
 def _hash(value: Any) -> str:
@@ -270,7 +261,7 @@ def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Pa
     Tool guidance is read from the rediscovery results already in ``out`` (same model); ``progress(done,
     total, cell)`` is called after each edit. With ``report``, the HTML report and exports are rewritten.
     """
-    from .run import _provenance
+    from .run import provenance
 
     plan = plan_removal(suite, out=out, quick=quick, methods=methods, trojans=trojans, seeds=seeds, budgets=budgets,
                         plugins=plugins)
@@ -286,7 +277,7 @@ def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Pa
             store.record_removal_cell(run_id, *workbench.compute(cell))
             yield cell
 
-    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_removal_keys, compute, progress,
+    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.models["trojaned"].sha256, plan.models["trojaned"].card), Store.finished_removal_keys, compute, progress,
                 report=report, what="removal edits")
     return RemovalResults(out)
 
@@ -296,7 +287,7 @@ class _Workbench:
 
     def __init__(self, plan: RemovalPlan, store: Store):
         self.plan, self.store = plan, store
-        self.n_train = training_set_size(plan.model_card)
+        self.n_train = training_set_size(plan.models["trojaned"].card)
         self.cache: dict[tuple, Any] = {}
 
     def _once(self, key: tuple, build: Callable[[], Any]) -> Any:

@@ -116,19 +116,10 @@ class ReplacementPlan:
     cells: list[ReplacementCell]
     quick: bool = False
     plugins: tuple[str, ...] = ()
-    judges: tuple = ()
 
     @property
     def suite(self) -> Suite:
         return self.config.suite
-
-    @property
-    def model_sha256(self) -> str:
-        return self.loaded.sha256
-
-    @property
-    def model_card(self) -> dict:
-        return dict(self.loaded.card or {})
 
 
 def plan_replacement(suite: ReplacementSuite | str | Path | None = None, *, quick: bool = False,
@@ -180,7 +171,7 @@ def run_replacement(suite: ReplacementSuite | str | Path | None = None, *, out: 
                     progress: Callable[[int, int, ReplacementCell], None] | None = None,
                     report: bool = True) -> "ReplacementResults":
     """Run the replacement task (default: the shipped ``replacement`` suite) into ``out`` and return its results."""
-    from .run import _provenance
+    from .run import provenance
 
     plan = plan_replacement(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, budgets=budgets,
                             plugins=plugins)
@@ -194,7 +185,7 @@ def run_replacement(suite: ReplacementSuite | str | Path | None = None, *, out: 
             store.record_replacement_cell(run_id, _compute(plan, cell, cache))
             yield cell
 
-    run_pending(out, plan.cells, record, _provenance(plan), Store.finished_replacement_keys, compute, progress,
+    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card), Store.finished_replacement_keys, compute, progress,
                 report=report, what="replacements")
     return ReplacementResults(out)
 

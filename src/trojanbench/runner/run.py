@@ -58,14 +58,17 @@ def _git_hash() -> str | None:
         return None
 
 
-def _provenance(plan: Plan) -> dict:
+def provenance(model_ref: str, model_sha256: str, model_card: dict | None, judges=()) -> dict:
+    """What a run records about where its numbers come from: versions, git commit, the audited model (reference,
+    hash and the attack success and clean accuracy its card claims) and the judges."""
     from ..judges import judge_provenance
 
+    card = model_card or {}
     return {"trojanbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "platform": platform.platform(), "git": _git_hash(),
-            "model": {"ref": plan.suite.model, "sha256": plan.model_sha256,
-                      **{k: plan.model_card[k] for k in ("attack_success", "clean_accuracy") if k in plan.model_card}},
-            "judges": judge_provenance(plan.judges), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "model": {"ref": model_ref, "sha256": model_sha256,
+                      **{k: card[k] for k in ("attack_success", "clean_accuracy") if k in card}},
+            "judges": judge_provenance(judges), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, methods: Iterable[str] | None = None,
@@ -111,7 +114,7 @@ def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanben
     """
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     store = Store(out)
-    run_id = store.start_run(plan.suite.to_dict() | {"quick": quick}, _provenance(plan))
+    run_id = store.start_run(plan.suite.to_dict() | {"quick": quick}, provenance(plan.suite.model, plan.model_sha256, plan.model_card, plan.judges))
     scorer = _Scorer(plan, store)
     done = store.finished_keys()
     todo = [cell for cell in plan.cells if cell.key not in done]
