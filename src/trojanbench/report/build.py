@@ -12,9 +12,9 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -171,10 +171,7 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
     every_run = results.store.runs()
     runs = [r for r in every_run if r["suite"].get("task", "rediscovery") == "rediscovery"]
     last = (runs or every_run or [_NO_RUN])[-1]
-    localization = LocalizationResults(results.folder)
-    removal = RemovalResults(results.folder)
-    editing = EditingResults(results.folder)
-    replacement = ReplacementResults(results.folder)
+    found = task_results(results.folder)
     trojans = _trojan_order(results)
     judges = []
     for judge in results.judges:
@@ -203,10 +200,8 @@ def report_data(results: Results, files: Path) -> dict[str, Any]:
             "attack_success": attack_success, "clean_accuracy": model.get("clean_accuracy"),
             "n_cells": len(results.cells), "finished": _when(last.get("finished") or last.get("started")),
             "has_rediscovery": bool(results.cells),
-            "localization": localization_data(localization, files) if localization else None,
-            "removal": removal_data(removal, files) if removal else None,
-            "editing": editing_data(editing) if editing else None,
-            "replacement": replacement_data(replacement, files) if replacement else None}
+            **{section.key: section.data(found[section.key], files) if section.key in found else None
+               for section in TASK_SECTIONS}}
 
 
 def _when(timestamp: float | None) -> str:
@@ -227,18 +222,9 @@ def export_json(results: Results, path: Path) -> Path:
                 "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.store.questions().items())],
                 "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
                 "judge_agreement": results.judge_agreement(), "cells": results.records()}
-    localization = LocalizationResults(results.folder)
-    if localization:
-        document["localization"] = _localization_document(localization)
-    removal = RemovalResults(results.folder)
-    if removal:
-        document["removal"] = removal_document(removal)
-    editing = EditingResults(results.folder)
-    if editing:
-        document["editing"] = editing_document(editing)
-    replacement = ReplacementResults(results.folder)
-    if replacement:
-        document["replacement"] = replacement_document(replacement)
+    found = task_results(results.folder)
+    document.update({section.key: section.document(found[section.key]) for section in TASK_SECTIONS
+                     if section.key in found})
     path.write_text(json.dumps(document, indent=1, default=_json_default), encoding="utf-8")
     return path
 
@@ -266,12 +252,11 @@ def write_report(folder: str | Path) -> Path:
     files = folder / FILES_DIR
     files.mkdir(exist_ok=True)
     results.to_csv(folder / CSV_FILE)
-    localization = LocalizationResults(folder)
-    if localization:
-        localization.to_csv(folder / LOCALIZATION_CSV)
-    removal = RemovalResults(folder)
-    if removal:
-        write_removal_csv(removal, folder / REMOVAL_CSV)
+    found = task_results(folder)
+    if "localization" in found:
+        found["localization"].to_csv(folder / LOCALIZATION_CSV)
+    if "removal" in found:
+        write_removal_csv(found["removal"], folder / REMOVAL_CSV)
     export_json(results, folder / JSON_FILE)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
@@ -307,18 +292,10 @@ def markdown_summary(folder: str | Path) -> str:
     failed = [c for c in results.cells if c.status != "ok"]
     if failed:
         lines.append(f"\n{len(failed)} failed cell(s), counted as chance.")
-    localization = LocalizationResults(results.folder)
-    if localization:
-        lines += [""] + localization_markdown(localization)
-    removal = RemovalResults(results.folder)
-    if removal:
-        lines += [""] + removal_markdown(removal)
-    editing = EditingResults(results.folder)
-    if editing:
-        lines += [""] + editing_markdown(editing)
-    replacement = ReplacementResults(results.folder)
-    if replacement:
-        lines += [""] + replacement_markdown(replacement)
+    found = task_results(results.folder)
+    for section in TASK_SECTIONS:
+        if section.key in found:
+            lines += [""] + section.markdown(found[section.key])
     return "\n".join(lines) + "\n"
 
 
@@ -337,3 +314,30 @@ def localization_markdown(localization: LocalizationResults) -> list[str]:
     lines += ["", localization.verdict()] + ([f"{failed} failed cell(s), scored as a flat map (chance)."]
                                              if failed else [])
     return lines
+
+
+@dataclass(frozen=True)
+class TaskSection:
+    """How a task that runs in this process appears in a report: its results (falsy when the folder holds none)
+    and its HTML data (figures written into the given folder), ``results.json`` part and Markdown lines."""
+
+    key: str
+    results: Callable[[Path], Any]
+    data: Callable[[Any, Path], dict[str, Any]]
+    document: Callable[[Any], dict[str, Any]]
+    markdown: Callable[[Any], list[str]]
+
+
+TASK_SECTIONS = (
+    TaskSection("localization", LocalizationResults, localization_data, _localization_document, localization_markdown),
+    TaskSection("removal", RemovalResults, removal_data, removal_document, removal_markdown),
+    TaskSection("editing", EditingResults, lambda results, _files: editing_data(results), editing_document,
+                editing_markdown),
+    TaskSection("replacement", ReplacementResults, replacement_data, replacement_document, replacement_markdown),
+)
+"""In report order, after the rediscovery sections."""
+
+
+def task_results(folder: Path) -> dict[str, Any]:
+    """``{section key: results}`` of the tasks whose results ``folder`` holds."""
+    return {section.key: found for section in TASK_SECTIONS if (found := section.results(folder))}
