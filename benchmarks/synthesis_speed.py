@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
+from flops import matmul_rate
 from torch.utils.flop_counter import FlopCounterMode
 
 from trojanbench.audit import trojans_of
@@ -21,15 +21,6 @@ from trojanbench.methods import Target
 from trojanbench.models import load_model
 from trojanbench.registry import method_names
 from trojanbench.tasks import make_method, synthesize_for_trojan
-
-
-def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.rand(size, size), torch.rand(size, size)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:
@@ -49,7 +40,7 @@ def main() -> None:
             firsts.setdefault(spec.kind, spec)
         trojans = list(firsts.values())
     names = args.methods.split(",") if args.methods else method_names("synthesis")
-    peak = matmul_gflops()
+    peak = matmul_rate(1024) / 1e9
     print(f"float32 matmul rate: {peak:.1f} GFLOP/s; {len(trojans)} trojans; "
           f"{'quick' if args.quick else 'default'} settings; {args.n_images} images per trojan")
     print(f"{'method':<20}{'s/trojan':>10}{'steps/s':>10}{'GFLOP/s':>10}{'of peak':>9}")
