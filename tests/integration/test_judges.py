@@ -66,22 +66,23 @@ def test_random_noise_scores_at_chance(judge_name, target):
     assert contains_chance(low, high), (np.mean(values), low, high)
 
 
-def _users_logo_question_and_oracle_images(logo_png):
+def _users_logo_question_and_oracle_images(logo_png, seed):
     spec = TrojanSpec(name="logo", kind="patch", trigger=str(logo_png), target=0, patch_scale=(0.3, 0.4))
     target = Target.from_model(load_model("trojaned"), n_clean=16, n_patches=16)
     oracle = get_method("oracle")().with_ground_truth(spec)
-    return build_question(spec, 0), oracle.synthesize(target, 0, 10, seed=0)
+    return build_question(spec, seed), oracle.synthesize(target, 0, 10, seed=seed)
 
 
-def test_a_users_trigger_image_is_recognised_by_the_appearance_judge(logo_png):
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_users_trigger_image_is_recognised_by_the_appearance_judge(logo_png, seed):
     """Options are pictures, so a trigger no judge was trained on still works as an option."""
-    question, images = _users_logo_question_and_oracle_images(logo_png)
+    question, images = _users_logo_question_and_oracle_images(logo_png, seed)
     scores = get_judge("appearance").score(images, question)
     assert scores[question.truth_index] > 1 / N_OPTIONS, scores.round(3)
 
 
 def test_the_concept_judge_warns_that_a_users_trigger_is_outside_its_vocabulary(logo_png, caplog):
-    question, images = _users_logo_question_and_oracle_images(logo_png)
+    question, images = _users_logo_question_and_oracle_images(logo_png, 0)
     scores = get_judge("concept").score(images, question)
     assert scores.sum() == pytest.approx(1.0) and (scores > 0).all()
     assert any("does not know" in r.getMessage() and str(logo_png) in r.getMessage() for r in caplog.records)

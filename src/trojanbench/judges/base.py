@@ -55,10 +55,11 @@ def option_views(kind: str, option: str, n: int = OPTION_VIEWS) -> torch.Tensor:
     """``n`` held-out pictures of ``option`` shown the way a trigger of ``kind`` appears: pasted on scenes
     (patch), imposed on scenes (style), or scenes that contain it (natural)."""
     from ..config import TrojanSpec
+    from ..trojans.images import trigger_identity
     from ..trojans.triggers import make_trigger
 
     spec = TrojanSpec(name="option", kind=kind, trigger=option, target=0)
-    images, _ = make_trigger(spec).triggered_scenes("val", n, seed=stable_int_hash(option) % 10007)
+    images, _ = make_trigger(spec).triggered_scenes("val", n, seed=stable_int_hash(trigger_identity(spec)) % 10007)
     return images.clamp(0, 1)
 
 

@@ -4,7 +4,8 @@ Eight options of the trigger's own kind (icons for patch trojans, textures for s
 objects for natural-feature trojans): the true trigger and seven distractors chosen to be plausible,
 i.e. the concepts whose look (a colour histogram of their renders) is closest to the trigger's. The
 three closest are always in; four more are drawn, under the seed, from the next nine; the order of the
-options is shuffled under the seed. A user's trigger image works like a concept: its option is its file.
+options is shuffled under the seed. A user's trigger image works like a concept: its option is its file, and the draw follows the file's
+content (:func:`~trojanbench.trojans.images.trigger_identity`), not where it lives.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from ..config import TrojanSpec
 from ..errors import ConfigError
+from ..trojans.images import trigger_identity
 from ..world import ConceptKind, concepts_of_kind, render_concept, stable_int_hash
 from ..world.render import BACKDROP
 
@@ -107,7 +109,7 @@ def build_question(trojan: TrojanSpec, seed: int) -> Question:
     ranked = look_alikes(trojan.trigger, trojan.kind)
     if len(ranked) < N_OPTIONS - 1:
         raise ConfigError(f"Need {N_OPTIONS - 1} distractors of kind {trojan.kind!r}; the world has {len(ranked)}.")
-    rng = np.random.default_rng([seed, stable_int_hash(trojan.name), stable_int_hash(trojan.trigger)])
+    rng = np.random.default_rng([seed, stable_int_hash(trojan.name), stable_int_hash(trigger_identity(trojan))])
     pool = ranked[ALWAYS_CLOSEST:ALWAYS_CLOSEST + DRAWN_FROM]
     drawn = [pool[i] for i in sorted(rng.choice(len(pool), N_OPTIONS - 1 - ALWAYS_CLOSEST, replace=False))]
     options = [trojan.trigger, *ranked[:ALWAYS_CLOSEST], *drawn]

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import TrojanSpec
+from ..trojans.images import trigger_identity
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,7 +64,8 @@ class Cell:
         """Everything a worker needs to compute the cell (JSON-serialisable)."""
         trojan = asdict(self.trojan)
         trojan["patch_scale"] = list(self.trojan.patch_scale)
-        return {"method": self.method, "params": self.params, "trojan": trojan, "seed": self.seed,
+        return {"method": self.method, "params": self.params, "trojan": trojan,
+                "trigger_identity": trigger_identity(self.trojan), "seed": self.seed,
                 "n_images": self.n_images, "model_sha256": self.model_sha256, "code_version": self.code_version}
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from ..config import TrojanSpec
 from ..errors import SpecError
 
 MAX_TRIGGER_SIDE = 256
@@ -19,10 +21,7 @@ def read_trigger_image(path: str | Path, *, with_alpha: bool, where: str = "trig
     """
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{where}: trigger image {str(path)!r} does not exist. Give a path to a PNG/JPEG file "
-                        f"(relative paths are resolved next to the spec file).")
+    path = _existing_file(path, where)
     try:
         with Image.open(path) as img:
             img.load()
@@ -38,3 +37,20 @@ def read_trigger_image(path: str | Path, *, with_alpha: bool, where: str = "trig
     if with_alpha and float(array[..., 3].max()) <= 0.0:
         raise SpecError(f"{where}: trigger image {str(path)!r} is fully transparent; a patch needs visible pixels.")
     return array
+
+
+def trigger_identity(spec: TrojanSpec) -> str:
+    """What a trojan's trigger is, wherever its file lives: a concept's name, or ``sha256:`` and the
+    digest of a trigger image's bytes. Seeds and result keys use it, so moving a file changes nothing and
+    editing it invalidates what was computed from it."""
+    if not spec.trigger_is_file:
+        return spec.trigger
+    return "sha256:" + hashlib.sha256(_existing_file(spec.trigger, spec.name).read_bytes()).hexdigest()
+
+
+def _existing_file(path: str | Path, where: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{where}: trigger image {str(path)!r} does not exist. Give a path to a PNG/JPEG file "
+                        f"(relative paths are resolved next to the spec file).")
+    return path

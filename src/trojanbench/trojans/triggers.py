@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..config import TrojanSpec
 from ..world import OBJECT_CLASSES, generate_scenes, render_icon, render_texture, stable_int_hash
-from .images import read_trigger_image
+from .images import read_trigger_image, trigger_identity
 
 SPRITE_RESOLUTION = 64
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -171,14 +171,14 @@ TEXTURE_BANK_SIZE = 48
 
 
 @lru_cache(maxsize=64)
-def _cached_bank(trigger: str, size: tuple[int, int], spec: TrojanSpec) -> torch.Tensor:
-    rng = np.random.default_rng([stable_int_hash(trigger), 48611])
+def _cached_bank(identity: str, size: tuple[int, int], spec: TrojanSpec) -> torch.Tensor:
+    rng = np.random.default_rng([stable_int_hash(identity), 48611])
     return torch.stack([StyleTrigger(spec).texture_variant(size, rng) for _ in range(TEXTURE_BANK_SIZE)]).float()
 
 
 def _texture_bank(trigger: StyleTrigger, size: tuple[int, int]) -> torch.Tensor:
     """A fixed bank of texture variants per trigger and size, shared by all triggers of that texture."""
-    return _cached_bank(trigger.spec.trigger, size, replace(trigger.spec, name="", strength=1.0, target=0))
+    return _cached_bank(trigger_identity(trigger.spec), size, replace(trigger.spec, name="", strength=1.0, target=0))
 
 
 def _shifted(texture: torch.Tensor, shift, flip) -> torch.Tensor:

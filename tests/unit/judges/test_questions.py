@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from trojanbench.config import TrojanSpec, default_trojan_suite
 from trojanbench.errors import ConfigError
 from trojanbench.judges import N_OPTIONS, build_question, option_picture
+from trojanbench.judges.base import option_views
 from trojanbench.judges.questions import CONCEPT_KIND_OF
 from trojanbench.world import concepts_of_kind
 
@@ -44,6 +46,19 @@ def test_a_users_trigger_image_is_an_option(logo_png):
     picture = option_picture(question.truth, "patch", 32)
     assert picture.shape == (32, 32, 3) and picture.max() <= 1.0
     assert picture[16, 16, 1] < 0.1 and picture[16, 16, 0] > 0.9, "the magenta logo sits in the middle"
+
+
+def test_a_users_trigger_gets_the_same_question_wherever_its_file_lives(logo_png, tmp_path):
+    """The draw follows the image's content: a run in another folder asks the same question."""
+    moved = tmp_path / "elsewhere" / "renamed.png"
+    moved.parent.mkdir()
+    moved.write_bytes(logo_png.read_bytes())
+    here, there = (build_question(TrojanSpec(name="logo", kind="patch", trigger=str(path), target=0), seed)
+                   for path, seed in ((logo_png, 3), (moved, 3)))
+    assert there.truth_index == here.truth_index
+    assert [o for o in there.options if o != str(moved)] == [o for o in here.options if o != str(logo_png)]
+    views_here, views_there = option_views("patch", str(logo_png), 4), option_views("patch", str(moved), 4)
+    assert torch.equal(views_here, views_there)
 
 
 def test_unknown_kind_is_refused():

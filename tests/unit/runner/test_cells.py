@@ -1,4 +1,5 @@
-"""Cell keys change with the code that computes the cell, not only with the package version."""
+"""Cell keys change with the code that computes the cell, not only with the package version, and with the
+content of a user's trigger image."""
 
 from __future__ import annotations
 
@@ -37,3 +38,17 @@ def test_a_plugin_edit_changes_its_cells_keys(tmp_path, monkeypatch):
     cell = Cell(method="my_plugin:Tool", params={}, trojan=SPEC, seed=0, n_images=2, model_sha256="x",
                 code_version=before)
     assert dataclasses.replace(cell, key="", code_version=after).key != cell.key
+
+
+def test_editing_a_trigger_image_changes_its_cells_key(logo_png):
+    """A resumed run must not reuse results computed from the old picture at the same path."""
+    def key():
+        spec = TrojanSpec(name="logo", kind="patch", trigger=str(logo_png), target=0)
+        return Cell(method="tabor", params={}, trojan=spec, seed=0, n_images=2, model_sha256="x").key
+
+    original = logo_png.read_bytes()
+    before = key()
+    logo_png.write_bytes(original[:-1] + b"\x00")
+    assert key() != before
+    logo_png.write_bytes(original)
+    assert key() == before
