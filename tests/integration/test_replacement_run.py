@@ -80,6 +80,10 @@ def test_report_and_exports_show_the_replacement_section(folder):
     html = (folder / "report.html").read_text(encoding="utf-8")
     assert 'id="replacement"' in html and "replacement-fidelity.png" in html and "distilled_student" in html
     assert (folder / "report_files" / "replacement-fidelity.png").stat().st_size > 0
+    provenance = html[html.index('id="provenance"'):html.index("</dl>")]
+    sha256 = load_replacement_results(folder).run["provenance"]["model"]["sha256"]
+    assert "replacement suite" in provenance and "budgets 5%, 10%, 300 fit images" in provenance
+    assert "distilled_student" in provenance and sha256[:16] in provenance
     document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert set(document["replacement"]["areas"]) == set(METHODS)
     assert "## Replacement" in markdown_summary(folder)

@@ -24,6 +24,7 @@ from ..runner.replacement import ReplacementResults
 from ..runner.removal import RemovalResults
 from ..runner.results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 from ..runner.stats import CHANCE
+from ..runner.suite import MethodSpec
 from ..survey.scores import human_section
 from ..tasks.localization import CHANCE as LOCALIZATION_CHANCE
 from ..tasks.localization import METRICS
@@ -261,6 +262,7 @@ def write_report(folder: str | Path) -> Path:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
     environment.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
+    environment.filters["method_label"] = lambda recorded: MethodSpec(recorded["name"], recorded.get("params", {})).label
     html = environment.get_template("report.html.j2").render(**report_data(results, files))
     path = folder / REPORT_FILE
     path.write_text(html, encoding="utf-8")

@@ -61,7 +61,8 @@ class Cell:
             object.__setattr__(self, "key", cell_key(self))
 
     def payload(self) -> dict[str, Any]:
-        """Everything a worker needs to compute the cell (JSON-serialisable)."""
+        """Everything a worker needs to compute the cell (JSON-serialisable); the trigger's identity
+        (:func:`trojan_record`) rides along so that the key follows a trigger image's content."""
         trojan = asdict(self.trojan)
         trojan["patch_scale"] = list(self.trojan.patch_scale)
         return {"method": self.method, "params": self.params, "trojan": trojan,
@@ -73,8 +74,18 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def content_key(value: Any) -> str:
+    """24 hex digits of sha256 over ``value``'s canonical JSON: the cache key of a unit of work."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
+
+
 def cell_key(cell: Cell) -> str:
-    return hashlib.sha256(canonical_json(cell.payload()).encode()).hexdigest()[:24]
+    return content_key(cell.payload())
+
+
+def trojan_record(spec: TrojanSpec | None) -> dict[str, Any] | None:
+    """A trojan as it enters a key: its fields and its trigger's identity (a trigger image's content)."""
+    return None if spec is None else {**asdict(spec), "trigger_identity": trigger_identity(spec)}
 
 
 def trojan_from_payload(raw: dict[str, Any]) -> TrojanSpec:

@@ -13,7 +13,6 @@ bootstrap interval over rules then seeds and the worst rule; the unedited model 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import time
@@ -29,7 +28,7 @@ from ..registry import load_plugins, make_method_of
 from ..tasks.editing import check_rule, edit_size, exemplars, measure_rule, rule_tests
 from ..tasks.removal import budget_size, clean_set, defender_data, training_set_size
 from ..world import OBJECT_CLASSES
-from .cells import canonical_json, code_version
+from .cells import code_version, content_key, trojan_record
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Summary, summarize
@@ -137,11 +136,11 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
         for rule in rules:
             for seed in base.seeds:
                 payload = {"task": TASK, "editor": editor.name, "params": editor.get_params(),
-                           "rule": dataclasses.asdict(rule), "seed": seed, "model": loaded.sha256,
+                           "rule": trojan_record(rule), "seed": seed, "model": loaded.sha256,
                            "budget": config.budget, "n_images": base.n_images, "n_eval": config.n_eval,
                            "n_clean_eval": config.n_clean_eval, "code_version": code_version(type(editor))}
-                key = hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:24]
-                cells.append(EditingCell(label, editor.name, editor.get_params(), role, rule, seed, key))
+                cells.append(EditingCell(label, editor.name, editor.get_params(), role, rule, seed,
+                                         content_key(payload)))
     return EditingPlan(config, editors, rules, loaded, cells, quick, plugins=plugins)
 
 

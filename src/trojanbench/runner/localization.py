@@ -32,7 +32,6 @@ minus the edge detector, by AUROC) resample the same way, pairing the two method
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from ..tasks.localization import (
     set_digest,
 )
 from ..world import OBJECT_CLASSES
-from .cells import Cell, canonical_json, code_version
+from .cells import Cell, code_version, content_key
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Comparison, paired_comparison, summarize
@@ -93,21 +92,18 @@ class LocalizationPlan:
     plugins: tuple[str, ...] = ()
 
 
-def _hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
-
-
 def set_key(cell: Cell) -> str:
     """Key of the image set a cell explains: the trojan, seed, size and code version (not the method)."""
     payload = {**cell.payload(), "code_version": code_version()}  # the package's, whatever the method
-    return _hash({"task": TASK, "set": {k: payload[k] for k in ("trojan", "seed", "n_images", "code_version")}})
+    fields = ("trojan", "trigger_identity", "seed", "n_images", "code_version")
+    return content_key({"task": TASK, "set": {k: payload[k] for k in fields}})
 
 
 def _cell(name: str, method: AttributionMethod, trojan: TrojanSpec, seed: int, n_images: int, sha256: str) -> Cell:
     cell = Cell(method=name, params=method.get_params(), trojan=trojan, seed=seed, n_images=n_images,
                 model_sha256=sha256, role="baseline" if method.is_baseline else "tool",
                 code_version=code_version(type(method)))
-    return dataclasses.replace(cell, key=_hash({"task": TASK, **cell.payload()}))
+    return dataclasses.replace(cell, key=content_key({"task": TASK, **cell.payload()}))
 
 
 def _resolve_suite(suite: Suite | str | Path | None, *, quick: bool, methods: Iterable[str] | None,

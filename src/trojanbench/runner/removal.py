@@ -24,7 +24,6 @@ a 95% bootstrap interval over trojans (then seeds); a source's normalized score
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import time
@@ -56,7 +55,7 @@ from ..tasks.removal import (
     TrojanMeasure,
 )
 from ..world import OBJECT_CLASSES
-from .cells import canonical_json, code_version
+from .cells import code_version, content_key, trojan_record
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Comparison, Summary, _bootstrap_means, _grid, paired_comparison, summarize
@@ -167,10 +166,6 @@ class RemovalPlan:
         return self.config.suite
 
 
-def _hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
-
-
 def make_procedure(name: str, params: dict[str, Any] | None = None, *, quick: bool = False) -> RemovalProcedure:
     """Instantiate a registered removal procedure with ``params`` over its defaults (``quick_params`` first)."""
     return make_method_of(name, params, RemovalProcedure, "a removal procedure", quick=quick)
@@ -237,13 +232,13 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
                     for source, trojan, guidance_key in _sources(procedure, model_role, chosen, tools):
                         payload = {"task": TASK, "procedure": name, "params": procedure.get_params(), "source": source,
                                    "guidance": guidance_key, "model": loaded.sha256, "model_role": model_role,
-                                   "trojan": dataclasses.asdict(trojan) if trojan else None, "seed": seed,
+                                   "trojan": trojan_record(trojan), "seed": seed,
                                    "budget": sizes[budget], "n_eval": config.n_eval,
                                    "n_clean_eval": config.n_clean_eval, "relearn": [config.relearn_steps,
                                                                                      config.relearn_lr],
                                    "n_guidance": base.n_images, "code_version": code_version(type(procedure))}
                         cells.append(RemovalCell(name, procedure.get_params(), role, source, model_role, trojan, seed,
-                                                 budget, _hash(payload), guidance_key))
+                                                 budget, content_key(payload), guidance_key))
     if missing:
         log.warning("No rediscovery images of this model in %s for trojan(s) %s: only the controls and the oracle "
                     "guide their removal. Run `trojanbench run --out %s` first to score tools.", out,

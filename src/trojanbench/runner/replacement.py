@@ -14,7 +14,6 @@ the area under fidelity against log budget, on the means and for the worst troja
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from ..tasks.replacement import (
     parameter_budget,
 )
 from ..world import OBJECT_CLASSES
-from .cells import canonical_json, code_version
+from .cells import code_version, content_key
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Summary, summarize
@@ -149,8 +148,7 @@ def plan_replacement(suite: ReplacementSuite | str | Path | None = None, *, quic
 
     def cell(label: str, name: str, params: dict, role: str, budget: str, size: int, seed: int, version: str):
         payload = {**settings, "method": name, "params": params, "budget": size, "seed": seed, "code_version": version}
-        key = hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:24]
-        return ReplacementCell(label, name, params, role, budget, size, seed, key)
+        return ReplacementCell(label, name, params, role, budget, size, seed, content_key(payload))
 
     cells = []
     for seed in base.seeds:

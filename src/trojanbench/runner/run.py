@@ -7,7 +7,6 @@ executor; judge and commit each cell as it arrives; then score the combinations 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import platform
 import subprocess
@@ -25,7 +24,7 @@ from ..models import load_model
 from ..registry import get_method, load_plugins
 from ..tasks import make_method
 from ..world import OBJECT_CLASSES
-from .cells import Cell, canonical_json, code_version
+from .cells import Cell, code_version, content_key
 from .executors import Job, make_executor
 from .results import Results
 from .store import CellRow, Store
@@ -188,8 +187,7 @@ class _Scorer:
 
     def _record_combination(self, run_id: int, name: str, members: list[str], trojan: TrojanSpec, seed: int,
                             rows: dict, extra: dict) -> float | None:
-        key = hashlib.sha256(canonical_json([name, members, trojan.name, seed, self.plan.model_sha256,
-                                             extra]).encode()).hexdigest()[:24]
+        key = content_key([name, members, trojan.name, seed, self.plan.model_sha256, extra])
         images = self._pooled(members, trojan, seed, rows)
         if images is None:
             return None
