@@ -62,7 +62,7 @@ class Cell:
 
     def payload(self) -> dict[str, Any]:
         """Everything a worker needs to compute the cell (JSON-serialisable); the trigger's identity
-        (:func:`trojan_record`) rides along so that the key follows a trigger image's content."""
+        rides along so that the key follows a trigger image's content."""
         trojan = asdict(self.trojan)
         trojan["patch_scale"] = list(self.trojan.patch_scale)
         return {"method": self.method, "params": self.params, "trojan": trojan,

@@ -41,8 +41,8 @@ def read_trigger_image(path: str | Path, *, with_alpha: bool, where: str = "trig
 
 def trigger_identity(spec: TrojanSpec) -> str:
     """What a trojan's trigger is, wherever its file lives: a concept's name, or ``sha256:`` and the
-    digest of a trigger image's bytes. Seeds and result keys use it, so moving a file changes nothing and
-    editing it invalidates what was computed from it."""
+    digest of a trigger image's bytes. Seeds use it, so a question does not depend on where the file lives;
+    result keys use it, so editing the image invalidates what was computed from it."""
     if not spec.trigger_is_file:
         return spec.trigger
     return "sha256:" + hashlib.sha256(_existing_file(spec.trigger, spec.name).read_bytes()).hexdigest()
