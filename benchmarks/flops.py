@@ -15,7 +15,8 @@ def forward_flops(model: nn.Module, size: int = 64) -> float:
     def count(module, inputs, output):
         nonlocal total
         if isinstance(module, nn.Conv2d):
-            total += 2 * output.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            total += 2 * output.numel() * module.in_channels // module.groups * kernel
         elif isinstance(module, nn.Linear):
             total += 2 * output.numel() * module.in_features
 

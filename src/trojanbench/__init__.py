@@ -45,9 +45,11 @@ from .runner import (  # noqa: E402
 )
 
 __all__ = [
-    "AuditResult", "CheckpointError", "ConfigError", "EditingResults", "LoadedModel", "LocalizationResults", "Method", "MethodError",
-    "MethodSpec", "MissingExtraError", "RemovalResults", "ReplacementResults", "Results", "SpecError", "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite",
-    "TrojanbenchError", "UnknownNameError", "UnsafeCheckpointError", "__version__", "audit_model",
-    "default_trojan_suite", "get_method", "load_editing_results", "load_localization_results", "load_model", "load_removal_results", "load_replacement_results", "load_results", "load_suite",
-    "load_trojan_suite", "method_names", "register_method", "run", "run_editing", "run_localization", "run_removal", "run_replacement", "write_report",
+    "AuditResult", "CheckpointError", "ConfigError", "EditingResults", "LoadedModel", "LocalizationResults", "Method",
+    "MethodError", "MethodSpec", "MissingExtraError", "RemovalResults", "ReplacementResults", "Results", "SpecError",
+    "Suite", "SynthesisMethod", "Target", "TrojanSpec", "TrojanSuite", "TrojanbenchError", "UnknownNameError",
+    "UnsafeCheckpointError", "__version__", "audit_model", "default_trojan_suite", "get_method",
+    "load_editing_results", "load_localization_results", "load_model", "load_removal_results",
+    "load_replacement_results", "load_results", "load_suite", "load_trojan_suite", "method_names", "register_method",
+    "run", "run_editing", "run_localization", "run_removal", "run_replacement", "write_report",
 ]

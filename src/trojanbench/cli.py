@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import TrojanbenchError
+from .zoo.build import ZOO_PARTS
 
 log = logging.getLogger("trojanbench")
 
@@ -390,7 +391,7 @@ def zoo() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder (default: the package's own zoo folder).")
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
-@click.option("--only", "parts", multiple=True, type=click.Choice(["clean", "trojaned", "observer", "generator", "embedder", "detectors"]),
+@click.option("--only", "parts", multiple=True, type=click.Choice(ZOO_PARTS),
               help="Build only these parts (repeatable); default: all, in order.")
 def zoo_build(out: str | None, tiny: bool, parts: tuple[str, ...]) -> None:
     """Rebuild the zoo deterministically from its seeds.

@@ -4,8 +4,8 @@ Eight options of the trigger's own kind (icons for patch trojans, textures for s
 objects for natural-feature trojans): the true trigger and seven distractors chosen to be plausible,
 i.e. the concepts whose look (a colour histogram of their renders) is closest to the trigger's. The
 three closest are always in; four more are drawn, under the seed, from the next nine; the order of the
-options is shuffled under the seed. A user's trigger image works like a concept: its option is its file, and the draw follows the file's
-content (:func:`~trojanbench.trojans.images.trigger_identity`), not where it lives.
+options is shuffled under the seed. A user's trigger image works like a concept: its option is its file, and
+the draw follows the file's content (:func:`~trojanbench.trojans.images.trigger_identity`), not where it lives.
 """
 
 from __future__ import annotations

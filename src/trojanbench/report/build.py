@@ -31,6 +31,7 @@ from ..tasks.localization import METRICS
 from .figures import bar_chart, heatmap, localization_boxplots
 from .editing import editing_data, editing_document, editing_markdown
 from .replacement import replacement_data, replacement_document, replacement_markdown
+from .runs import NO_RUN, run_document, run_header, run_of
 from .removal import REMOVAL_CSV, finite_or_none, removal_data, removal_document, removal_markdown, write_removal_csv
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 REPORT_FILE, CSV_FILE, JSON_FILE, FILES_DIR = "report.html", "results.csv", "results.json", "report_files"
 LOCALIZATION_CSV = "localization.csv"
 METRIC_LIMITS = {"rank_correlation": (-1.02, 1.02), "pointing_game": (-0.02, 1.02), "auroc": (-0.02, 1.02)}
-_NO_RUN = {"suite": {}, "provenance": {}, "status": "unknown", "started": None}
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -144,7 +144,7 @@ def _localization_sets(localization: LocalizationResults) -> list[dict[str, Any]
     """The recorded image sets, with each trojan's target name and the attack success its model's card records."""
     from ..world import OBJECT_CLASSES
 
-    recorded = (localization.run or _NO_RUN)["provenance"].get("model", {}).get("attack_success", {})
+    recorded = run_of(localization)["provenance"].get("model", {}).get("attack_success", {})
     return [{**info, "target_name": OBJECT_CLASSES[info["target"]] if info["target"] < len(OBJECT_CLASSES) else "?",
              "attack_success": recorded.get(info["trojan"])}
             for info in sorted(localization.sets.values(), key=lambda i: (i["trojan"], i["seed"]))]
@@ -159,19 +159,17 @@ def localization_data(localization: LocalizationResults, files: Path) -> dict[st
     figure = localization_boxplots(rows, values, files / "localization-boxplots.png", labels=METRIC_LABELS,
                                    chance=LOCALIZATION_CHANCE, limits=METRIC_LIMITS,
                                    title=f"Per-image localization scores, {localization.description()}")
-    run = localization.run or _NO_RUN
     return {"rows": rows, "metrics": METRICS, "labels": METRIC_LABELS, "chance": LOCALIZATION_CHANCE,
             "verdict": localization.verdict(), "description": localization.description(), "reference": REFERENCE,
             "figure": figure.relative_to(files.parent).as_posix(), "sets": _localization_sets(localization),
-            "failed": [c for c in localization.cells if c.status != "ok"], "suite": run["suite"],
-            "provenance": run["provenance"], "n_cells": len(localization.cells)}
+            "failed": [c for c in localization.cells if c.status != "ok"], **run_header(localization)}
 
 
 def report_data(results: Results, files: Path) -> dict[str, Any]:
     """Everything the page shows, computed from the store (figures are written into ``files``)."""
     every_run = results.store.runs()
     runs = [r for r in every_run if r["suite"].get("task", "rediscovery") == "rediscovery"]
-    last = (runs or every_run or [_NO_RUN])[-1]
+    last = (runs or every_run or [NO_RUN])[-1]
     found = task_results(results.folder)
     trojans = _trojan_order(results)
     judges = []
@@ -233,8 +231,7 @@ def export_json(results: Results, path: Path) -> Path:
 def _localization_document(localization: LocalizationResults) -> dict[str, Any]:
     """The localization part of ``results.json``: config, summaries, comparisons, verdict, sets, per-image scores."""
     rows = localization.rows()
-    run = localization.run or _NO_RUN
-    return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
+    return {**run_document(localization),
             "summaries": {r["method"]: {"role": r["role"], "seconds_per_image": finite_or_none(r["seconds_per_image"]),
                                         **r["metrics"]} for r in rows},
             f"versus_{REFERENCE}": {r["method"]: asdict(r["versus_reference"]) for r in rows if r["versus_reference"]},
@@ -262,7 +259,7 @@ def write_report(folder: str | Path) -> Path:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                      undefined=jinja2.StrictUndefined)
     environment.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
-    environment.filters["method_label"] = lambda recorded: MethodSpec(recorded["name"], recorded.get("params", {})).label
+    environment.filters["method_label"] = lambda method: MethodSpec(method["name"], method.get("params", {})).label
     html = environment.get_template("report.html.j2").render(**report_data(results, files))
     path = folder / REPORT_FILE
     path.write_text(html, encoding="utf-8")

@@ -5,20 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..runner.editing import LABELS, MEASURES, EditingResults
+from .runs import run_document, run_header
 
 
 def editing_data(results: EditingResults) -> dict[str, Any]:
-    run = results.run or {"suite": {}, "provenance": {}}
     return {"rows": results.rows(), "measures": MEASURES, "labels": LABELS, "description": results.description(),
-            "suite": run["suite"], "provenance": run["provenance"], "n_cells": len(results.cells),
-            "failed": [c for c in results.cells if c["status"] != "ok"]}
+            **run_header(results), "failed": [c for c in results.cells if c["status"] != "ok"]}
 
 
 def editing_document(results: EditingResults) -> dict[str, Any]:
     """The editing part of ``results.json``: config, per-editor summaries and every edit's measures."""
-    run = results.run or {"suite": {}, "provenance": {}}
-    return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
-            "rows": results.rows(), "edits": results.cells}
+    return {**run_document(results), "rows": results.rows(), "edits": results.cells}
 
 
 def editing_markdown(results: EditingResults) -> list[str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..runner.removal import ANCHOR, METRIC_LABELS, METRICS, RemovalResults
 from .figures import removal_bars
+from .runs import run_document, run_header, run_of
 
 REMOVAL_CSV = "removal.csv"
 
@@ -44,10 +45,8 @@ def removal_data(results: RemovalResults, files: Path) -> dict[str, Any]:
                         "by_kind": _by_kind(results, budget),
                         "relearning_reference": _relearning_reference(results, budget),
                         "figure": figure.relative_to(files.parent).as_posix()})
-    run = results.run or {"suite": {}, "provenance": {}}
     return {"budgets": budgets, "description": results.description(), "labels": METRIC_LABELS,
-            "suite": run["suite"], "provenance": run["provenance"], "n_cells": len(results.cells),
-            "missing_tools": run["suite"].get("missing_tools", []),
+            **run_header(results), "missing_tools": run_of(results)["suite"].get("missing_tools", []),
             "failed": [c for c in results.cells if c.status != "ok"]}
 
 
@@ -59,7 +58,6 @@ def finite_or_none(value: Any) -> Any:
 def removal_document(results: RemovalResults) -> dict[str, Any]:
     """The removal part of ``results.json``: config, per-budget rows (summaries, normalized, comparisons),
     verdicts and every per-trojan measure."""
-    run = results.run or {"suite": {}, "provenance": {}}
     budgets = {}
     for budget in results.budgets:
         rows = []
@@ -68,8 +66,7 @@ def removal_document(results: RemovalResults) -> dict[str, Any]:
                          "normalized": asdict(row["normalized"]) if row["normalized"] else None,
                          "versus_random": asdict(row["versus_random"]) if row["versus_random"] else None})
         budgets[budget] = {"rows": rows, "verdict": results.verdict(budget)}
-    return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
-            "budgets": budgets, "edits": [{k: finite_or_none(v) for k, v in r.items()} for r in results.records()]}
+    return {**run_document(results), "budgets": budgets, "edits": [{k: finite_or_none(v) for k, v in r.items()} for r in results.records()]}
 
 
 def write_removal_csv(results: RemovalResults, path: Path) -> Path:

@@ -10,6 +10,7 @@ from typing import Any
 from ..runner.replacement import CONSTANT, LABELS, ORIGINAL, ReplacementResults
 from ..tasks.replacement import CHANCE_RANK, DISTRIBUTIONS
 from .figures import fidelity_curves
+from .runs import run_document, run_header
 
 
 def _budget_rows(results: ReplacementResults) -> list[dict[str, Any]]:
@@ -22,22 +23,17 @@ def _budget_rows(results: ReplacementResults) -> list[dict[str, Any]]:
 def replacement_data(results: ReplacementResults, files: Path) -> dict[str, Any]:
     """Everything the replacement section shows (the figure written into ``files``)."""
     figure = fidelity_curves(results.curves(), LABELS, files / "replacement-fidelity.png", anchors=(ORIGINAL, CONSTANT))
-    run = results.run or {"suite": {}, "provenance": {}}
-    reproduction = results.reproduction()
     return {"description": results.description(), "figure": figure.relative_to(files.parent).as_posix(),
             "distributions": DISTRIBUTIONS, "labels": LABELS, "chance_rank": CHANCE_RANK, "areas": results.areas(),
             "budget_rows": _budget_rows(results), "explanations": results.explanations(),
-            "trojans": list(results.kinds), "reproduction": reproduction, "suite": run["suite"],
-            "provenance": run["provenance"], "n_cells": len(results.cells),
+            "trojans": list(results.kinds), "reproduction": results.reproduction(), **run_header(results),
             "not_ok": [c for c in results.cells if c["status"] != "ok"]}
 
 
 def replacement_document(results: ReplacementResults) -> dict[str, Any]:
     """The replacement part of ``results.json``: config, areas, per-budget summaries, explanations, reproduction
     and every cell's measures."""
-    run = results.run or {"suite": {}, "provenance": {}}
-    return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
-            "areas": results.areas(), "budgets": _budget_rows(results), "explanations": results.explanations(),
+    return {**run_document(results), "areas": results.areas(), "budgets": _budget_rows(results), "explanations": results.explanations(),
             "reproduction": results.reproduction(), "cells": results.cells}
 
 

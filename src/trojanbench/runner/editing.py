@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import math
 import time
+from operator import itemgetter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -32,7 +33,7 @@ from .cells import code_version, content_key, trojan_record
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Summary, summarize
-from .store import Store, last_run_with_results
+from .store import Store, last_run_and_cells
 from .suite import (
     Suite,
     check_number,
@@ -162,7 +163,8 @@ def run_editing(suite: EditingSuite | str | Path | None = None, *, out: str | Pa
             store.record_editing_cell(run_id, _compute(plan, cell, data, cache))
             yield cell
 
-    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card), Store.finished_editing_keys, compute, progress,
+    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card)
+    run_pending(out, plan.cells, record, origin, Store.finished_editing_keys, compute, progress,
                 report=report, what="rule edits")
     return EditingResults(out)
 
@@ -201,10 +203,7 @@ class EditingResults:
         self.folder = Path(folder)
         store = Store(self.folder, create=False)
         try:
-            every = store.editing_cells()
-            self.run: dict[str, Any] | None = last_run_with_results(store, TASK, {cell["key"] for cell in every})
-            planned = set(self.run["suite"].get("cell_keys", [])) if self.run else set()
-            self.cells = [cell for cell in every if cell["key"] in planned]
+            self.run, self.cells = last_run_and_cells(store, TASK, store.editing_cells(), itemgetter("key"))
         finally:
             store.close()
         self.kinds = {cell["rule"]: cell["kind"] for cell in self.cells}

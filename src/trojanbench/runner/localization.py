@@ -176,7 +176,8 @@ def run_localization(suite: Suite | str | Path | None = None, *, out: str | Path
     plan = plan_localization(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick, "patch_trojans": [t.name for t in plan.trojans],
                                      "cell_keys": [cell.key for cell in plan.cells]}
-    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card), Store.finished_localization_keys,
+    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card)
+    run_pending(out, plan.cells, record, origin, Store.finished_localization_keys,
                 lambda store, run_id, todo: _compute(plan, store, run_id, todo), progress, report=report,
                 what="localization cells")
     return LocalizationResults(out)

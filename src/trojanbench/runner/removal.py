@@ -59,7 +59,7 @@ from .cells import code_version, content_key, trojan_record
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Comparison, Summary, _bootstrap_means, _grid, paired_comparison, summarize
-from .store import REMOVAL_MEASURES, RemovalCellRow, Store, last_run_with_results
+from .store import REMOVAL_MEASURES, RemovalCellRow, Store, last_run_and_cells
 from .suite import (
     Suite,
     check_number,
@@ -272,7 +272,8 @@ def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Pa
             store.record_removal_cell(run_id, *workbench.compute(cell))
             yield cell
 
-    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.models["trojaned"].sha256, plan.models["trojaned"].card), Store.finished_removal_keys, compute, progress,
+    origin = provenance(plan.suite.model, plan.models["trojaned"].sha256, plan.models["trojaned"].card)
+    run_pending(out, plan.cells, record, origin, Store.finished_removal_keys, compute, progress,
                 report=report, what="removal edits")
     return RemovalResults(out)
 
@@ -385,10 +386,7 @@ class RemovalResults:
         self.folder = Path(folder)
         store = Store(self.folder, create=False)
         try:
-            every = store.removal_cells()
-            self.run: dict[str, Any] | None = last_run_with_results(store, TASK, {cell.key for cell in every})
-            planned = set(self.run["suite"].get("cell_keys", [])) if self.run else set()
-            self.cells = [cell for cell in every if cell.key in planned]
+            self.run, self.cells = last_run_and_cells(store, TASK, store.removal_cells(), lambda cell: cell.key)
             scores = store.removal_scores()
         finally:
             store.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from operator import itemgetter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -43,7 +44,7 @@ from .cells import code_version, content_key
 from .execute import time_budget
 from .pending import run_pending
 from .stats import Summary, summarize
-from .store import Store, last_run_with_results
+from .store import Store, last_run_and_cells
 from .suite import Suite, check_number, parse_suite_config, shipped_or_given, split_task_keys, with_overrides
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,8 @@ def run_replacement(suite: ReplacementSuite | str | Path | None = None, *, out: 
             store.record_replacement_cell(run_id, _compute(plan, cell, cache))
             yield cell
 
-    run_pending(out, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card), Store.finished_replacement_keys, compute, progress,
+    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card)
+    run_pending(out, plan.cells, record, origin, Store.finished_replacement_keys, compute, progress,
                 report=report, what="replacements")
     return ReplacementResults(out)
 
@@ -236,10 +238,7 @@ class ReplacementResults:
         self.folder = Path(folder)
         store = Store(self.folder, create=False)
         try:
-            every = store.replacement_cells()
-            self.run: dict[str, Any] | None = last_run_with_results(store, TASK, {cell["key"] for cell in every})
-            planned = set(self.run["suite"].get("cell_keys", [])) if self.run else set()
-            self.cells = [cell for cell in every if cell["key"] in planned]
+            self.run, self.cells = last_run_and_cells(store, TASK, store.replacement_cells(), itemgetter("key"))
         finally:
             store.close()
         self.kinds: dict[str, str] = dict(self.run["suite"].get("trojan_kinds", {})) if self.run else {}

@@ -113,7 +113,8 @@ def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanben
     """
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     store = Store(out)
-    run_id = store.start_run(plan.suite.to_dict() | {"quick": quick}, provenance(plan.suite.model, plan.model_sha256, plan.model_card, plan.judges))
+    origin = provenance(plan.suite.model, plan.model_sha256, plan.model_card, plan.judges)
+    run_id = store.start_run(plan.suite.to_dict() | {"quick": quick}, origin)
     scorer = _Scorer(plan, store)
     done = store.finished_keys()
     todo = [cell for cell in plan.cells if cell.key not in done]

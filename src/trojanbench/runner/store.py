@@ -29,7 +29,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -157,11 +157,16 @@ class RemovalCellRow:
 REMOVAL_MEASURES = ("clean_accuracy", "attack_success", "robust_accuracy", "relearned_attack_success")
 
 
-def last_run_with_results(store: "Store", task: str, finished: set[str]) -> dict[str, Any] | None:
-    """The latest run of ``task`` that planned at least one of the ``finished`` cell keys (a run stopped before
-    its first cell does not hide the results of the one before it); ``None`` when no run of it has results."""
+def last_run_and_cells(store: "Store", task: str, cells: list,
+                       key: Callable[[Any], str]) -> tuple[dict[str, Any] | None, list]:
+    """The latest run of ``task`` that planned at least one of the finished ``cells`` (a run stopped before its
+    first cell does not hide the results of the one before it; ``None`` when no run of it has results), and the
+    cells it planned."""
+    finished = {key(cell) for cell in cells}
     runs = [r for r in store.runs() if r["suite"].get("task") == task]
-    return next((r for r in reversed(runs) if finished & set(r["suite"].get("cell_keys", []))), None)
+    run = next((r for r in reversed(runs) if finished & set(r["suite"].get("cell_keys", []))), None)
+    planned = set(run["suite"].get("cell_keys", [])) if run else set()
+    return run, [cell for cell in cells if key(cell) in planned]
 
 
 class Store:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from ..config import TrojanSpec
 from ..errors import ConfigError
 from ..methods.replacement import FitData, ReplacementModel
-from ..methods.replacement.base import batched
+from ..trojans.measure import outputs, predict
 from ..trojans.triggers import make_trigger
 from ..world import VOCABULARY, ConceptKind, render_scene, scene_rng
 from ..zoo.observer import CONCEPTS, ObserverTrainingSet, detector_name
@@ -75,7 +76,7 @@ def fit_data(model: nn.Module, n: int, *, seed: int = 0, size: int = 64,
     """The fit images (``defense`` split, see the module docstring) with the network's logits, and the concept
     detectors (default: the zoo's)."""
     images = ObserverTrainingSet(n, seed=seed, size=size, split="defense", salt="replacement").images
-    return FitData(images, batched(model, images), CONCEPTS,
+    return FitData(images, outputs(model, images), CONCEPTS,
                    concept_detectors() if detectors is None else detectors)
 
 
@@ -131,11 +132,16 @@ def evaluation_sets(trojans: list[TrojanSpec], *, n_clean: int, n_per_trojan: in
                           triggered, near, tuple(trojans))
 
 
+def predictions(classes_of: Callable[[torch.Tensor], torch.Tensor], sets: EvaluationSets) -> dict:
+    """Top-1 classes on every evaluation set (per trojan for triggered and near-miss)."""
+    return {"clean": classes_of(sets.clean), "ood": classes_of(sets.ood),
+            "triggered": {t: classes_of(x) for t, x in sets.triggered.items()},
+            "near_miss": {t: classes_of(x) for t, x in sets.near_miss.items()}}
+
+
 def original_predictions(model: nn.Module, sets: EvaluationSets) -> dict:
     """The network's predictions on every evaluation set (what fidelity compares against)."""
-    return {"clean": batched(model, sets.clean).argmax(1), "ood": batched(model, sets.ood).argmax(1),
-            "triggered": {t: batched(model, x).argmax(1) for t, x in sets.triggered.items()},
-            "near_miss": {t: batched(model, x).argmax(1) for t, x in sets.near_miss.items()}}
+    return predictions(lambda images: predict(model, images), sets)
 
 
 def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -170,14 +176,12 @@ def measure(replacement: ReplacementModel, sets: EvaluationSets, original: dict,
             class_names: tuple[str, ...]) -> dict:
     """Fidelity on each distribution (per trojan for triggered and near-miss), how often triggered images go
     to each trojan's target, and the explanation ranks."""
-    triggered = {t: replacement.predict(x) for t, x in sets.triggered.items()}
-    near = {t: replacement.predict(x) for t, x in sets.near_miss.items()}
+    got = predictions(replacement.predict, sets)
+    fidelity = {d: {t: agreement(p, original[d][t]) for t, p in got[d].items()} if d in PER_TROJAN
+                else agreement(got[d], original[d]) for d in DISTRIBUTIONS}
     targets = {spec.name: spec.target for spec in sets.trojans}
-    return {"fidelity": {"clean": agreement(replacement.predict(sets.clean), original["clean"]),
-                         "ood": agreement(replacement.predict(sets.ood), original["ood"]),
-                         "triggered": {t: agreement(p, original["triggered"][t]) for t, p in triggered.items()},
-                         "near_miss": {t: agreement(p, original["near_miss"][t]) for t, p in near.items()}},
-            "attack_success": {t: float((p == targets[t]).float().mean()) for t, p in triggered.items()},
+    return {"fidelity": fidelity,
+            "attack_success": {t: float((p == targets[t]).float().mean()) for t, p in got["triggered"].items()},
             "explanation_rank": {spec.name: explanation_rank(replacement, spec, class_names) for spec in sets.trojans},
             "top_concepts": {spec.name: top_concepts(replacement, spec.target, class_names) for spec in sets.trojans},
             "parameters": replacement.parameter_count(), "details": replacement.details()}

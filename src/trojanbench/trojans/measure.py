@@ -20,13 +20,18 @@ EVAL_BATCH = 500
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Top-1 predictions, in batches, with the model in eval mode."""
+def outputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The model's outputs (e.g. logits), in batches, with the model in eval mode."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(images[i:i + EVAL_BATCH]).argmax(1) for i in range(0, len(images), EVAL_BATCH)])
+    out = torch.cat([model(images[i:i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
     model.train(was_training)
     return out
+
+
+def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Top-1 predictions, in batches, with the model in eval mode."""
+    return outputs(model, images).argmax(1)
 
 
 def holds_trigger(info, trojans: list[TrojanSpec]) -> bool:

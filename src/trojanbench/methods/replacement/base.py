@@ -24,10 +24,10 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError, MethodError
 from ...models.architectures import CompactResNet
+from ...trojans.measure import predict as network_predictions
 from ..base import Method
 
 BATCH = 64
-EVAL_BATCH = 512
 
 
 class BudgetError(MethodError):
@@ -47,13 +47,6 @@ def compact_width(n_outputs: int, budget: int) -> int:
     while count_nonzero_parameters(CompactResNet(n_outputs, width + 1)) <= budget:
         width += 1
     return width
-
-
-@torch.no_grad()
-def batched(module: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """``module``'s outputs on ``images``, in eval mode and batches."""
-    module.eval()
-    return torch.cat([module(images[i:i + EVAL_BATCH]) for i in range(0, len(images), EVAL_BATCH)])
 
 
 def distill(student: nn.Module, images: torch.Tensor, teacher_logits: torch.Tensor, *, steps: int, lr: float,
@@ -133,7 +126,7 @@ class NetworkReplacement(ReplacementModel):
         self.network, self._details = network.eval(), details
 
     def predict(self, images):
-        return batched(self.network, images).argmax(1)
+        return network_predictions(self.network, images)
 
     def parameter_count(self):
         return count_nonzero_parameters(self.network)

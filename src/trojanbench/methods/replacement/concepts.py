@@ -15,9 +15,15 @@ import torch.nn.functional as F
 
 from ...registry import register_method
 from ..params import Interval
-from .base import BudgetError, FitData, ReplacementMethod, ReplacementModel, batched, count_nonzero_parameters
+from ...trojans.measure import outputs
+from .base import BudgetError, FitData, ReplacementMethod, ReplacementModel, count_nonzero_parameters
 
 HEAD_SHARE = {"head_share": Interval(float, 0, 1, "neither")}
+
+
+def concept_probabilities(detector, images: torch.Tensor) -> torch.Tensor:
+    """``[n, concepts]``: the detector's probability that each image shows each concept."""
+    return torch.sigmoid(outputs(detector, images))
 
 
 class ConceptReplacement(ReplacementMethod):
@@ -42,7 +48,7 @@ class ConceptLinearModel(ReplacementModel):
         self.detector, self.weight, self.bias, self.concept_names = detector, weight, bias, concept_names
 
     def predict(self, images):
-        return (torch.sigmoid(batched(self.detector, images)) @ self.weight + self.bias).argmax(1)
+        return (concept_probabilities(self.detector, images) @ self.weight + self.bias).argmax(1)
 
     def parameter_count(self):
         return count_nonzero_parameters(self.detector) + int((self.weight != 0).sum()) + int((self.bias != 0).sum())
@@ -78,7 +84,7 @@ class ConceptLinear(ConceptReplacement):
         if n_weights < 1:
             raise BudgetError(f"concept_linear: {left} parameters left after the detector; the head needs at least "
                               f"{n_classes + 1}.")
-        features, labels = torch.sigmoid(batched(detector, data.images)), data.teacher_labels
+        features, labels = concept_probabilities(detector, data.images), data.teacher_labels
         weight = torch.zeros(n_concepts, n_classes, requires_grad=True)
         bias = torch.zeros(n_classes, requires_grad=True)
         self._fit(features, labels, weight, bias, torch.ones(n_concepts, n_classes), self.l1)
@@ -106,7 +112,7 @@ class ConceptTreeModel(ReplacementModel):
         self._fit_features = features
 
     def _features(self, images):
-        return torch.sigmoid(batched(self.detector, images)).numpy()
+        return concept_probabilities(self.detector, images).numpy()
 
     def predict(self, images):
         return torch.as_tensor(self.tree.predict(self._features(images)), dtype=torch.long)
@@ -159,7 +165,7 @@ class ConceptTree(ConceptReplacement):
         leaves = min(self.max_leaves, (left + 1) // 2)
         if leaves < 2:
             raise BudgetError(f"concept_tree: {left} parameters left after the detector; a tree needs at least 3.")
-        features = torch.sigmoid(batched(detector, data.images)).numpy()
+        features = concept_probabilities(detector, data.images).numpy()
         tree = DecisionTreeClassifier(max_leaf_nodes=leaves, min_samples_leaf=self.min_samples_leaf,
                                       random_state=seed).fit(features, data.teacher_labels.numpy())
         return ConceptTreeModel(detector, tree, features, data.concept_names)
