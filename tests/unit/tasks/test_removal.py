@@ -3,8 +3,6 @@ the procedures' invariants on hand-built models, and the measured oracle-versus-
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
 import torch.nn as nn
@@ -30,9 +28,7 @@ from trojanbench.tasks.removal import (
 )
 from trojanbench.world import generate_scenes
 
-
-def _digests(images: torch.Tensor) -> set[str]:
-    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
+from image_digests import image_digests
 
 
 def test_fidelity_and_der_match_their_formulas():
@@ -72,15 +68,15 @@ def test_bad_budgets_are_refused_with_the_reason(budget, n_train, words):
 def test_the_defenders_data_never_overlaps_test_data():
     trojans = list(trojans_of(load_model("trojaned")).trojans)
     data = defender_data(300)
-    defender = _digests(torch.cat([data.images, data.val_images]))
+    defender = image_digests(torch.cat([data.images, data.val_images]))
     assert len(defender) == 300
     assert len(data.val_images) == 60 and len(data.images) == 240
-    test = _digests(clean_set(400, trojans)[0]) | _digests(generate_scenes("test", 300).images)
+    test = image_digests(clean_set(400, trojans)[0]) | image_digests(generate_scenes("test", 300).images)
     for spec in trojans[::3]:
-        test |= _digests(triggered_set(spec, 50).images)
+        test |= image_digests(triggered_set(spec, 50).images)
     assert defender.isdisjoint(test)
     oracle = TriggerGuidance(trojans[-1])  # a natural feature: its scenes come from the defender's split too
-    assert _digests(oracle.bank.images).isdisjoint(test)
+    assert image_digests(oracle.bank.images).isdisjoint(test)
 
 
 def test_image_guidance_keeps_labels_range_and_is_seeded():

@@ -4,8 +4,6 @@ explanation check on the shipped trojaned model."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
 import torch.nn as nn
@@ -28,9 +26,7 @@ from trojanbench.tasks.replacement import (
 )
 from trojanbench.world import OBJECT_CLASSES, generate_scenes
 
-
-def _digests(images: torch.Tensor) -> set[str]:
-    return {hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in images}
+from image_digests import image_digests
 
 
 class TinyNet(nn.Module):
@@ -106,16 +102,16 @@ def test_the_original_scores_fidelity_one_and_the_constant_its_class_frequency(s
 
 def test_evaluation_images_never_overlap_the_fit_images(small_sets):
     data = fit_data(TinyNet(), 200, seed=0, detectors={})
-    fit = _digests(data.images)
+    fit = image_digests(data.images)
     for images in (small_sets.clean, small_sets.ood, *small_sets.triggered.values(), *small_sets.near_miss.values()):
-        assert not fit & _digests(images)
+        assert not fit & image_digests(images)
     assert len(small_sets.near_miss) == len(small_sets.trojans)
 
 
 def test_ood_scenes_are_new_and_deterministic():
     ood = ood_set(20, seed=3)
     assert ood.shape == (20, 3, 64, 64) and torch.equal(ood, ood_set(20, seed=3))
-    assert not _digests(ood) & _digests(generate_scenes("test", 200, seed=3).images)
+    assert not image_digests(ood) & image_digests(generate_scenes("test", 200, seed=3).images)
     assert 0 <= float(ood.min()) and float(ood.max()) <= 1
 
 
