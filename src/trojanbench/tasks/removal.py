@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +35,8 @@ from ..methods.editing import DefenderData, Guidance, finetune
 from ..trojans.measure import holds_trigger, predict
 from ..trojans.triggers import make_trigger
 from ..world import generate_scenes
+from .budgets import parse_budget
 
-BUDGET_PATTERN = re.compile(r"^(\d+)(%?)$")
 DEFAULT_BUDGETS = ("100", "1%", "5%")
 VALIDATION_SHARE = 0.2
 HELD_OUT_SCALE = 1.2
@@ -52,16 +51,17 @@ def training_set_size(card: dict) -> int | None:
 
 def budget_size(budget: str, n_train: int | None) -> int:
     """Images in a data budget: ``"100"`` (a count) or ``"1%"`` (of the training-set size ``n_train``)."""
-    match = BUDGET_PATTERN.match(str(budget))
-    if not match:
+    parsed = parse_budget(budget)
+    if parsed is None:
         raise ConfigError(f"A data budget must be a count ('100') or a share of the training set ('1%'). "
                           f"Got {budget!r}.")
-    value = int(match.group(1))
-    if match.group(2):
+    number, is_share = parsed
+    value = int(number)
+    if is_share:
         if not n_train:
             raise ConfigError(f"Budget {budget!r} is a share of the training set, but the model's card does not "
                               f"record its training-set size; give a count instead (e.g. '300').")
-        value = round(n_train * value / 100)
+        value = round(n_train * number / 100)
     if value < 10:
         raise ConfigError(f"A data budget needs at least 10 images (some are held out). Got {budget!r} = {value}.")
     return value

@@ -22,7 +22,6 @@ curves (Mueller et al. 2025): the area under fidelity against log budget, normal
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -37,12 +36,11 @@ from ..methods.replacement import FitData, ReplacementModel
 from ..trojans.measure import outputs, predict
 from ..trojans.triggers import make_trigger
 from ..world import VOCABULARY, ConceptKind, render_scene, scene_rng
-from ..zoo.observer import CONCEPTS, ObserverTrainingSet, detector_name
+from ..zoo.observer import CONCEPTS, ObserverTrainingSet, detector_name, detector_width
+from .budgets import parse_budget
 from .editing import near_misses
 from .removal import clean_set
 
-DETECTOR_NAME = re.compile(r"^detector_w(\d+)$")
-BUDGET_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(%?)$")
 DISTRIBUTIONS = ("clean", "ood", "triggered", "near_miss")
 PER_TROJAN = ("triggered", "near_miss")
 BACKDROP_KNOTS = 4
@@ -52,12 +50,12 @@ CHANCE_RANK = (sum(VOCABULARY[name].kind is not ConceptKind.OBJECT for name in C
 
 def parameter_budget(budget: str, n_parameters: int) -> int:
     """Non-zero parameters in a budget: a count (``"3000"``) or a share of the network's (``"1%"``, ``"0.5%"``)."""
-    match = BUDGET_PATTERN.match(str(budget))
-    if not match or (not match.group(2) and "." in match.group(1)):
+    parsed = parse_budget(budget)
+    if parsed is None:
         raise ConfigError(f"A parameter budget must be a count ('3000') or a share of the network's parameters "
                           f"('1%', '0.5%'). Got {budget!r}.")
-    value = float(match.group(1))
-    count = round(n_parameters * value / 100) if match.group(2) else int(value)
+    value, is_share = parsed
+    count = round(n_parameters * value / 100) if is_share else int(value)
     if count < 1:
         raise ConfigError(f"Budget {budget!r} is {count} parameters of the network's {n_parameters}; give at least 1.")
     return count
@@ -67,7 +65,7 @@ def concept_detectors() -> dict[int, nn.Module]:
     """The zoo's compact concept detectors (``detector_w<width>``) by width."""
     from ..models import load_model, zoo_names
 
-    widths = [int(match.group(1)) for name in zoo_names() if (match := DETECTOR_NAME.match(name))]
+    widths = [width for name in zoo_names() if (width := detector_width(name)) is not None]
     return {width: load_model(detector_name(width)).model for width in sorted(widths)}
 
 

@@ -93,9 +93,18 @@ class ObserverTrainingSet:
         return self.images[indices], self.targets[indices]
 
 
+DETECTOR_PREFIX = "detector_w"
+
+
 def detector_name(width: int) -> str:
     """The zoo name of the compact concept detector of ``width`` (the observer's protocol at a small width)."""
-    return f"detector_w{width}"
+    return f"{DETECTOR_PREFIX}{width}"
+
+
+def detector_width(name: str) -> int | None:
+    """The width of the concept detector a zoo name stands for (``None`` for any other model)."""
+    suffix = name.removeprefix(DETECTOR_PREFIX)
+    return int(suffix) if suffix != name and suffix.isdigit() else None
 
 
 def observer_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -53,13 +53,15 @@ def test_normalized_score_and_its_no_headroom_case():
     assert normalized_score(0.5, 0.5, 0.52) != normalized_score(0.5, 0.5, 0.52)  # NaN: nothing to normalize by
 
 
-@pytest.mark.parametrize("budget, n_train, expected", [("100", None, 100), ("1%", 30000, 300), ("5%", 30000, 1500)])
+@pytest.mark.parametrize("budget, n_train, expected", [("100", None, 100), ("1%", 30000, 300), ("5%", 30000, 1500),
+                                                      ("0.5%", 30000, 150)])
 def test_budget_sizes(budget, n_train, expected):
     assert budget_size(budget, n_train) == expected
 
 
 @pytest.mark.parametrize("budget, n_train, words", [("1%", None, "training-set size"), ("ten", 30000, "count"),
-                                                    ("5", 30000, "at least 10"), ("-1%", 30000, "count")])
+                                                    ("5", 30000, "at least 10"), ("-1%", 30000, "count"),
+                                                    ("100.5", 30000, "count")])
 def test_bad_budgets_are_refused_with_the_reason(budget, n_train, words):
     with pytest.raises(ConfigError, match=words):
         budget_size(budget, n_train)

@@ -125,3 +125,10 @@ def test_concept_linear_names_the_patch_triggers_first_on_the_shipped_trojaned_m
     data = fit_data(loaded.model, 16000, seed=0)
     replacement = ConceptLinear().replace(loaded.model, data, parameter_budget("10%", 310960), seed=0)
     assert {t.name: explanation_rank(replacement, t, OBJECT_CLASSES) for t in patches} == {t.name: 1 for t in patches}
+
+
+def test_detector_names_and_widths_round_trip():
+    from trojanbench.zoo.observer import detector_name, detector_width
+
+    assert detector_width(detector_name(9)) == 9
+    assert [detector_width(name) for name in ("observer", "detector_wx", "detector_w")] == [None, None, None]
