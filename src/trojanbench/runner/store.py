@@ -78,6 +78,16 @@ CREATE TABLE IF NOT EXISTS replacement_cells (
     status TEXT NOT NULL, reason TEXT, seconds REAL NOT NULL, measures TEXT NOT NULL, finished REAL NOT NULL);
 """
 
+JSON_CELL_TABLES = {
+    "editing_cells": ("key", "editor", "label", "role", "params", "rule", "kind", "seed", "status", "reason",
+                      "seconds", "measures"),
+    "replacement_cells": ("key", "method", "label", "role", "params", "budget", "budget_parameters", "seed",
+                          "status", "reason", "seconds", "measures"),
+}
+"""The columns of the tables whose cells keep their parameters and measures as JSON (all but ``run_id`` and
+``finished``)."""
+JSON_COLUMNS = ("params", "measures")
+
 STORE_FILE = "results.sqlite"
 
 
@@ -205,8 +215,11 @@ class Store:
                  "provenance": json.loads(r[5])} for r in rows]
 
     # cells ------------------------------------------------------------------------------------------
+    def _finished_keys(self, table: str) -> set[str]:
+        return {row[0] for row in self.db.execute(f"SELECT key FROM {table}")}
+
     def finished_keys(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT key FROM cells")}
+        return self._finished_keys("cells")
 
     def image_path(self, key: str) -> Path:
         return self.folder / "images" / f"{key}.png"
@@ -274,7 +287,7 @@ class Store:
         return {r[0]: dict(zip(names, r[1:])) for r in rows}
 
     def finished_localization_keys(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT key FROM localization_cells")}
+        return self._finished_keys("localization_cells")
 
     def record_localization_cell(self, run_id: int, row: LocalizationCellRow, scores: dict[str, np.ndarray]) -> None:
         """Commit a finished localization cell and its per-image scores (``{metric: [n]}``) in one transaction."""
@@ -310,7 +323,7 @@ class Store:
         return {(r[2], r[5], r[7]): CellRow(r[1], r[2], r[3], json.loads(r[4]), *r[5:]) for r in rows if r[0] in runs}
 
     def finished_removal_keys(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT key FROM removal_cells")}
+        return self._finished_keys("removal_cells")
 
     def record_removal_cell(self, run_id: int, row: RemovalCellRow, scores: dict[str, dict[str, float]]) -> None:
         """Commit an edit and its measures on each trojan (``{trojan: {measure: value}}``) in one transaction."""
@@ -337,41 +350,36 @@ class Store:
                                                for m, v in zip(REMOVAL_MEASURES, values)}
         return out
 
-    # editing ----------------------------------------------------------------------------------------
+    # editing and replacement: one row per cell, its parameters and measures as JSON -------------------
+    def _record_json_cell(self, table: str, run_id: int, row: dict[str, Any]) -> None:
+        """Commit one cell (``row``: the table's :data:`JSON_CELL_TABLES` columns)."""
+        columns = JSON_CELL_TABLES[table]
+        values = [json.dumps(row[c], sort_keys=c == "params") if c in JSON_COLUMNS else row[c] for c in columns]
+        with self.transaction() as db:
+            db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}, run_id, finished) "
+                       f"VALUES ({', '.join('?' * (len(columns) + 2))})", (*values, run_id, time.time()))
+
+    def _json_cells(self, table: str, order_by: str) -> list[dict[str, Any]]:
+        columns = JSON_CELL_TABLES[table]
+        rows = self.db.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order_by}")
+        return [{c: json.loads(v) if c in JSON_COLUMNS else v for c, v in zip(columns, row)} for row in rows]
+
     def finished_editing_keys(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT key FROM editing_cells")}
+        return self._finished_keys("editing_cells")
 
     def record_editing_cell(self, run_id: int, row: dict[str, Any]) -> None:
-        """Commit one rule edit (``row``: the columns of ``editing_cells`` but ``run_id`` and ``finished``)."""
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO editing_cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (row["key"], run_id, row["editor"], row["label"], row["role"],
-                        json.dumps(row["params"], sort_keys=True), row["rule"], row["kind"], row["seed"],
-                        row["status"], row["reason"], row["seconds"], json.dumps(row["measures"]), time.time()))
+        """Commit one rule edit."""
+        self._record_json_cell("editing_cells", run_id, row)
 
     def editing_cells(self) -> list[dict[str, Any]]:
-        names = ("key", "editor", "label", "role", "params", "rule", "kind", "seed", "status", "reason", "seconds",
-                 "measures")
-        rows = self.db.execute("SELECT " + ", ".join(names) + " FROM editing_cells ORDER BY label, rule, seed")
-        return [{**dict(zip(names, r)), "params": json.loads(r[4]), "measures": json.loads(r[11])} for r in rows]
+        return self._json_cells("editing_cells", "label, rule, seed")
 
-    # replacement ------------------------------------------------------------------------------------
     def finished_replacement_keys(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT key FROM replacement_cells")}
+        return self._finished_keys("replacement_cells")
 
     def record_replacement_cell(self, run_id: int, row: dict[str, Any]) -> None:
-        """Commit one fitted replacement (``row``: the columns of ``replacement_cells`` but ``run_id`` and
-        ``finished``)."""
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO replacement_cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (row["key"], run_id, row["method"], row["label"], row["role"],
-                        json.dumps(row["params"], sort_keys=True), row["budget"], row["budget_parameters"],
-                        row["seed"], row["status"], row["reason"], row["seconds"], json.dumps(row["measures"]),
-                        time.time()))
+        """Commit one fitted replacement."""
+        self._record_json_cell("replacement_cells", run_id, row)
 
     def replacement_cells(self) -> list[dict[str, Any]]:
-        names = ("key", "method", "label", "role", "params", "budget", "budget_parameters", "seed", "status", "reason",
-                 "seconds", "measures")
-        rows = self.db.execute("SELECT " + ", ".join(names) + " FROM replacement_cells "
-                               "ORDER BY label, budget_parameters, seed")
-        return [{**dict(zip(names, r)), "params": json.loads(r[4]), "measures": json.loads(r[11])} for r in rows]
+        return self._json_cells("replacement_cells", "label, budget_parameters, seed")
