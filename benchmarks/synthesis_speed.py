@@ -20,6 +20,7 @@ from trojanbench.audit import trojans_of
 from trojanbench.methods import Target
 from trojanbench.models import load_model
 from trojanbench.registry import method_names
+from trojanbench.runner.suite import first_of_each_kind
 from trojanbench.tasks import make_method, synthesize_for_trojan
 
 
@@ -35,10 +36,7 @@ def main() -> None:
     target = Target.from_model(loaded)
     trojans = list(trojans_of(loaded).trojans)
     if not args.all:
-        firsts = {}
-        for spec in trojans:
-            firsts.setdefault(spec.kind, spec)
-        trojans = list(firsts.values())
+        trojans = first_of_each_kind(trojans)
     names = args.methods.split(",") if args.methods else method_names("synthesis")
     peak = matmul_rate(1024) / 1e9
     print(f"float32 matmul rate: {peak:.1f} GFLOP/s; {len(trojans)} trojans; "
