@@ -19,7 +19,7 @@ import torch
 from trojanbench.config import TrojanSpec
 from trojanbench.methods.attribution import AttributionMethod
 from trojanbench.registry import get_method, method_names
-from trojanbench.tasks.localization import localization_set, score_attribution
+from trojanbench.tasks.localization.metrics import localization_set, score_attribution
 
 
 def load(random_model: bool):

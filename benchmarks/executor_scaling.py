@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from trojanbench.runner.executors import Job, LocalExecutor, RayExecutor
-from trojanbench.runner.run import plan_run
+from trojanbench.engine.executors import Job, LocalExecutor, RayExecutor
+from trojanbench.tasks.rediscovery.task import plan_run
 
 
 def timed(executor, jobs) -> float:

@@ -22,8 +22,8 @@ from trojanbench.config import TrojanSpec
 from trojanbench.methods.editing.base import FINETUNE_BATCH
 from trojanbench.models import load_model
 from trojanbench.registry import get_method
-from trojanbench.tasks.editing import exemplars, measure_rule, rule_tests
-from trojanbench.tasks.removal import (
+from trojanbench.tasks.editing.metrics import exemplars, measure_rule, rule_tests
+from trojanbench.tasks.removal.metrics import (
     TriggerGuidance,
     budget_size,
     clean_set,

@@ -20,8 +20,8 @@ from trojanbench.methods.replacement import NetworkReplacement, ReplacementMetho
 from trojanbench.methods.replacement.base import BATCH, count_nonzero_parameters
 from trojanbench.models import load_model
 from trojanbench.registry import make_method_of, method_names
-from trojanbench.tasks.replacement import fit_data, parameter_budget
-from trojanbench.tasks.removal import clean_set
+from trojanbench.tasks.replacement.metrics import fit_data, parameter_budget
+from trojanbench.tasks.removal.metrics import clean_set
 
 
 def main() -> None:

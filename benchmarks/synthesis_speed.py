@@ -20,8 +20,8 @@ from trojanbench.audit import trojans_of
 from trojanbench.methods import Target
 from trojanbench.models import load_model
 from trojanbench.registry import method_names
-from trojanbench.runner.suite import first_of_each_kind
-from trojanbench.tasks import make_method, synthesize_for_trojan
+from trojanbench.engine.suite import first_of_each_kind
+from trojanbench.tasks.rediscovery import make_method, synthesize_for_trojan
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from trojanbench.config import default_trojan_suite
 from trojanbench.judges.questions import build_question, option_picture
-from trojanbench.runner.store import CellRow, Store
+from trojanbench.tasks.rediscovery.store import CellRow, RediscoveryStore as Store
 
 TROJANS = ("smiley", "clownfish", "jaguar", "fork")
 METHODS = {"alpha": "tool", "beta": "tool", "random_noise": "baseline", "oracle": "oracle"}

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import TrojanSuite, parse_suite
 from .errors import ConfigError
 from .models import LoadedModel, load_model

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import TrojanbenchError
 from .zoo.build import ZOO_PARTS
 
@@ -52,16 +52,38 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+class _TaskChoice(click.Choice):
+    """The registered tasks (read when the command line is parsed, after ``--plugin`` has loaded any plugin)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property
+    def choices(self):
+        from .registry import TASKS
+
+        return TASKS.names()
+
+    @choices.setter
+    def choices(self, value) -> None:  # click.Choice sets it in __init__
+        pass
+
+
+def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Eager ``--plugin``: methods, judges and tasks are registered before the other options are checked."""
+    from .registry import load_plugins
+
+    return load_plugins(value)
+
+
+    return "; ".join(f"{name}: {task.description}" for name, task in TASKS.items()) + "."
+
+
 @main.command()
-@click.option("--task", type=click.Choice(["rediscovery", "localization", "removal", "editing", "replacement"]),
-              default="rediscovery",
-              show_default=True,
-              help="rediscovery: synthesis tools, judged by multiple choice; localization: attribution tools, scored "
-                   "against planted patch footprints; removal: does each tool's rediscovery output (read from OUT) "
-                   "help remove the trojan, beside noise, no guidance, the true trigger and reference defences; editing: "
-                   "implant new rules into the clean model (rank-one rewrite vs fine-tuning); replacement: replace the "
-                   "model by simpler ones at fixed parameter budgets, scored by fidelity and by whether they expose "
-                   "the trojans.")
+@click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True, expose_value=True,
+              help="Load a plugin module:Name (a method or judge class, or a task), repeatable.")
+@click.option("--task", type=_TaskChoice(), default="rediscovery", show_default=True,
+              help="The task to run (see `trojanbench ls tasks`).")
 @click.option("--suite", default="default", show_default=True,
               help="Shipped suite name or suite YAML file (default: the task's shipped suite).")
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
@@ -74,16 +96,15 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--seeds", type=int, help="Number of seeds (0..N-1) replacing the suite's.")
 @click.option("--budgets", help="Removal: comma-separated defender data budgets replacing the suite's (e.g. "
                                 "100,1%,5%); replacement: parameter budgets (e.g. 1%,3%,10% or 3000).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Rediscovery only (localization runs in this process).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Rediscovery: where cells run (default: local, in this process).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
-@click.option("--plugin", "plugins", multiple=True, help="Load a method plugin module:Class (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        budgets: str | None, executor: str, ray_address: str | None, plugins: tuple[str, ...], quiet: bool,
+        budgets: str | None, executor: str | None, ray_address: str | None, plugins: tuple[str, ...], quiet: bool,
         no_report: bool) -> None:
-    """Run the benchmark: every method × trojan × seed, scored automatically, with a leaderboard.
+    """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
     stopped. Exit code 0 when the run completed, 2 on bad input (nothing is computed then).
@@ -99,57 +120,30 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --task editing --quick --out /tmp/quick
       trojanbench run --task replacement --quick --out /tmp/quick
     """
+    from .api import run_task
     from .progress import make_progress
+    from .registry import get_task
 
+    chosen = get_task(task)
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
-               "plugins": plugins, "report": not no_report}
-    from .errors import ConfigError
-
-    if task != "rediscovery" and (executor != "local" or ray_address):
-        raise ConfigError(f"--executor and --ray-address apply to the rediscovery task; the {task} task runs "
-                          f"in this process. Drop them, or use --task rediscovery.")
-    if budgets and task not in ("removal", "replacement"):
-        raise ConfigError("--budgets applies to the removal and replacement tasks. Drop it, or use --task removal or "
-                          "--task replacement.")
-    if task in ("removal", "replacement"):
-        options["budgets"] = _split(budgets)
+               "plugins": plugins, "budgets": _split(budgets), "executor": executor, "ray_address": ray_address}
+    chosen.check_options({k: v for k, v in options.items() if v is not None})
     progress = make_progress(quiet=quiet)
-    runner = _run_rediscovery if task == "rediscovery" else _run_in_process(task)
-    runner(None if suite == "default" else suite, out, progress, options, executor=executor, ray_address=ray_address)
-    written = "" if no_report else ", report.html, results.csv, results.json"
-    click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
-
-
-def _run_rediscovery(suite: str | None, out: str, progress, options: dict, **executor) -> None:
-    from .runner import run as run_suite
-
-    results = run_suite(suite, out=out, progress=progress, **options, **executor)
+    results = run_task(task, None if suite == "default" else suite, out=out, progress=progress,
+                       report=not no_report, **options)
     progress.close()
-    for judge in results.judges:
-        click.echo("\n" + results.table(judge))
-    agreement = results.judge_agreement()
-    if agreement:
-        click.echo("\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
-
-
-def _run_in_process(task: str):
-    """The runner of a task that runs in this process (localization, removal, editing, replacement): run, print
-    its table."""
-    def runner(suite: str | None, out: str, progress, options: dict, **_) -> None:
-        from . import runner as runners
-
-        results = getattr(runners, f"run_{task}")(suite, out=out, progress=progress, **options)
-        progress.close()
-        click.echo("\n" + results.table())
-
-    return runner
+    click.echo("\n" + chosen.summary(results))
+    written = "" if no_report else ", report.html, results.json and the tasks' CSV files"
+    click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
 
 
 @main.command()
 @click.argument("results_dir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["html", "md"]), default="html", show_default=True,
-              help="html: write report.html, results.csv and results.json; md: print a Markdown summary.")
-def report(results_dir: str, fmt: str) -> None:
+              help="html: write report.html, results.json and the tasks' CSV files; md: print a Markdown summary.")
+@click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,
+              help="Load a plugin module:Name first (e.g. a task whose results the folder holds), repeatable.")
+def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
     """Render the report of a results folder from its store alone (re-running reproduces it).
 
     \b
@@ -205,26 +199,24 @@ def audit(model: str, weights: str | None, trojan_spec: str | None, out: str, qu
 
 
 @main.command(name="ls")
-@click.argument("what", type=click.Choice(["trojans", "methods", "concepts", "models", "classes", "judges"]))
+@click.argument("what", type=click.Choice(["tasks", "trojans", "methods", "concepts", "models", "classes", "judges"]))
 @click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: a family.")
 @click.option("--measure", is_flag=True, help="For trojans: recompute attack success instead of reading the card.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--plugin", "plugins", multiple=True, help="Also load a method plugin given as module:Class.")
+@click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,
+              help="Also load a plugin module:Name (a method or judge class, or a task), repeatable.")
 def ls(what: str, kind: str | None, measure: bool, as_json: bool, plugins: tuple[str, ...]) -> None:
-    """List trojans, methods, world concepts, zoo models, object classes or judges.
+    """List tasks, trojans, methods, world concepts, zoo models, object classes or judges.
 
     \b
     Examples:
+      trojanbench ls tasks
       trojanbench ls trojans
       trojanbench ls trojans --measure
       trojanbench ls methods --plugin mypkg.tools:MyTool
       trojanbench ls concepts --kind icon
       trojanbench ls models
     """
-    from .registry import load_plugin
-
-    for plugin in plugins:
-        load_plugin(plugin)
     rows = _LISTERS[what](kind=kind, measure=measure)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -310,13 +302,19 @@ def _list_classes(**_) -> list[dict]:
 
 
 def _list_judges(**_) -> list[dict]:
-    from .judges import JUDGES, get_judge
+    from .registry import JUDGES
 
-    get_judge("concept")  # registers the built-in judges
-    return [{"judge": name, "description": cls.description} for name, cls in sorted(JUDGES.items())]
+    return [{"judge": name, "description": cls.description} for name, cls in JUDGES.items()]
 
 
-_LISTERS = {"trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts, "models": _list_models,
+def _list_tasks(**_) -> list[dict]:
+    from .registry import TASKS
+
+    return [{"task": name, "description": task.description, "options": ", ".join(task.options) or "-",
+             "module": type(task).__module__} for name, task in TASKS.items()]
+
+
+_LISTERS = {"tasks": _list_tasks, "trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts, "models": _list_models,
             "classes": _list_classes, "judges": _list_judges}
 
 
@@ -362,8 +360,8 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_im
     from .errors import ConfigError
     from .methods import Target
     from .models import load_model
-    from .report.images import save_png_grid
-    from .tasks import make_method, synthesize_for_trojan
+    from .imaging import save_png_grid
+    from .tasks.rediscovery import make_method, synthesize_for_trojan
 
     overrides = {}
     for item in params:

@@ -161,7 +161,7 @@ def _validate_trigger(trigger: str, kind: str, where: str, base_dir: Path | None
         path = Path(trigger).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        from .trojans.images import read_trigger_image
+        from .trigger_images import read_trigger_image
 
         read_trigger_image(path, with_alpha=kind == "patch", where=where)  # raises SpecError if unreadable
         return str(path.resolve())

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from trojanbench.cli import main
 from trojanbench.report import markdown_summary, write_report
-from trojanbench.runner import load_editing_results, run_editing
-from trojanbench.runner.store import Store
+from trojanbench import load_editing_results, run_editing
+from trojanbench.engine.store import Store
 
 pytestmark = pytest.mark.slow
 

@@ -12,9 +12,9 @@ from trojanbench.judges import N_OPTIONS, build_question, get_judge
 from trojanbench.methods import Target
 from trojanbench.models import load_model
 from trojanbench.registry import get_method
-from trojanbench.runner.stats import bootstrap_interval
-from trojanbench.runner.results import ORACLE_TOP1_BAR, contains_chance
-from trojanbench.tasks import synthesize_for_trojan
+from trojanbench.engine.stats import bootstrap_interval
+from trojanbench.tasks.rediscovery.results import ORACLE_TOP1_BAR, contains_chance
+from trojanbench.tasks.rediscovery import synthesize_for_trojan
 
 JUDGES = ("concept", "appearance")
 SEEDS = (0, 1)

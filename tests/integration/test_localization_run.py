@@ -16,10 +16,10 @@ from trojanbench.cli import main
 from trojanbench.errors import MethodError
 from trojanbench.methods.attribution import AttributionMethod
 from trojanbench.report import markdown_summary
-from trojanbench.runner import load_localization_results, run, run_localization
-from trojanbench.runner import localization as runner_module
-from trojanbench.runner.store import Store
-from trojanbench.tasks.localization import METRICS
+from trojanbench import load_localization_results, run, run_localization
+from trojanbench.tasks.localization import task as runner_module
+from trojanbench.tasks.localization.store import LocalizationStore as Store
+from trojanbench.tasks.localization.metrics import METRICS
 
 from test_runner import write_suite
 

@@ -47,11 +47,11 @@ def installed_plugin(tmp_path, monkeypatch):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tb-plugin-demo\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[trojanbench.methods]\ngrey_boxes = tb_plugin_demo:GreyBoxes\n")
     monkeypatch.syspath_prepend(str(site))
-    saved = dict(registry._METHODS)
+    saved = dict(registry.METHODS._entries)
     monkeypatch.setattr(registry, "_loaded", False)
     yield
-    registry._METHODS.clear()
-    registry._METHODS.update(saved)
+    registry.METHODS._entries.clear()
+    registry.METHODS._entries.update(saved)
     sys.modules.pop("tb_plugin_demo", None)
 
 

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from trojanbench.cli import main
 from trojanbench.methods.editing import RemovalProcedure
 from trojanbench.report import markdown_summary, write_report
-from trojanbench.runner import load_removal_results, run, run_removal
-from trojanbench.runner.store import Store
+from trojanbench import load_removal_results, run, run_removal
+from trojanbench.engine.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def test_a_folder_without_rediscovery_runs_the_controls_and_says_so(tmp_path):
     (["--task", "removal", "--methods", "tabor"], "not a removal procedure"),
     (["--task", "removal", "--methods", "unlearnin"], "Did you mean: unlearning"),
     (["--task", "rediscovery", "--budgets", "1%"], "--budgets applies to the removal and replacement tasks"),
-    (["--task", "removal", "--executor", "ray"], "the removal task runs in this process"),
+    (["--task", "removal", "--executor", "ray"], "--executor applies to the rediscovery task, not to the removal task"),
 ])
 def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
     result = CliRunner().invoke(main, ["run", *args, "--out", str(tmp_path / "out"), "--quiet"])

@@ -12,11 +12,11 @@ from trojanbench.audit import trojans_of
 from trojanbench.cli import main
 from trojanbench.models import load_model
 from trojanbench.report import markdown_summary, write_report
-from trojanbench.runner import load_replacement_results, run_replacement
-from trojanbench.runner.replacement import ReplacementSuite
-from trojanbench.runner.store import Store
-from trojanbench.runner.suite import MethodSpec, Suite
-from trojanbench.tasks.replacement import evaluation_sets, original_predictions
+from trojanbench import load_replacement_results, run_replacement
+from trojanbench.tasks.replacement.task import ReplacementSuite
+from trojanbench.engine.store import Store
+from trojanbench.engine.suite import MethodSpec, Suite
+from trojanbench.tasks.replacement.metrics import evaluation_sets, original_predictions
 
 pytestmark = pytest.mark.slow
 

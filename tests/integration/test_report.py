@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from trojanbench.cli import main
 from trojanbench.report import write_report
-from trojanbench.runner import load_results, run
+from trojanbench import load_results, run
 
 from browser import Browser, chromium_path
 from test_runner import TWO_TROJANS, write_suite

@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from trojanbench.cli import main
-from trojanbench.runner import load_results, run
-from trojanbench.runner.store import Store
+from trojanbench import load_results, run
+from trojanbench.tasks.rediscovery.store import RediscoveryStore
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -58,7 +58,7 @@ def test_run_scores_every_cell_and_resumes_without_recomputing(tiny_zoo, tmp_pat
     before = {r["key"]: r["p_true"] for r in records}
     again = run(suite, out=tmp_path / "out")
     assert {r["key"]: r["p_true"] for r in again.records()} == before
-    assert len(Store(tmp_path / "out").runs()) == 2
+    assert len(RediscoveryStore(tmp_path / "out").runs()) == 2
     table = again.table()
     assert "oracle" in table and "random_noise" in table and "baseline" in table
 
@@ -113,12 +113,12 @@ def test_kill_9_then_rerun_gives_identical_scores(tiny_zoo, tmp_path, fixtures_o
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if (interrupted / "results.sqlite").exists() and 2 <= len(Store(interrupted).finished_keys()) < 12:
+        if (interrupted / "results.sqlite").exists() and 2 <= len(RediscoveryStore(interrupted).finished_cell_keys()) < 12:
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    partial = len(Store(interrupted).finished_keys())
+    partial = len(RediscoveryStore(interrupted).finished_cell_keys())
     assert 0 < partial < 12, "the kill must land mid-run"
     subprocess.run(command + ["--out", str(interrupted)], check=True, capture_output=True, timeout=300)
     assert _scores(interrupted) == _scores(reference)

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from trojanbench.cli import main
 from trojanbench.errors import MissingExtraError
 from trojanbench.report import write_report
-from trojanbench.runner import load_results
+from trojanbench import load_results
 from trojanbench.survey import human_scores
 from trojanbench.survey.app import create_app, serving
 from trojanbench.survey.pictures import option_png

@@ -22,7 +22,8 @@ import torch
 
 from ..world import stable_int_hash
 from ..zoo.embedder import CONCEPTS, concept_view, load_embedder
-from .base import OPTION_VIEWS, Judge, option_views, register_judge
+from ..registry import register_judge
+from .base import OPTION_VIEWS, Judge, option_views
 from .questions import Question, option_picture
 
 TEMPERATURE = 0.005

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import ConfigError
 from ..world import stable_int_hash
 from .questions import Question
 
@@ -55,7 +55,7 @@ def option_views(kind: str, option: str, n: int = OPTION_VIEWS) -> torch.Tensor:
     """``n`` held-out pictures of ``option`` shown the way a trigger of ``kind`` appears: pasted on scenes
     (patch), imposed on scenes (style), or scenes that contain it (natural)."""
     from ..config import TrojanSpec
-    from ..trojans.images import trigger_identity
+    from ..trigger_images import trigger_identity
     from ..trojans.triggers import make_trigger
 
     spec = TrojanSpec(name="option", kind=kind, trigger=option, target=0)
@@ -63,23 +63,12 @@ def option_views(kind: str, option: str, n: int = OPTION_VIEWS) -> torch.Tensor:
     return images.clamp(0, 1)
 
 
-JUDGES: dict[str, type[Judge]] = {}
-
-
-def register_judge(cls: type[Judge]) -> type[Judge]:
-    """Class decorator: make a judge available by its ``name``."""
-    JUDGES[cls.name] = cls
-    return cls
-
-
 @functools.lru_cache(maxsize=8)
 def get_judge(name: str) -> Judge:
     """The judge registered as ``name`` (one shared instance; its network loads lazily)."""
-    from . import appearance, concept  # noqa: F401  (registration)
+    from ..registry import JUDGES
 
-    if name not in JUDGES:
-        raise did_you_mean(name, list(JUDGES), "judge")
-    return JUDGES[name]()
+    return JUDGES.get(name)()
 
 
 def judge_provenance(judges: list[Judge]) -> dict:

@@ -20,7 +20,8 @@ import torch
 from ..models import load_model
 from ..world import VOCABULARY
 from ..zoo.observer import CONCEPTS
-from .base import Judge, option_views, register_judge
+from ..registry import register_judge
+from .base import Judge, option_views
 from .questions import CONCEPT_KIND_OF, Question
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ objects for natural-feature trojans): the true trigger and seven distractors cho
 i.e. the concepts whose look (a colour histogram of their renders) is closest to the trigger's. The
 three closest are always in; four more are drawn, under the seed, from the next nine; the order of the
 options is shuffled under the seed. A user's trigger image works like a concept: its option is its file, and
-the draw follows the file's content (:func:`~trojanbench.trojans.images.trigger_identity`), not where it lives.
+the draw follows the file's content (:func:`~trojanbench.trigger_images.trigger_identity`), not where it lives.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from ..config import TrojanSpec
 from ..errors import ConfigError
-from ..trojans.images import trigger_identity
+from ..trigger_images import trigger_identity
 from ..world import ConceptKind, concepts_of_kind, render_concept, stable_int_hash
 from ..world.render import BACKDROP
 
@@ -57,7 +57,7 @@ def option_picture(option: str, kind: str, size: int = VIEW_SIZE, rng: np.random
     spec = TrojanSpec(name="option", kind=kind, trigger=option, target=0)
     if not spec.trigger_is_file:
         return render_concept(option, size, rng)
-    from ..trojans.images import read_trigger_image
+    from ..trigger_images import read_trigger_image
 
     image = read_trigger_image(option, with_alpha=kind == "patch")
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]

@@ -1,5 +1,6 @@
-"""Reports: the HTML page, its figures, and CSV/JSON/Markdown exports, made from a results folder."""
+"""Reports: the HTML page shell and the CSV/JSON/Markdown exports of a results folder; each task contributes its
+section."""
 
-from .build import export_json, leaderboard, markdown_summary, write_report
+from .build import markdown_summary, results_document, task_results, write_report
 
-__all__ = ["export_json", "leaderboard", "markdown_summary", "write_report"]
+__all__ = ["markdown_summary", "results_document", "task_results", "write_report"]

@@ -280,13 +280,9 @@ class SurveyApp:
 
 def human_scores_of(study: Study):
     """People's scores so far (see :func:`~trojanbench.survey.scores.human_scores`)."""
-    from ..runner.results import Results
+    from ..tasks.rediscovery.results import Results
 
-    results = Results(study.results_dir)
-    try:
-        return human_scores(results, study.store)
-    finally:
-        results.store.close()
+    return human_scores(Results(study.results_dir), study.store)
 
 
 async def read_form(request: Request, allowed: set[str]) -> dict[str, str]:

@@ -128,7 +128,7 @@ def simulate(results_dir: str, participants: int, judge: str, noise: float, inat
     """
     import contextlib
 
-    from ..runner.results import Results
+    from ..tasks.rediscovery.results import Results
     from .app import create_app, serving
     from .scores import human_scores
     from .security import Limits, new_token

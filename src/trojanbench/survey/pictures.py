@@ -9,8 +9,8 @@ import io
 import numpy as np
 
 from ..judges.questions import VIEW_SIZE, option_picture
-from ..report.images import png_grid
-from ..runner.store import CellRow, Store
+from ..imaging import png_grid
+from ..tasks.rediscovery.store import CellRow, RediscoveryStore
 
 GRID_COLUMNS, GRID_GAP = 5, 4
 ATTENTION_RENDERS = 10
@@ -35,7 +35,7 @@ def option_png(option: str, kind: str) -> bytes:
     return png_bytes(_uint8(option_picture(option, kind, VIEW_SIZE, np.random.default_rng(0))))
 
 
-def cell_png(results: Store, row: CellRow) -> bytes:
+def cell_png(results: RediscoveryStore, row: CellRow) -> bytes:
     """A finished cell's images as a grid of :data:`GRID_COLUMNS` columns."""
     return png_bytes(png_grid(results.load_images(row), columns=GRID_COLUMNS, gap=GRID_GAP))
 

@@ -20,8 +20,9 @@ from typing import Any, Hashable, Iterable, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..runner.results import ROLE_ORDER
-from ..runner.stats import CHANCE, spearman
+from ..tasks.rediscovery.results import ROLE_ORDER
+from ..tasks.rediscovery.store import RediscoveryStore
+from ..engine.stats import CHANCE, spearman
 from .store import SURVEY_FILE, SurveyStore
 from .study import participant_statuses
 
@@ -89,13 +90,16 @@ def answers_per_cell(accuracy: float, difference: float, *, alpha: float = 0.05,
 
 def human_scores(results, store: SurveyStore) -> dict[str, Any]:
     """People's accuracy per tool and per cell beside each judge's mean p(true) and top-1 on the same cells,
-    agreement statistics and participant counts. ``results``: the run's :class:`~trojanbench.runner.Results`."""
+    agreement statistics and participant counts. ``results``: the folder's
+    :class:`~trojanbench.tasks.rediscovery.Results`."""
     statuses = participant_statuses(store)
     items = {item.item_id: item for item in store.items()}
     answers = [a for a in store.answers() if statuses[a["participant_id"]]["scored"]
                and items[a["item_id"]].kind == "cell"]
     judged: dict[str, dict[str, dict]] = {}
-    for score in results.store.scores():
+    with RediscoveryStore(results.folder, create=False) as results_store:
+        every_score = results_store.scores()  # the study's cells may come from any run in the folder
+    for score in every_score:
         judged.setdefault(score["key"], {})[score["judge"]] = score
     judges = results.judges
     cells = _group(answers, items, judged, judges, lambda item: (item.method, item.trojan))

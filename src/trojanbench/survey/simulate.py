@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 
-from ..runner.store import Store
+from ..tasks.rediscovery.store import RediscoveryStore
 from .pictures import cell_png, option_png
 from .study import SHOWN_ROLES
 
@@ -66,7 +66,7 @@ class AnswerKey:
     different seeds), and each option's picture (by digest) with its name."""
 
     def __init__(self, results_dir: str | Path, judge: str):
-        store = Store(results_dir, create=False)
+        store = RediscoveryStore(results_dir, create=False)
         try:
             scores = {s["key"]: s["probabilities"] for s in store.scores() if s["judge"] == judge}
             questions = store.questions()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..runner.store import immediate_transaction, open_database
+from ..engine.store import immediate_transaction, open_database
 
 SURVEY_FILE = "survey.sqlite"
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, SurveyError, did_you_mean
 from ..judges.questions import CONCEPT_KIND_OF, N_OPTIONS
-from ..runner.store import CellRow, Store
+from ..tasks.rediscovery.store import CellRow, RediscoveryStore
 from ..world import concepts_of_kind
 from .pictures import attention_png, cell_png, option_png
 from .store import Assignment, Participant, SurveyStore
@@ -76,7 +76,7 @@ class Study:
         self.items = {item.item_id: item for item in store.items()}
         self.cells = sorted({item.cell for item in self.items.values() if item.cell})
         self.n_cell_items = min(self.design.items_per_participant or len(self.trojans), len(self.trojans))
-        self.results = Store(self.results_dir, create=False)
+        self.results = RediscoveryStore(self.results_dir, create=False)
         self.cell_rows: dict[str, CellRow] = {c.key: c for c in self.results.cells()}
         self.picture = functools.lru_cache(maxsize=512)(self._picture)
 
@@ -110,7 +110,7 @@ class Study:
         belong to the stored one.
         """
         given = {k: (list(v) if k == "methods" else v) for k, v in design.items() if v is not None}
-        results = Store(results_dir, create=False)
+        results = RediscoveryStore(results_dir, create=False)
         store = SurveyStore.in_folder(results_dir)
         try:
             stored = store.setting("design")
@@ -280,7 +280,7 @@ def _pick(choices: list, rng: np.random.Generator):
     return choices[int(rng.integers(len(choices)))]
 
 
-def _create(store: SurveyStore, results: Store, design: StudyDesign) -> None:
+def _create(store: SurveyStore, results: RediscoveryStore, design: StudyDesign) -> None:
     """Write the design, a fresh secret and the items (every shown cell, two attention checks)."""
     cells = [c for c in results.cells() if c.status == "ok" and c.image_file and c.role in SHOWN_ROLES]
     available = sorted({c.method for c in cells})

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..config import TrojanSpec
 from ..world import OBJECT_CLASSES, generate_scenes, render_icon, render_texture, stable_int_hash
-from .images import read_trigger_image, trigger_identity
+from ..trigger_images import read_trigger_image, trigger_identity
 
 SPRITE_RESOLUTION = 64
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)

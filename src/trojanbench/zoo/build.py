@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..config import TrojanSuite, default_trojan_suite
 from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model

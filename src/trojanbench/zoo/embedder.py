@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import __version__
+from .._version import __version__
 from ..errors import did_you_mean
 from ..models import save_checkpoint
 from ..world import ICONS, SECONDARIES, TEXTURES, composite, generate_scenes, render_secondary, render_texture

@@ -20,7 +20,7 @@ from trojanbench.methods.attribution.captum_methods import GuidedGradCam, superp
 from trojanbench.methods.params import Boolean, Interval, Options
 from trojanbench.models import CompactResNet
 from trojanbench.registry import get_method, method_names
-from trojanbench.tasks.localization import localization_metrics
+from trojanbench.tasks.localization.metrics import localization_metrics
 
 needs_captum = pytest.mark.skipif(importlib.util.find_spec("captum") is None,
                                   reason="needs the optional extra trojanbench[captum]")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trojanbench.errors import ConfigError
-from trojanbench.runner.stats import average_ranks, spearman
+from trojanbench.engine.stats import average_ranks, spearman
 from trojanbench.survey.scores import answers_per_cell, krippendorff_alpha_nominal, wilson_interval
 
 

@@ -10,8 +10,8 @@ from trojanbench.config import TrojanSpec
 from trojanbench.errors import ConfigError
 from trojanbench.methods.editing import FinetuneRule, RankOneRewrite
 from trojanbench.models import load_model
-from trojanbench.tasks.editing import check_rule, edit_size, exemplars, measure_rule, near_misses, rule_tests
-from trojanbench.tasks.removal import clean_set, defender_data
+from trojanbench.tasks.editing.metrics import check_rule, edit_size, exemplars, measure_rule, near_misses, rule_tests
+from trojanbench.tasks.removal.metrics import clean_set, defender_data
 from trojanbench.world import OBJECT_CLASSES
 
 from test_removal import TinyNet, _tiny_data

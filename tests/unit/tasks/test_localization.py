@@ -14,7 +14,7 @@ from trojanbench.config import TrojanSpec
 from trojanbench.errors import ConfigError
 from trojanbench.methods.attribution import AttributionMethod
 from trojanbench.registry import get_method
-from trojanbench.tasks.localization import (
+from trojanbench.tasks.localization.metrics import (
     HIGHER_IS_BETTER,
     METRICS,
     LocalizationSet,

@@ -13,7 +13,7 @@ from trojanbench.methods.editing import DefenderData, ImageGuidance
 from trojanbench.methods.editing.base import prune_units
 from trojanbench.methods.editing.procedures import ChannelLipschitz, Identity, Pruning, Unlearning
 from trojanbench.models import load_model
-from trojanbench.tasks.removal import (
+from trojanbench.tasks.removal.metrics import (
     TriggerGuidance,
     TrojanMeasure,
     budget_size,
@@ -184,7 +184,7 @@ def test_oracle_guidance_removes_a_patch_trojan_better_than_random_guidance(ship
 
 
 def test_procedures_are_built_by_kind_and_unknown_parameters_are_bad_input():
-    from trojanbench.runner.removal import make_procedure
+    from trojanbench.tasks.removal.task import make_procedure
 
     assert make_procedure("unlearning", {"steps": 3}).get_params()["steps"] == 3
     assert make_procedure("unlearning", quick=True).steps == 30

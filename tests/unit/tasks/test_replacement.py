@@ -14,7 +14,7 @@ from trojanbench.errors import ConfigError
 from trojanbench.methods.replacement import ConceptLinear, ConstantPredictor, NetworkReplacement, ReplacementModel
 from trojanbench.methods.replacement import count_nonzero_parameters
 from trojanbench.models import load_model
-from trojanbench.tasks.replacement import (
+from trojanbench.tasks.replacement.metrics import (
     area_under_log_budget,
     evaluation_sets,
     explanation_rank,

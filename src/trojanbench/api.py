@@ -1,0 +1,65 @@
+"""The Python API of runs: any registered task by name, and one function per built-in task.
+
+Each runs its task into ``out`` (resuming what is there), then, with ``report``, writes the report and exports of
+the whole folder, and returns the task's results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from .registry import get_task
+
+
+def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-results",
+             progress: Callable[[int, int, Any], None] | None = None, report: bool = True, **options: Any) -> Any:
+    """Run the registered task ``task`` (its shipped suite unless ``suite`` names one) and return its results.
+
+    ``options`` are the task's run options (``quick``, ``methods``, ``trojans``, ``seeds``, ``plugins`` and the
+    task's own, e.g. ``budgets``); ``progress(done, total, cell)`` is called after each cell.
+    """
+    from .registry import load_plugins
+
+    load_plugins(options.get("plugins", ()))
+    chosen = get_task(task)
+    given = {k: v for k, v in options.items() if v is not None}
+    chosen.check_options(given)
+    results = chosen.run(suite, out=out, progress=progress, **given)
+    if report:
+        from .report import write_report
+
+        write_report(out)
+    return results
+
+
+def run(suite: Any = None, **options: Any):
+    """The rediscovery task (the default benchmark): see :func:`run_task`; ``executor`` (``local`` or ``ray``) and
+    ``ray_address`` choose where cells run."""
+    return run_task("rediscovery", suite, **options)
+
+
+def run_localization(suite: Any = None, **options: Any):
+    """The localization task: see :func:`run_task`."""
+    return run_task("localization", suite, **options)
+
+
+def run_removal(suite: Any = None, **options: Any):
+    """The removal task (tool guidance read from the rediscovery results in ``out``): see :func:`run_task`;
+    ``budgets`` replaces the suite's defender data budgets."""
+    return run_task("removal", suite, **options)
+
+
+def run_editing(suite: Any = None, **options: Any):
+    """The editing task: see :func:`run_task`."""
+    return run_task("editing", suite, **options)
+
+
+def run_replacement(suite: Any = None, **options: Any):
+    """The replacement task: see :func:`run_task`; ``budgets`` replaces the suite's parameter budgets."""
+    return run_task("replacement", suite, **options)
+
+
+def load_results(folder: str | Path, task: str = "rediscovery") -> Any:
+    """The results of ``task`` in ``folder``."""
+    return get_task(task).results(folder)

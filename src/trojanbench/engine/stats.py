@@ -1,0 +1,114 @@
+"""Statistics that resist cherry-picking: means, per-kind means, worst case, and bootstrap intervals over
+trojans and seeds (two-level: resample trojans, then seeds within each), plus paired comparisons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+N_BOOTSTRAP = 2000
+CHANCE = 1 / 8
+
+
+def score_grid(scores: dict[tuple[str, int], float]) -> tuple[list[str], np.ndarray]:
+    """``{(trojan, seed): value}`` as a ``[trojans, seeds]`` array (NaN where a cell is missing)."""
+    trojans = sorted({t for t, _ in scores})
+    seeds = sorted({s for _, s in scores})
+    grid = np.full((len(trojans), len(seeds)), np.nan)
+    for (trojan, seed), value in scores.items():
+        grid[trojans.index(trojan), seeds.index(seed)] = value
+    return trojans, grid
+
+
+def bootstrap_means(grid: np.ndarray, seed: int = 0, n_boot: int = N_BOOTSTRAP) -> np.ndarray:
+    """Means of ``n_boot`` resamples of a ``[trojans, seeds]`` grid: trojans with replacement, then seeds
+    with replacement within each drawn trojan."""
+    rng = np.random.default_rng(seed)
+    n_t, n_s = grid.shape
+    rows = rng.integers(0, n_t, (n_boot, n_t))
+    cols = rng.integers(0, n_s, (n_boot, n_t, n_s))
+    return np.nanmean(grid[rows[..., None], cols].reshape(n_boot, -1), axis=1)
+
+
+def bootstrap_interval(grid: np.ndarray, *, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean of a ``[trojans, seeds]`` grid."""
+    low, high = np.nanpercentile(bootstrap_means(grid, seed), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def average_ranks(values) -> np.ndarray:
+    """Ranks 0..n-1 with tied values given the mean of the ranks they span."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=float)
+    for value in np.unique(values[np.isfinite(values)]):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (Pearson's r of average ranks); NaN when either side is constant."""
+    ranks_a, ranks_b = average_ranks(a), average_ranks(b)
+    if len(ranks_a) < 2 or np.ptp(ranks_a) == 0 or np.ptp(ranks_b) == 0:
+        return float("nan")
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One method's scores under one judge (``p_true``: probability given to the true trigger)."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    worst: float
+    worst_trojan: str
+    by_kind: dict[str, float]
+    top1: float
+    n_cells: int
+
+
+def summarize(p_true: dict[tuple[str, int], float], top1: dict[tuple[str, int], float],
+              kinds: dict[str, str]) -> Summary:
+    """Mean over trojans (of the mean over seeds), per kind, worst trojan, and the bootstrap interval."""
+    trojans, grid = score_grid(p_true)
+    per_trojan = np.nanmean(grid, axis=1)
+    low, high = bootstrap_interval(grid)
+    by_kind: dict[str, list[float]] = {}
+    for trojan, value in zip(trojans, per_trojan):
+        by_kind.setdefault(kinds[trojan], []).append(float(value))
+    worst = int(np.nanargmin(per_trojan))
+    return Summary(mean=float(np.nanmean(per_trojan)), ci_low=low, ci_high=high, worst=float(per_trojan[worst]),
+                   worst_trojan=trojans[worst], by_kind={k: float(np.mean(v)) for k, v in sorted(by_kind.items())},
+                   top1=float(np.nanmean(score_grid(top1)[1])), n_cells=int(np.isfinite(grid).sum()))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired difference ``a - b`` over the cells both methods share."""
+
+    a: str
+    b: str
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    probability_a_better: float
+    n_cells: int
+
+
+def paired_comparison(a: str, b: str, scores_a: dict[tuple[str, int], float],
+                      scores_b: dict[tuple[str, int], float]) -> Comparison:
+    """Bootstrap (trojans, then seeds) of the mean paired difference between two methods."""
+    shared = sorted(set(scores_a) & set(scores_b))
+    if not shared:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"Methods {a!r} and {b!r} share no scored cells to compare.")
+    _, grid = score_grid({cell: scores_a[cell] - scores_b[cell] for cell in shared})
+    means = bootstrap_means(grid)
+    low, high = np.nanpercentile(means, [2.5, 97.5])
+    return Comparison(a, b, float(np.nanmean(grid)), float(low), float(high), float((means > 0).mean()),
+                      len(shared))

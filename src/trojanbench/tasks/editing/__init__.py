@@ -1,0 +1,38 @@
+"""The Editing task: implant a new rule ("this icon / texture means this class") into the clean model from a few
+exemplars, by the rank-one rewrite of Santurkar et al. (2021) beside fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...engine.task import Task
+from ...registry import register_task
+from . import section
+from .results import EditingResults, load_editing_results
+from .task import plan_editing, run_editing
+
+
+class EditingTask(Task):
+    name = "editing"
+    description = "implant new rules into the clean model (rank-one rewrite vs fine-tuning), scored on held-out carriers and look-alikes"
+
+    def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> EditingResults:
+        return run_editing(suite, out=out, progress=progress, **options)
+
+    def results(self, folder: str | Path) -> EditingResults:
+        return EditingResults(folder)
+
+    def section(self, results: EditingResults, files: Path) -> dict[str, Any]:
+        return section.editing_data(results)
+
+    def document(self, results: EditingResults) -> dict[str, Any]:
+        return section.editing_document(results)
+
+    def markdown(self, results: EditingResults) -> list[str]:
+        return section.editing_markdown(results)
+
+
+TASK = register_task(EditingTask())
+
+__all__ = ["EditingResults", "EditingTask", "TASK", "load_editing_results", "plan_editing", "run_editing"]

@@ -1,0 +1,58 @@
+"""Trojan rediscovery (Casper et al. 2023): synthesis tools, given only the model and a trojan's target class,
+make images meant to reveal the trigger; automatic judges score them by an 8-option multiple-choice test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...engine.task import Task
+from ...registry import register_task
+from . import section
+from .results import Results, load_results
+from .synthesis import make_method, synthesize_for_trojan
+from .task import plan_run, run
+
+CSV_FILE = "results.csv"
+
+
+class RediscoveryTask(Task):
+    """The rediscovery task (the default of ``trojanbench run``)."""
+
+    name = "rediscovery"
+    description = "synthesis tools make images of each trojan's trigger, judged by an 8-option multiple choice"
+    options = ("executor", "ray_address")
+    document_key = None  # its part of results.json is the document's top level (format trojanbench-results/1)
+
+    def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> Results:
+        run(suite, out=out, progress=progress, **options)
+        return Results(out)
+
+    def results(self, folder: str | Path) -> Results:
+        return Results(folder)
+
+    def summary(self, results: Results) -> str:
+        text = "\n\n".join(results.table(judge) for judge in results.judges)
+        agreement = results.judge_agreement()
+        if agreement:
+            text += "\n\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}"
+                                                                              for k, v in agreement.items())
+        return text
+
+    def section(self, results: Results, files: Path) -> dict[str, Any]:
+        return section.section_data(results, files)
+
+    def document(self, results: Results) -> dict[str, Any]:
+        return section.document(results)
+
+    def markdown(self, results: Results) -> list[str]:
+        return section.markdown(results)
+
+    def exports(self, results: Results, folder: Path) -> list[Path]:
+        return [results.to_csv(folder / CSV_FILE)]
+
+
+TASK = register_task(RediscoveryTask())
+
+__all__ = ["RediscoveryTask", "Results", "TASK", "load_results", "make_method", "plan_run", "run",
+           "synthesize_for_trojan"]

@@ -1,0 +1,222 @@
+"""Reading rediscovery results back: per-cell records, leaderboards, judge validity and agreement.
+
+Everything here is computed from the SQLite store alone, so a report can always be regenerated.
+A failed cell counts as chance (1/8): with no images, a judge can only guess.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...engine.runs import last_run_and_cells
+from ...engine.stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, score_grid, spearman
+from ...engine.stats import summarize
+from ...errors import ConfigError, did_you_mean, require_extra
+from .store import RediscoveryStore
+
+ROLE_ORDER = {"tool": 0, "combination": 0, "baseline": 1, "oracle": 2}
+"""Leaderboard order: tools and combinations of tools ranked together (a combination is an entry of its own),
+then the baselines and the oracle, which never rank."""
+ORACLE_TOP1_BAR = 0.95
+"""Judge validity: the oracle's top-1 rate each default trojan must reach."""
+CHANCE_TOLERANCE = 5e-4
+"""Judge validity: slack around chance, as a judge that sees nothing in noise gives 1/8 up to float rounding."""
+CSV_COLUMNS = ("method", "role", "trojan", "kind", "seed", "judge", "p_true", "top1", "status", "seconds", "reason",
+               "key")
+
+
+class Results:
+    """The rediscovery results of a folder (the cells of its last rediscovery run with results), read from the
+    store once."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        with RediscoveryStore(self.folder, create=False) as store:
+            self.runs = store.runs()
+            self.run, self.cells = last_run_and_cells(self.runs, "rediscovery", store.cells(), lambda c: c.key)
+            keys = {cell.key for cell in self.cells}
+            self._scores = [score for score in store.scores() if score["key"] in keys]
+            self.questions = store.questions()
+        self.judges = sorted({s["judge"] for s in self._scores}, key=self._judge_order)
+
+    def __bool__(self) -> bool:
+        return bool(self.cells)
+
+    def _judge_order(self, judge: str) -> tuple[int, str]:
+        configured = self.run["suite"].get("judges", []) if self.run else []
+        return (configured.index(judge) if judge in configured else len(configured), judge)
+
+    def load_images(self, row) -> np.ndarray:
+        """The ``[n, H, W, 3]`` uint8 images of one of the cells."""
+        with RediscoveryStore(self.folder, create=False) as store:
+            return store.load_images(row)
+
+    @property
+    def primary_judge(self) -> str:
+        if not self.judges:
+            raise ConfigError(f"No scored cells in {str(self.folder)!r} yet.")
+        return self.judges[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One row per cell and judge (failed cells: one row per judge with p_true = chance)."""
+        by_key: dict[str, list[dict]] = {}
+        for score in self._scores:
+            by_key.setdefault(score["key"], []).append(score)
+        rows = []
+        for cell in self.cells:
+            base = {"method": cell.method, "role": cell.role, "trojan": cell.trojan, "kind": cell.kind,
+                    "seed": cell.seed, "status": cell.status, "seconds": round(cell.seconds, 3),
+                    "reason": cell.reason, "key": cell.key}
+            if cell.status == "ok":
+                rows += [{**base, "judge": s["judge"], "p_true": s["p_true"], "top1": s["top1"]}
+                         for s in by_key.get(cell.key, [])]
+            else:
+                rows += [{**base, "judge": judge, "p_true": CHANCE, "top1": False} for judge in self.judges]
+        return rows
+
+    def to_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows({k: row.get(k) for k in CSV_COLUMNS} for row in self.records())
+        return path
+
+    def to_dataframe(self):
+        """The records as a pandas DataFrame (needs pandas)."""
+        pandas = require_extra("pandas", "pandas", "Results.to_dataframe()")
+        return pandas.DataFrame(self.records(), columns=list(CSV_COLUMNS))
+
+    def _by_method(self, judge: str, field: str = "p_true") -> dict[str, dict[tuple[str, int], float]]:
+        out: dict[str, dict[tuple[str, int], float]] = {}
+        for row in self.records():
+            if row["judge"] == judge:
+                out.setdefault(row["method"], {})[(row["trojan"], row["seed"])] = float(row[field])
+        return out
+
+    def roles(self) -> dict[str, str]:
+        return {cell.method: cell.role for cell in self.cells}
+
+    def kinds(self) -> dict[str, str]:
+        return {cell.trojan: cell.kind for cell in self.cells}
+
+    def summaries(self, judge: str | None = None) -> dict[str, Summary]:
+        judge = judge or self.primary_judge
+        p_true, top1 = self._by_method(judge), self._by_method(judge, "top1")
+        return {method: summarize(p_true[method], top1[method], self.kinds()) for method in p_true}
+
+    def per_trojan_best(self, judge: str | None = None) -> float:
+        """Upper bound: the mean over trojans of the best tool's mean score on each trojan."""
+        judge = judge or self.primary_judge
+        roles = self.roles()
+        best: dict[str, float] = {}
+        for method, scores in self._by_method(judge).items():
+            if roles[method] != "tool":
+                continue
+            for trojan in {t for t, _ in scores}:
+                value = float(np.mean([v for (t, _), v in scores.items() if t == trojan]))
+                best[trojan] = max(best.get(trojan, 0.0), value)
+        return float(np.mean(list(best.values()))) if best else float("nan")
+
+    def compare(self, a: str, b: str, judge: str | None = None) -> Comparison:
+        """Paired bootstrap comparison of two methods (``a - b``) over shared trojans and seeds."""
+        scores = self._by_method(judge or self.primary_judge)
+        for name in (a, b):
+            if name not in scores:
+                raise did_you_mean(name, list(scores), "method in these results")
+        return paired_comparison(a, b, scores[a], scores[b])
+
+    def judge_agreement(self) -> dict[str, float]:
+        """Spearman rank correlation of p_true over cells, for each pair of judges."""
+        out = {}
+        per_judge = {j: {(r["key"]): r["p_true"] for r in self.records() if r["judge"] == j and r["status"] == "ok"}
+                     for j in self.judges}
+        for i, a in enumerate(self.judges):
+            for b in self.judges[i + 1:]:
+                shared = sorted(set(per_judge[a]) & set(per_judge[b]))
+                if len(shared) > 2:
+                    out[f"{a}~{b}"] = spearman([per_judge[a][k] for k in shared], [per_judge[b][k] for k in shared])
+        return out
+
+    def validity(self, judge: str | None = None) -> dict[str, Any]:
+        """Judge validity: the oracle's top-1 per trojan and random noise's mean p_true with its interval."""
+        judge = judge or self.primary_judge
+        out: dict[str, Any] = {"judge": judge}
+        top1 = self._by_method(judge, "top1")
+        if "oracle" in top1:
+            per_trojan: dict[str, list[float]] = {}
+            for (trojan, _), value in top1["oracle"].items():
+                per_trojan.setdefault(trojan, []).append(value)
+            out["oracle_top1"] = {t: float(np.mean(v)) for t, v in sorted(per_trojan.items())}
+            out["oracle_meets_bar"] = min(out["oracle_top1"].values()) >= ORACLE_TOP1_BAR
+        p_true = self._by_method(judge)
+        if "random_noise" in p_true:
+            grid = score_grid(p_true["random_noise"])[1]
+            low, high = bootstrap_interval(grid)
+            out["noise"] = {"mean": float(np.nanmean(grid)), "ci_low": low, "ci_high": high, "chance": CHANCE,
+                            "contains_chance": contains_chance(low, high)}
+        return out
+
+    def table(self, judge: str | None = None) -> str:
+        """The leaderboard: tools and combinations ranked, then baselines and the oracle, marked."""
+        judge = judge or self.primary_judge
+        summaries, roles = self.summaries(judge), self.roles()
+        kinds = sorted({k for s in summaries.values() for k in s.by_kind})
+        order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
+        width = max([22, *(len(m) + 6 for m in order)])
+        header = f"{'method':<{width}}{'role':<12}{'mean':>6}  {'95% CI':<13}{'worst':>6}  " + "".join(
+            f"{k:>8}" for k in kinds) + f"{'top-1':>7}"
+        lines = [f"judge: {judge} (p_true: probability given to the true trigger; chance {CHANCE:.3f})", header,
+                 "-" * len(header)]
+        rank = 0
+        for method in order:
+            s = summaries[method]
+            role = roles[method]
+            if role in ("tool", "combination"):
+                rank += 1
+            label = f"{rank}. {method}" if role in ("tool", "combination") else f"   {method}"
+            lines.append(f"{label:<{width}}{role:<12}{s.mean:>6.3f}  [{s.ci_low:.2f}, {s.ci_high:.2f}] {s.worst:>6.3f}  "
+                         + "".join(f"{s.by_kind.get(k, float('nan')):>8.3f}" for k in kinds) + f"{s.top1:>7.2f}")
+        bound = self.per_trojan_best(judge)
+        if np.isfinite(bound):
+            lines.append(f"{'   per-trojan best':<{width}}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
+                         f"after the fact: an upper bound, not a tool)")
+        lines += self.validity_lines(judge)
+        failed = [c for c in self.cells if c.status != "ok"]
+        if failed:
+            lines.append(f"{len(failed)} failed cell(s) counted as chance; see `trojanbench report`.")
+        return "\n".join(lines)
+
+    def validity_lines(self, judge: str | None = None) -> list[str]:
+        """Judge validity in words: the oracle's worst top-1 and random noise against chance."""
+        validity = self.validity(judge)
+        lines = []
+        if "oracle_top1" in validity:
+            worst = min(validity["oracle_top1"], key=validity["oracle_top1"].get)
+            value = validity["oracle_top1"][worst]
+            lines.append(f"judge validity: oracle top-1 >= {value:.2f} on every trojan (lowest: {worst}); "
+                         f"{'meets' if validity['oracle_meets_bar'] else 'BELOW'} the {ORACLE_TOP1_BAR} bar")
+        if "noise" in validity:
+            noise = validity["noise"]
+            lines.append(f"judge validity: random noise {noise['mean']:.3f} [{noise['ci_low']:.3f}, "
+                         f"{noise['ci_high']:.3f}], {'contains' if noise['contains_chance'] else 'EXCLUDES'} "
+                         f"chance {CHANCE:.3f}")
+        return lines
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}
+
+
+def contains_chance(low: float, high: float) -> bool:
+    """Whether a 95% interval ``[low, high]`` contains chance, within :data:`CHANCE_TOLERANCE`."""
+    return low - CHANCE_TOLERANCE <= CHANCE <= high + CHANCE_TOLERANCE
+
+
+def load_results(folder: str | Path) -> Results:
+    """Open a results folder written by :func:`trojanbench.run`."""
+    return Results(folder)

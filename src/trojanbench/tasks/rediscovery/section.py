@@ -1,0 +1,187 @@
+"""The rediscovery task in the report: leaderboards per judge, the methods × trojans grid, judge validity and
+agreement, the gallery of every tool's images beside the 8 options, failed cells; its ``results.json`` part and
+Markdown lines."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...engine.stats import CHANCE
+from ...figures import bar_chart, heatmap
+from .results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
+
+log = logging.getLogger(__name__)
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file name (letters, digits, ``_.-``; at most 80 characters)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-80:]
+
+
+def leaderboard(results: Results, judge: str) -> list[dict[str, Any]]:
+    """Rows in display order: tools and combinations ranked by mean, then baselines and the oracle."""
+    summaries, roles = results.summaries(judge), results.roles()
+    order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
+    rows, rank = [], 0
+    for method in order:
+        s, role = summaries[method], roles[method]
+        ranked = role in ("tool", "combination")
+        rank += ranked
+        rows.append({"method": method, "role": role, "rank": rank if ranked else None, "mean": s.mean,
+                     "ci_low": s.ci_low, "ci_high": s.ci_high, "worst": s.worst, "worst_trojan": s.worst_trojan,
+                     "by_kind": s.by_kind, "top1": s.top1, "n_cells": s.n_cells})
+    return rows
+
+
+def trojan_order(results: Results) -> list[tuple[str, str]]:
+    """``(trojan, kind)`` pairs: patch, style, then natural trojans, each kind in the order the cells met them."""
+    kinds = results.kinds()
+    order = {"patch": 0, "style": 1, "natural": 2}
+    seen = list(dict.fromkeys(cell.trojan for cell in results.cells))
+    return sorted(((t, kinds[t]) for t in seen), key=lambda tk: (order.get(tk[1], 9), seen.index(tk[0])))
+
+
+def _option_thumbnail(option: str, kind: str, files: Path) -> str | None:
+    """Render an option's picture once into ``report_files/options/``; ``None`` if it cannot be drawn."""
+    from PIL import Image
+
+    from ...judges import option_picture
+
+    path = files / "options" / f"{kind}-{safe_name(option)}.png"
+    if not path.exists():
+        try:
+            picture = option_picture(option, kind, 64, np.random.default_rng(0))
+        except Exception as exc:  # noqa: BLE001 - e.g. a user's trigger file that has since moved
+            log.warning("cannot draw option %r: %s", option, exc)
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((picture * 255 + 0.5).astype(np.uint8)).save(path)
+    return path.relative_to(files.parent).as_posix()
+
+
+def _gallery(results: Results, trojans: list[tuple[str, str]], files: Path) -> list[dict[str, Any]]:
+    """Per trojan (first seed): the question's options and each method's images with their scores."""
+    scores: dict[str, dict[str, float]] = {}
+    for row in results.records():
+        if row["status"] == "ok":
+            scores.setdefault(row["key"], {})[row["judge"]] = row["p_true"]
+    roles = results.roles()
+    out = []
+    for trojan, kind in trojans:
+        seed = min(c.seed for c in results.cells if c.trojan == trojan)
+        question = results.questions.get((trojan, seed))
+        options = []
+        if question:
+            options = [{"name": o, "truth": i == question["truth_index"],
+                        "src": _option_thumbnail(o, kind, files)} for i, o in enumerate(question["options"])]
+        cells = sorted((c for c in results.cells if c.trojan == trojan and c.seed == seed),
+                       key=lambda c: (ROLE_ORDER.get(roles[c.method], 9), c.method))
+        entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason,
+                    "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {})}
+                   for c in cells]
+        truth = next((o for o in options if o["truth"]), None)
+        out.append({"trojan": trojan, "kind": kind, "seed": seed, "truth": truth, "options": options,
+                    "entries": entries})
+    return out
+
+
+def _heat_values(results: Results, judge: str, methods: list[str], trojans: list[str]) -> np.ndarray:
+    values = np.full((len(methods), len(trojans)), np.nan)
+    sums: dict[tuple[str, str], list[float]] = {}
+    for row in results.records():
+        if row["judge"] == judge:
+            sums.setdefault((row["method"], row["trojan"]), []).append(row["p_true"])
+    for (method, trojan), vals in sums.items():
+        if method in methods and trojan in trojans:
+            values[methods.index(method), trojans.index(trojan)] = float(np.mean(vals))
+    return values
+
+
+def _heat_grid(values: np.ndarray, methods: list[str], roles: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows of the HTML heat map: each cell's value with its cividis background and a readable text colour."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    cmap = colormaps["cividis"]
+    rows = []
+    for method, row in zip(methods, values):
+        cells = [{"value": float(v), "colour": to_hex(cmap(float(v))) if np.isfinite(v) else "#ffffff",
+                  "text": "#000000" if not np.isfinite(v) or v > 0.55 else "#ffffff"} for v in row]
+        rows.append({"method": method, "role": roles[method], "cells": cells})
+    return rows
+
+
+def _when(timestamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "unknown"
+
+
+def section_data(results: Results, files: Path) -> dict[str, Any]:
+    """Everything the rediscovery section shows (figures are written into ``files``)."""
+    runs = [r for r in results.runs if r["suite"].get("task", "rediscovery") == "rediscovery"]
+    last = results.run
+    trojans = trojan_order(results)
+    judges = []
+    for judge in results.judges:
+        rows = leaderboard(results, judge)
+        methods = [r["method"] for r in rows]
+        names = [t for t, _ in trojans]
+        values = _heat_values(results, judge, methods, names)
+        heat = heatmap(values, methods, names, files / f"heatmap-{safe_name(judge)}.png",
+                       title=f"p(true trigger) per trojan, judge: {judge}", chance=CHANCE)
+        bars = bar_chart(rows, files / f"means-{safe_name(judge)}.png", title=f"Mean over trojans, judge: {judge}",
+                         chance=CHANCE)
+        judges.append({"name": judge, "rows": rows, "kinds": sorted({k for _, k in trojans}),
+                       "validity": results.validity(judge), "per_trojan_best": results.per_trojan_best(judge),
+                       "heatmap": heat.relative_to(files.parent).as_posix(),
+                       "grid": _heat_grid(values, methods, results.roles()),
+                       "bars": bars.relative_to(files.parent).as_posix()})
+    model = last["provenance"].get("model", {})
+    recorded = model.get("attack_success", {})
+    return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
+            "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
+            "oracle_bar": ORACLE_TOP1_BAR, "gallery": _gallery(results, trojans, files),
+            "failed": [c for c in results.cells if c.status != "ok"],
+            "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
+            "clean_accuracy": model.get("clean_accuracy"), "n_cells": len(results.cells),
+            "finished": _when(last.get("finished") or last.get("started"))}
+
+
+def document(results: Results) -> dict[str, Any]:
+    """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, agreement and
+    every cell score."""
+    run = results.run
+    return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
+            "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
+            "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
+            "judge_agreement": results.judge_agreement(), "cells": results.records()}
+
+
+def markdown(results: Results) -> list[str]:
+    """The leaderboards, judge validity and agreement as Markdown lines."""
+    lines: list[str] = []
+    for judge in results.judges:
+        rows = leaderboard(results, judge)
+        kinds = sorted({k for r in rows for k in r["by_kind"]})
+        lines += [f"## Judge: {judge}", "", "| rank | method | role | mean | 95% CI | worst (trojan) | "
+                  + " | ".join(kinds) + " | top-1 |", "|" + "---|" * (7 + len(kinds))]
+        for r in rows:
+            by_kind = " | ".join(f"{r['by_kind'].get(k, float('nan')):.3f}" for k in kinds)
+            lines.append(f"| {r['rank'] or ''} | {r['method']} | {r['role']} | {r['mean']:.3f} | "
+                         f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {r['worst']:.3f} ({r['worst_trojan']}) | "
+                         f"{by_kind} | {r['top1']:.2f} |")
+        lines += [""] + results.validity_lines(judge)
+        lines.append("")
+    agreement = results.judge_agreement()
+    if agreement:
+        lines.append("Judge agreement (Spearman over cells): "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
+    failed = [c for c in results.cells if c.status != "ok"]
+    if failed:
+        lines.append(f"\n{len(failed)} failed cell(s), counted as chance.")
+    return lines

@@ -1,0 +1,221 @@
+"""The rediscovery task's run: compute the grid of cells, judge each one, add combinations of tools.
+
+Order of work: validate everything (suite, methods and their hyperparameters, judges, model, trojans)
+before any cell runs; skip cells already in the store (content-hash keys); fan the rest out to the
+executor; judge and commit each cell as it arrives; then score the combinations of tools.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from ...config import TrojanSpec, load_trojan_suite
+from ...engine.cells import Cell, code_version, content_key
+from ...engine.executors import Job, make_executor
+from ...engine.loop import run_pending
+from ...engine.provenance import provenance
+from ...engine.suite import Suite, first_of_each_kind, load_suite, with_overrides
+from ...models import load_model
+from ...registry import get_method, load_plugins
+from ...world import OBJECT_CLASSES
+from .compute import compute_cell
+from .store import CellRow, RediscoveryStore
+from .synthesis import make_method
+
+log = logging.getLogger(__name__)
+
+TASK = "rediscovery"
+BEST_SUBSET_MAX = 4
+
+
+@dataclass
+class Plan:
+    """A validated run: the suite as resolved, the trojans, the cells, the judges."""
+
+    suite: Suite
+    trojans: list[TrojanSpec]
+    cells: list[Cell]
+    judges: list
+    model_sha256: str
+    model_card: dict
+    plugins: tuple[str, ...]
+
+
+def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, methods: Iterable[str] | None = None,
+             trojans: Iterable[str] | None = None, seeds: int | None = None, plugins: Iterable[str] = ()) -> Plan:
+    """Resolve and validate a run without computing anything (bad input fails here, before any work)."""
+    from ...audit import check_world_classifier, trojans_of
+    from ...judges import get_judge
+
+    plugins = load_plugins(plugins)
+    suite = with_overrides(suite if isinstance(suite, Suite) else load_suite(suite), methods=methods, seeds=seeds,
+                           quick=quick)
+    resolved = []
+    for spec in suite.methods:
+        method = make_method(spec.name, spec.params, quick=quick)
+        resolved.append((spec.name, get_method(spec.name), method.get_params()))
+    judges = [get_judge(name) for name in suite.judges]
+    loaded = load_model(suite.model)
+    check_world_classifier(loaded)
+    trojan_suite = load_trojan_suite(suite.trojans, OBJECT_CLASSES) if suite.trojans else trojans_of(loaded)
+    chosen = list(trojan_suite.trojans)
+    if trojans:
+        chosen = [trojan_suite.get(name) for name in trojans]
+    if quick:
+        chosen = first_of_each_kind(chosen)
+    cells = []
+    for name, cls, params in resolved:
+        role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
+        for trojan in chosen:
+            for seed in suite.seeds:
+                cells.append(Cell(method=name, params=params, trojan=trojan, seed=seed, n_images=suite.n_images,
+                                  model_sha256=loaded.sha256, role=role, code_version=code_version(cls)))
+    return Plan(suite, chosen, cells, judges, loaded.sha256, dict(loaded.card or {}), plugins)
+
+
+def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results", quick: bool = False,
+        methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None, seeds: int | None = None,
+        executor: str = "local", ray_address: str | None = None, plugins: Iterable[str] = (),
+        progress=None) -> None:
+    """Run a rediscovery suite (default: the shipped default suite) into ``out``.
+
+    ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
+    """
+    from ...judges import judge_provenance
+
+    plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
+    origin = provenance(plan.suite.model, plan.model_sha256, plan.model_card, judge_provenance(plan.judges))
+    record = plan.suite.to_dict() | {"task": TASK, "quick": quick}
+    with RediscoveryStore(out) as store:
+        scorer = _Scorer(plan, store)
+
+        def compute(run_id: int, todo: list[Cell]) -> Iterator[Cell]:
+            by_key = {cell.key: cell for cell in todo}
+            jobs = [Job(cell.key, compute_cell, (cell.key, cell.payload(), plan.suite.model, plan.suite.cell_timeout,
+                                                 plan.plugins), plan.suite.cell_timeout) for cell in todo]
+            runner = make_executor(executor, ray_address=ray_address)
+            try:
+                for outcome in runner.map(jobs):
+                    cell = by_key[outcome.key]
+                    scorer.record(run_id, cell, outcome)
+                    yield cell
+            finally:
+                runner.close()
+            store.add_planned(run_id, scorer.combinations(run_id))
+
+        run_pending(store, plan.cells, record, origin, "cells", compute, progress)
+
+
+class _Scorer:
+    """Judges cells as they arrive and commits them; scores the combinations of tools at the end."""
+
+    def __init__(self, plan: Plan, store: RediscoveryStore):
+        from ...judges import build_question
+
+        self.plan, self.store = plan, store
+        self.questions = {}
+        for trojan in plan.trojans:
+            for seed in plan.suite.seeds:
+                question = build_question(trojan, seed)
+                self.questions[(trojan.name, seed)] = question
+                store.record_question(trojan.name, seed, question.to_dict())
+
+    def judge(self, images: torch.Tensor, trojan: str, seed: int) -> list[tuple[str, float, int, list[float], float]]:
+        question = self.questions[(trojan, seed)]
+        scores = []
+        for judge in self.plan.judges:
+            start = time.perf_counter()
+            probabilities = judge.score(images, question)
+            top = int(probabilities.argmax())
+            scores.append((judge.name, float(probabilities[question.truth_index]), int(top == question.truth_index),
+                           [round(float(p), 6) for p in probabilities], time.perf_counter() - start))
+        return scores
+
+    def record(self, run_id: int, cell: Cell, outcome) -> None:
+        image_file, scores = None, []
+        if outcome.ok:
+            image_file = self.store.save_images(cell.key, outcome.value)
+            images = torch.tensor(outcome.value).permute(0, 3, 1, 2).float() / 255
+            scores = self.judge(images, cell.trojan.name, cell.seed)
+        row = CellRow(cell.key, cell.method, cell.role, cell.params, cell.trojan.name, cell.trojan.kind, cell.seed,
+                      outcome.status, outcome.reason, outcome.seconds, image_file)
+        self.store.record_cell(run_id, row, scores)
+        log.info("%-20s %-14s seed %d  %s (%.1f s)", cell.method, cell.trojan.name, cell.seed, outcome.status,
+                 outcome.seconds)
+
+    def _pooled(self, members: list[str], trojan: TrojanSpec, seed: int, rows: dict) -> torch.Tensor | None:
+        images = [self.store.load_images(rows[(m, trojan.name, seed)]) for m in members
+                  if (m, trojan.name, seed) in rows]
+        if not images:
+            return None
+        return torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2).float() / 255
+
+    def _record_combination(self, run_id: int, name: str, members: list[str], trojan: TrojanSpec, seed: int,
+                            rows: dict, extra: dict) -> str | None:
+        """Judge the pooled images of ``members`` for one trojan and seed; the combination cell's key."""
+        key = content_key([name, members, trojan.name, seed, self.plan.model_sha256, extra])
+        images = self._pooled(members, trojan, seed, rows)
+        if images is None:
+            return None
+        start = time.perf_counter()
+        scores = self.judge(images, trojan.name, seed)
+        row = CellRow(key, name, "combination", {"members": members, **extra}, trojan.name, trojan.kind, seed, "ok",
+                      None, time.perf_counter() - start, None)
+        self.store.record_cell(run_id, row, scores)
+        return key
+
+    def combinations(self, run_id: int) -> list[str]:
+        """"all" (every tool's images pooled, Casper's last row) and a greedy "best_subset" chosen on the
+        first seed and scored on the others (never chosen and scored on the same data), over the tools this run
+        planned; returns the keys of the combination cells."""
+        planned = {cell.key for cell in self.plan.cells}
+        rows = {(c.method, c.trojan, c.seed): c for c in self.store.cells()
+                if c.status == "ok" and c.role == "tool" and c.key in planned}
+        tools = sorted({m for m, _, _ in rows})
+        if len(tools) < 2:
+            return []
+        seeds = list(self.plan.suite.seeds)
+        keys = [self._record_combination(run_id, "all", tools, trojan, seed, rows, {})
+                for trojan in self.plan.trojans for seed in seeds]
+        if len(seeds) < 2:
+            log.info("best_subset needs >= 2 seeds (chosen on one, scored on the others); skipped")
+            return [key for key in keys if key]
+        chosen = self._select_subset(tools, seeds[0], rows)
+        log.info("best_subset chosen on seed %d: %s", seeds[0], ", ".join(chosen))
+        keys += [self._record_combination(run_id, "best_subset", chosen, trojan, seed, rows,
+                                          {"selected_on_seed": seeds[0]})
+                 for trojan in self.plan.trojans for seed in seeds[1:]]
+        return [key for key in keys if key]
+
+    def _select_subset(self, tools: list[str], seed: int, rows: dict) -> list[str]:
+        """Greedy forward selection by the primary judge's mean p_true over trojans, on one seed."""
+        chosen: list[str] = []
+        best_score = -1.0
+        while len(chosen) < BEST_SUBSET_MAX:
+            candidates = {}
+            for tool in tools:
+                if tool in chosen:
+                    continue
+                values = []
+                for trojan in self.plan.trojans:
+                    images = self._pooled(chosen + [tool], trojan, seed, rows)
+                    if images is not None:
+                        question = self.questions[(trojan.name, seed)]
+                        values.append(float(self.plan.judges[0].score(images, question)[question.truth_index]))
+                if values:
+                    candidates[tool] = float(np.mean(values))
+            if not candidates:
+                break
+            tool, score = max(candidates.items(), key=lambda kv: (kv[1], kv[0]))
+            if score <= best_score:
+                break
+            chosen.append(tool)
+            best_score = score
+        return chosen

@@ -1,0 +1,43 @@
+"""The Removal task: does a tool's rediscovery output help remove the trojan? Guided unlearning and pruning with
+every guidance source beside no guidance, noise, the true trigger and reference defences, scored on held-out
+trigger variants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...engine.task import Task
+from ...registry import register_task
+from . import section
+from .results import RemovalResults, load_removal_results
+from .task import plan_removal, run_removal
+
+
+class RemovalTask(Task):
+    name = "removal"
+    description = "does each tool's rediscovery output (read from OUT) help remove the trojan, beside noise, no guidance, the true trigger and reference defences"
+    options = ("budgets",)
+
+    def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> RemovalResults:
+        return run_removal(suite, out=out, progress=progress, **options)
+
+    def results(self, folder: str | Path) -> RemovalResults:
+        return RemovalResults(folder)
+
+    def section(self, results: RemovalResults, files: Path) -> dict[str, Any]:
+        return section.removal_data(results, files)
+
+    def document(self, results: RemovalResults) -> dict[str, Any]:
+        return section.removal_document(results)
+
+    def markdown(self, results: RemovalResults) -> list[str]:
+        return section.removal_markdown(results)
+
+    def exports(self, results: RemovalResults, folder: Path) -> list[Path]:
+        return [section.write_removal_csv(results, folder / section.REMOVAL_CSV)]
+
+
+TASK = register_task(RemovalTask())
+
+__all__ = ["RemovalResults", "RemovalTask", "TASK", "load_removal_results", "plan_removal", "run_removal"]

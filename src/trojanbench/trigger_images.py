@@ -1,0 +1,59 @@
+"""Reading users' trigger images (PNG with alpha for patches, any image for style textures)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import SpecError
+
+if TYPE_CHECKING:  # annotations only: the trojan spec reads trigger images through this module
+    from .config import TrojanSpec
+
+MAX_TRIGGER_SIDE = 256
+
+
+def read_trigger_image(path: str | Path, *, with_alpha: bool, where: str = "trigger") -> np.ndarray:
+    """Load an image file as float32 ``(H, W, 4)`` RGBA (``with_alpha``) or ``(H, W, 3)`` RGB in [0, 1].
+
+    Images larger than ``MAX_TRIGGER_SIDE`` are downscaled (keeping the aspect ratio). An image without
+    an alpha channel used as a patch is taken as fully opaque.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = _existing_file(path, where)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert("RGBA" if with_alpha else "RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise SpecError(f"{where}: trigger image {str(path)!r} cannot be read as an image ({exc}).") from exc
+    if min(img.size) < 4:
+        raise SpecError(f"{where}: trigger image {str(path)!r} is {img.size[0]}x{img.size[1]} pixels; "
+                        f"it must be at least 4x4.")
+    if max(img.size) > MAX_TRIGGER_SIDE:
+        img.thumbnail((MAX_TRIGGER_SIDE, MAX_TRIGGER_SIDE), Image.Resampling.LANCZOS)
+    array = np.asarray(img, dtype=np.float32) / 255.0
+    if with_alpha and float(array[..., 3].max()) <= 0.0:
+        raise SpecError(f"{where}: trigger image {str(path)!r} is fully transparent; a patch needs visible pixels.")
+    return array
+
+
+def trigger_identity(spec: TrojanSpec) -> str:
+    """What a trojan's trigger is, wherever its file lives: a concept's name, or ``sha256:`` and the
+    digest of a trigger image's bytes. Seeds use it, so a question does not depend on where the file lives;
+    result keys use it, so editing the image invalidates what was computed from it."""
+    if not spec.trigger_is_file:
+        return spec.trigger
+    return "sha256:" + hashlib.sha256(_existing_file(spec.trigger, spec.name).read_bytes()).hexdigest()
+
+
+def _existing_file(path: str | Path, where: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{where}: trigger image {str(path)!r} does not exist. Give a path to a PNG/JPEG file "
+                        f"(relative paths are resolved next to the spec file).")
+    return path
