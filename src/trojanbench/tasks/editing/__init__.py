@@ -15,7 +15,7 @@ from .task import plan_editing, run_editing
 
 class EditingTask(Task):
     name = "editing"
-    description = "implant new rules into the clean model (rank-one rewrite vs fine-tuning), scored on held-out carriers and look-alikes"
+    description = "implant a new rule into the clean model (rank-one rewrite vs fine-tuning), scored on held-out carriers"
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> EditingResults:
         return run_editing(suite, out=out, progress=progress, **options)

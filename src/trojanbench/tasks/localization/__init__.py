@@ -17,7 +17,7 @@ CSV_FILE = "localization.csv"
 
 class LocalizationTask(Task):
     name = "localization"
-    description = "attribution tools explain each patch trojan's target class, scored against the patch footprint"
+    description = "attribution tools point at each patch trigger; scored against the patch footprint"
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> LocalizationResults:
         return run_localization(suite, out=out, progress=progress, **options)

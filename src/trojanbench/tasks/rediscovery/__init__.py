@@ -20,7 +20,7 @@ class RediscoveryTask(Task):
     """The rediscovery task (the default of ``trojanbench run``)."""
 
     name = "rediscovery"
-    description = "synthesis tools make images of each trojan's trigger, judged by an 8-option multiple choice"
+    description = "synthesis tools draw each trojan's trigger from the model alone; judged by 8-option multiple choice"
     options = ("executor", "ray_address")
     document_key = None  # its part of results.json is the document's top level (format trojanbench-results/1)
 

@@ -16,7 +16,7 @@ from .task import plan_removal, run_removal
 
 class RemovalTask(Task):
     name = "removal"
-    description = "does each tool's rediscovery output (read from OUT) help remove the trojan, beside noise, no guidance, the true trigger and reference defences"
+    description = "guidance from each tool's rediscovery images (in OUT) removes the trojan, beside controls and defences"
     options = ("budgets",)
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> RemovalResults:

@@ -15,7 +15,7 @@ from .task import plan_replacement, run_replacement
 
 class ReplacementTask(Task):
     name = "replacement"
-    description = "replace the model by simpler ones at fixed parameter budgets, scored by fidelity and by whether they expose the trojans"
+    description = "replace the model by simpler ones at fixed parameter budgets: fidelity, and do they expose the trojans"
     options = ("budgets",)
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> ReplacementResults:

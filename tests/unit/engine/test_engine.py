@@ -1,0 +1,222 @@
+"""The engine on hand-built stores (no zoo, no training): store round trips, the resumable loop, the results rule,
+the failure path, executors, suites, statistics, task options and the registry."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from trojanbench.engine import CellTable, Store, Task, attempt, content_key, run_pending
+from trojanbench.engine.executors import Job, make_executor
+from trojanbench.engine.runs import last_run_and_cells, task_runs
+from trojanbench.engine.stats import paired_comparison, summarize
+from trojanbench.engine.suite import parse_suite_config, with_overrides
+from trojanbench.errors import ConfigError, UnknownNameError
+from trojanbench.registry import Registry, TASKS
+
+TABLE = CellTable("toy_cells", (("number", "INTEGER NOT NULL"), ("params", "TEXT NOT NULL"),
+                                ("status", "TEXT NOT NULL"), ("reason", "TEXT"), ("seconds", "REAL NOT NULL"),
+                                ("measures", "TEXT NOT NULL")), order_by="number")
+
+
+class Cell:
+    def __init__(self, number: int):
+        self.number, self.key = number, content_key({"number": number})
+
+
+def _row(cell: Cell, status: str = "ok") -> dict:
+    return {"key": cell.key, "number": cell.number, "params": {"b": 2, "a": 1}, "status": status, "reason": None,
+            "seconds": 0.5, "measures": {"square": cell.number ** 2, "nested": [1.5, None]}}
+
+
+def test_runs_round_trip_with_planned_keys(tmp_path):
+    with Store(tmp_path) as store:
+        run_id = store.start_run({"task": "toy", "cell_keys": ["a"]}, {"model": {"sha256": "x"}})
+        store.add_planned(run_id, ["b", "a", "c"])
+        store.finish_run(run_id)
+        (run,) = store.runs()
+    assert run["suite"] == {"task": "toy", "cell_keys": ["a", "b", "c"]}
+    assert run["provenance"] == {"model": {"sha256": "x"}}
+    assert run["status"] == "completed" and run["finished"] >= run["started"]
+
+
+def test_cell_table_round_trip_keeps_json_and_order(tmp_path):
+    cells = [Cell(n) for n in (3, 1, 2)]
+    with Store(tmp_path, cell_tables=(TABLE,)) as store:
+        for cell in cells:
+            store.record_json_cell(TABLE.name, 1, _row(cell))
+        store.record_json_cell(TABLE.name, 1, _row(cells[0], "failed"))  # a cell is written again, not twice
+        rows = store.json_cells(TABLE.name)
+        assert store.finished_keys(TABLE.name) == {cell.key for cell in cells}
+    assert [row["number"] for row in rows] == [1, 2, 3]
+    assert rows[0]["measures"] == {"square": 1, "nested": [1.5, None]} and rows[0]["params"] == {"a": 1, "b": 2}
+    assert rows[2]["status"] == "failed"
+
+
+def test_image_strips_round_trip_exactly(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    with Store(tmp_path) as store:
+        name = store.save_images("strip", pixels)
+        assert np.array_equal(store.load_image_strip(name), pixels)
+    assert not list((tmp_path / "images").glob("*.tmp.png"))
+
+
+def test_opening_a_folder_without_results_is_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="holds no results") as caught:
+        Store(tmp_path / "nothing", create=False)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "nothing").exists()
+
+
+def _compute(store: Store, calls: list[int], stop_after: int | None = None):
+    def compute(run_id, todo):
+        for index, cell in enumerate(todo):
+            if stop_after is not None and index == stop_after:
+                raise KeyboardInterrupt  # the run is killed
+            calls.append(cell.number)
+            store.record_json_cell(TABLE.name, run_id, _row(cell))
+            yield cell
+    return compute
+
+
+def test_the_loop_resumes_where_a_killed_run_stopped(tmp_path):
+    cells = [Cell(n) for n in range(5)]
+    calls: list[int] = []
+    with Store(tmp_path, cell_tables=(TABLE,)) as store:
+        with pytest.raises(KeyboardInterrupt):
+            run_pending(store, cells, {"task": "toy"}, {}, TABLE.name, _compute(store, calls, stop_after=2))
+        seen = []
+        run_pending(store, cells, {"task": "toy"}, {}, TABLE.name, _compute(store, calls),
+                    lambda done, total, cell: seen.append((done, total, cell.number)))
+        runs = store.runs()
+    assert calls == [0, 1, 2, 3, 4], "each cell computed once"
+    assert seen == [(3, 5, 2), (4, 5, 3), (5, 5, 4)]
+    assert [r["status"] for r in runs] == ["running", "completed"]
+    assert runs[1]["suite"]["cell_keys"] == [cell.key for cell in cells]
+
+
+def _run(run_id: int, task: str | None, keys: list[str] | None) -> dict:
+    suite = {} if task is None else {"task": task}
+    if keys is not None:
+        suite["cell_keys"] = keys
+    return {"run_id": run_id, "suite": suite, "provenance": {}}
+
+
+def test_results_are_the_cells_of_the_last_run_with_a_finished_cell():
+    cells = ["a", "b", "c"]
+    runs = [_run(1, "toy", ["a", "b"]), _run(2, "other", ["c"]), _run(3, "toy", ["c", "d"]), _run(4, "toy", ["e"])]
+    run, chosen = last_run_and_cells(runs, "toy", cells, str)
+    assert run["run_id"] == 3 and chosen == ["c"], "run 4 has no finished cell: it hides nothing"
+    assert last_run_and_cells(runs[:2], "toy", cells, str)[1] == ["a", "b"]
+    assert last_run_and_cells(runs, "missing", cells, str) == (None, [])
+
+
+def test_a_run_that_lists_no_cells_counts_every_cell_of_its_task():
+    runs = [_run(1, None, None)]  # a rediscovery run recorded by trojanbench 0.1.0
+    assert task_runs(runs, "rediscovery") == runs
+    assert last_run_and_cells(runs, "rediscovery", ["a", "b"], str)[1] == ["a", "b"]
+
+
+def test_attempt_returns_values_and_failures_never_raises():
+    ok = attempt(lambda: 42, timeout=5, what="answer")
+    assert (ok.status, ok.value, ok.reason) == ("ok", 42, None)
+
+    def boom():
+        raise ValueError("no")
+
+    failed = attempt(boom, timeout=None, what="boom", key="k")
+    assert (failed.key, failed.status, failed.value, failed.reason) == ("k", "failed", None, "ValueError: no")
+
+
+def test_attempt_stops_work_past_its_time_budget():
+    outcome = attempt(lambda: time.sleep(30), timeout=0.2, what="sleeper")
+    assert outcome.status == "failed"
+    assert outcome.reason == "CellTimeout: exceeded its time budget of 0.2 s"
+
+
+def square_outcome(key: str, number: int):
+    return attempt(lambda: number * number, timeout=None, what=key, key=key)
+
+
+def test_the_local_executor_runs_jobs_in_order():
+    executor = make_executor("local")
+    outcomes = list(executor.map([Job(str(n), square_outcome, (str(n), n), 10.0) for n in range(4)]))
+    executor.close()
+    assert [(o.key, o.value) for o in outcomes] == [("0", 0), ("1", 1), ("2", 4), ("3", 9)]
+    with pytest.raises(UnknownNameError, match="Did you mean: local"):
+        make_executor("locl")
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"methods": ["a"], "sedes": [0]}, "Unknown suite key(s) ['sedes']"),
+    ({"methods": []}, "non-empty 'methods' list"),
+    ({"methods": ["a"], "seeds": [0, 0]}, "distinct ints"),
+    ({"methods": ["a"], "n_images": 0}, "'n_images' must be an int in [1, 100]"),
+    ({"methods": ["a"], "cell_timeout": -1}, "'cell_timeout'"),
+    ({"methods": [{"name": "a", "prams": {}}]}, "methods[0]"),
+])
+def test_suite_parsing_names_what_was_wrong(raw, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_suite_config(raw)
+    assert words in str(caught.value)
+
+
+def test_suite_overrides():
+    suite = parse_suite_config({"methods": ["a", {"name": "b", "params": {"steps": 3}}], "seeds": [4, 5, 6]})
+    assert [m.label for m in suite.methods] == ["a", "b[steps=3]"]
+    assert with_overrides(suite, seeds=2).seeds == (0, 1)
+    assert with_overrides(suite, quick=True).seeds == (4,)
+    assert [m.name for m in with_overrides(suite, methods=["c"]).methods] == ["c"]
+
+
+def test_summaries_give_mean_worst_and_an_interval_around_the_mean():
+    scores = {(t, s): value for t, base in (("x", 0.2), ("y", 0.6)) for s, value in enumerate([base, base + 0.1])}
+    summary = summarize(scores, {k: 1.0 for k in scores}, {"x": "patch", "y": "style"})
+    assert summary.mean == pytest.approx(0.45)
+    assert (summary.worst, summary.worst_trojan) == (pytest.approx(0.25), "x")
+    assert summary.ci_low <= summary.mean <= summary.ci_high
+    assert summary.by_kind == {"patch": pytest.approx(0.25), "style": pytest.approx(0.65)}
+    same = paired_comparison("a", "b", scores, scores)
+    assert (same.mean_difference, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)
+
+
+class Budgeted(Task):
+    name = "budgeted"
+    options = ("budgets",)
+
+
+def test_a_task_rejects_options_it_does_not_take():
+    Budgeted().check_options({"budgets": ["1%"], "quick": True, "executor": None})
+    with pytest.raises(ConfigError, match="--executor applies to the rediscovery task, not to the budgeted task"):
+        Budgeted().check_options({"executor": "ray"})
+    with pytest.raises(ConfigError, match="No task takes --colour"):
+        Budgeted().check_options({"colour": "red"})
+
+
+def test_the_registry_checks_kinds_names_and_collisions():
+    registry = Registry("widget", "trojanbench.widgets", (), lambda entry: None)
+
+    class Widget:
+        name = "spanner"
+
+    class Other:
+        name = "spanner"
+
+    registry.register(Widget)
+    registry.register(Widget)  # the same entry again is no collision
+    with pytest.raises(ConfigError, match="Widget name 'spanner' is already taken by .*Widget"):
+        registry.register(Other)
+    with pytest.raises(UnknownNameError, match="Did you mean: spanner"):
+        registry.get("spaner")
+    with pytest.raises(ConfigError, match="must look like 'package.module:Name'"):
+        registry.load("no-colon")
+    assert registry.get("test_engine:Budgeted") is Budgeted
+    with pytest.raises(ConfigError, match="must be an instance of trojanbench.engine.Task"):
+        TASKS.register(Budgeted)  # a class, not an instance
+
+
+def test_every_builtin_task_is_registered_with_a_description():
+    assert TASKS.names() == ["editing", "localization", "rediscovery", "removal", "replacement"]
+    assert all(task.description and len(task.description) < 130 for _, task in TASKS.items())
