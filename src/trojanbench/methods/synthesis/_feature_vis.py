@@ -8,14 +8,17 @@ mode, so an image's gradient depends only on its own score).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
+from ...params import Interval
 from ..base import SynthesisMethod
-from ..params import Interval
 from ..target import Target
 from ._common import random_transform
 
@@ -31,6 +34,9 @@ COMMON_CONSTRAINTS = {
 }
 TARGET_CONSTRAINTS = {"contrast": Interval(float, 0, None)}
 INNER_CONSTRAINTS = {"n_units": Interval(int, 1, None)}
+REDIRECT_STEPS = 16
+"""Optimization steps during which an inner objective sees the model's ReLUs with a redirected gradient
+(Lucid's ``redirected_relu_grad``, used by its ``render_vis``, overrides it for at most 16 steps)."""
 
 
 class FeatureVisualization(SynthesisMethod):
@@ -95,22 +101,55 @@ def top_units(target: Target, target_class: int, k: int) -> torch.Tensor:
     return weights.argsort(descending=True, stable=True)[:min(k, len(weights))]
 
 
+class _RedirectedReLU(torch.autograd.Function):
+    """A ReLU whose gradient, where it would block all of an image's gradient, instead lets through the
+    gradient that raises negative inputs (Olah et al.'s "redirected ReLU", Lucid's ``redirected_relu_grad``)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        relu_grad = grad.masked_fill(x <= 0, 0)
+        redirected = grad.masked_fill((x < 0) & (grad > 0), 0)  # descent: grad < 0 raises x
+        blocked = relu_grad.reshape(len(x), -1).norm(dim=1) == 0
+        return torch.where(blocked.view(-1, *[1] * (x.dim() - 1)), redirected, relu_grad)
+
+
+_RELUS = {torch.relu, torch.relu_, F.relu, F.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+
+
+class _RedirectReLUs(TorchFunctionMode):
+    """Within this mode every ReLU the model calls (``nn.ReLU``, ``F.relu``, ``torch.relu``) is a
+    :class:`_RedirectedReLU` (out of place; its value is unchanged)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RELUS:
+            return _RedirectedReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
 def inner_unit(target: Target, target_class: int, n_images: int, n_units: int) -> Objective:
     """The activation of the penultimate unit most tied to the target class: image ``i`` maximizes the
     ``i mod k``-th of the ``k = n_units`` units with the largest weights into the target logit (several
     units give diverse images; ``n_units=1`` is the single most tied unit).
 
     A unit silent on an image (zero after its ReLU) gives that image no gradient, and the CPPN's first
-    rendering is uniform grey, on which most units are silent: so while its unit is silent, an image climbs
-    the target logit (which the unit feeds) instead, until the unit fires. This stands in for the
-    "redirected ReLU" of Olah et al.'s implementation, which needs access to the model's ReLUs.
+    rendering is uniform grey, on which most units are silent: so, as in Olah et al.'s implementation,
+    the first :data:`REDIRECT_STEPS` evaluations (one per optimization step) see the model's ReLUs with a
+    redirected gradient, which climbs a silent unit's pre-activation until it fires.
     """
     units = top_units(target, target_class, n_units)
     per_image = units[torch.arange(n_images) % len(units)]
+    evaluations = itertools.count()
 
     def objective(images: torch.Tensor) -> torch.Tensor:
-        features, logits = target.features_and_logits(images)
-        unit = features.gather(1, per_image[:, None]).squeeze(1)
-        return torch.where(unit > 0, unit, logits[:, target_class])
+        redirect = _RedirectReLUs() if next(evaluations) < REDIRECT_STEPS else contextlib.nullcontext()
+        with redirect:
+            features = target.features(images)
+        return features.gather(1, per_image[:, None]).squeeze(1)
 
     return objective
