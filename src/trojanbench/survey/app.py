@@ -87,6 +87,7 @@ class SurveyApp:
                 Route("/item/{position:int}/picture.png", self.picture),
                 Route("/item/{position:int}/option/{choice:int}.png", self.option),
                 Route("/done", self.done), Route("/static/survey.css", self.css), Route("/healthz", self.health),
+                Route("/favicon.ico", self.favicon),
                 Route("/admin", self.admin), Route("/admin/login", self.admin_login, methods=["POST"]),
                 Route("/admin/logout", self.admin_logout, methods=["POST"]),
                 Route("/admin/export.csv", self.export_csv), Route("/admin/export.json", self.export_json)]
@@ -192,6 +193,10 @@ class SurveyApp:
         if not self.study.is_complete(participant):
             return RedirectResponse("/item", 303)
         return self.page("done.html.j2", code=participant.completion_code)
+
+    def favicon(self, request: Request) -> Response:
+        """No icon (browsers ask for one on every page; a 404 there would be an error in the console)."""
+        return Response(status_code=204, headers={"cache-control": "public, max-age=86400"})
 
     def css(self, request: Request) -> Response:
         return Response(self.stylesheet, media_type="text/css", headers={"cache-control": "public, max-age=3600"})
