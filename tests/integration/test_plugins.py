@@ -48,7 +48,7 @@ def installed_plugin(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text("[trojanbench.methods]\ngrey_boxes = tb_plugin_demo:GreyBoxes\n")
     monkeypatch.syspath_prepend(str(site))
     saved = dict(registry.METHODS._entries)
-    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry.METHODS, "_loaded", False)
     yield
     registry.METHODS._entries.clear()
     registry.METHODS._entries.update(saved)

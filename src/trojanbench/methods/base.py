@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..errors import ConfigError, MethodError
-from .params import Constraint, validate_params
+from ..params import Constraint, Interval, require, validate_params
 from .target import Target
 
 
@@ -86,16 +86,12 @@ class SynthesisMethod(Method):
         ``source_class`` is given for class-conditional trojans (the class whose images are redirected).
         """
         self.validate()
-        n_classes = len(target.class_names)
-        for label, value in (("target_class", target_class), ("source_class", source_class)):
-            if value is None and label == "source_class":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n_classes:
-                raise ConfigError(f"{label} must be an int in [0, {n_classes - 1}]. Got {value!r} instead.")
-        if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
-            raise ConfigError(f"n_images must be an int in [1, inf). Got {n_images!r} instead.")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be an int in [0, inf). Got {seed!r} instead.")
+        class_index = Interval(int, 0, len(target.class_names) - 1)
+        target_class = require("target_class", target_class, class_index)
+        if source_class is not None:
+            source_class = require("source_class", source_class, class_index)
+        n_images = require("n_images", n_images, Interval(int, 1, None))
+        seed = require("seed", seed, Interval(int, 0, None))
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -9,6 +9,7 @@ import torch
 
 from ..config import TrojanSpec
 from ..errors import MethodError
+from ..params import InstanceOf
 from ..registry import register_method
 from .base import SynthesisMethod
 
@@ -62,6 +63,7 @@ class Oracle(SynthesisMethod):
     paper = "baseline (ground truth)"
     is_baseline = True
     is_oracle = True
+    parameter_constraints = {"trojan": InstanceOf(dict, optional=True)}
 
     def __init__(self, trojan: dict | None = None):
         self.trojan = trojan

@@ -13,16 +13,14 @@ import torch
 from torch import nn
 
 from trojanbench.errors import ConfigError, did_you_mean
+from trojanbench.params import Interval, require
 
 __all__ = ["ARCHITECTURES", "BasicBlock", "CompactResNet", "build_model"]
 
 
-def _check_int(owner: str, name: str, value: object, low: int) -> None:
-    """Raise a ConfigError unless ``value`` is an int >= ``low`` (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(
-            f"The {name!r} parameter of {owner} must be an int in [{low}, inf). Got {value!r} instead."
-        )
+def _check_int(owner: str, name: str, value: object, low: int) -> int:
+    """``value`` as an int, or a ConfigError unless it is an int >= ``low`` (bools refused)."""
+    return require(name, value, Interval(int, low, None), owner=owner)
 
 
 class BasicBlock(nn.Module):
@@ -60,9 +58,9 @@ class CompactResNet(nn.Module):
 
     def __init__(self, num_classes: int, width: int = 32, image_size: int = 64) -> None:
         super().__init__()
-        _check_int("CompactResNet", "num_classes", num_classes, 1)
-        _check_int("CompactResNet", "width", width, 1)
-        _check_int("CompactResNet", "image_size", image_size, 16)
+        num_classes = _check_int("CompactResNet", "num_classes", num_classes, 1)
+        width = _check_int("CompactResNet", "width", width, 1)
+        image_size = _check_int("CompactResNet", "image_size", image_size, 16)
         self.num_classes, self.width, self.image_size = num_classes, width, image_size
         self.register_buffer("mean", torch.full((1, 3, 1, 1), 0.5))
         self.register_buffer("std", torch.full((1, 3, 1, 1), 0.25))

@@ -1,29 +1,97 @@
 """Conformance checks every method must pass, built-in or plugin: ``check_method(MyTool)``.
 
-Modelled on scikit-learn's ``check_estimator``: it runs the method on a tiny random model and raises
-:class:`ConformanceError` listing every broken rule (output shape, range and dtype, no NaN, determinism
-under a seed, global random state and the audited model left unchanged, parameters that round-trip
-through ``get_params``, an inert constructor, and bad hyperparameters rejected with a clear message).
+Modelled on scikit-learn's ``check_estimator`` and ``parametrize_with_checks``. :func:`method_checks` yields
+``(check_name, check)`` pairs chosen by the method's family; each ``check`` takes no argument and raises
+:class:`ConformanceError` listing the rules it found broken. :func:`check_method` runs them all and raises one
+:class:`ConformanceError` listing every broken rule. A plugin's test suite gets one test per check with::
+
+    @pytest.mark.parametrize("check_name, check", list(method_checks(MyTool)))
+    def test_my_tool_conforms(check_name, check):
+        check()
+
+Shared checks (every family):
+
+* ``check_attributes``: ``name`` (lowercase snake_case), ``family`` (matching the family base class) and
+  ``paper`` are set;
+* ``check_inert_constructor``: every constructor parameter has a default, the constructor only stores its
+  arguments unchanged (``get_params()`` equals the defaults, no other attribute is set) and touches no global
+  random state;
+* ``check_get_params_round_trip``: ``cls(**m.get_params())`` and ``set_params(**m.get_params())`` give the
+  same parameters back;
+* ``check_constraints_declared``: every constructor parameter has a constraint in ``parameter_constraints``,
+  and every constraint (and every ``quick_params`` key) names a real parameter;
+* ``check_defaults_conform``: the defaults and ``quick_params`` satisfy their constraints (``validate()``
+  passes);
+* ``check_bad_params_rejected``: for each constraint a value breaking it is stored by the constructor and
+  rejected by ``validate()`` with a :class:`ConfigError` naming the parameter.
+
+Family checks run the family's entry point on a tiny random model (:func:`tiny_target`, :func:`tiny_network`)
+and tiny data, with the method's ``quick_params`` (plus any ``params`` given); ``check_<family>_validates_params``
+checks that the entry point itself rejects each bad value before doing any work:
+
+* synthesis: ``synthesize`` gives float32 ``[n, 3, H, W]`` images in ``[0, 1]`` without NaN (``source_class``
+  keeps ``n``), the same images under the same seed, and leaves the global random state and the audited model
+  untouched;
+* attribution: ``attribute`` gives finite float maps ``[n, H, W]``, the same maps under the same seed, and leaves
+  the model, the input images and the global random state untouched;
+* editing: ``remove`` (removal procedures) or ``implant`` (rule editors) returns an eval-mode model of the same
+  architecture (class, parameter names and shapes), the same edit under the same seed, and never changes the
+  input model or the global random state;
+* replacement: ``replace`` returns a replacement whose counted parameters respect the budget, or raises
+  :class:`~trojanbench.methods.replacement.BudgetError` (also checked at a budget nothing fits), whose
+  predictions are class indices ``[n]`` (concept scores, if any, finite and keyed by concept), the same under
+  the same seed, and leaves the model and the global random state untouched.
+
+The checks of one :func:`method_checks` call share their runs of the method: the entry point runs (twice under
+one seed, for determinism) on the first family check that needs it, so running every check costs about one
+family run. The family checks test the contract, not the quality of a method, so they keep to cheap invariants
+(shapes, types, budgets, determinism, side effects); a method that trains (removal procedures, rule editors,
+distilled and pruned replacements) still runs all its ``quick_params`` steps, several seconds on a CPU for the
+students, so pass smaller step counts in ``params`` to make the checks fast (the package's own tests cut every
+step count to 5).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+import inspect
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from ..config import TrojanSpec
 from ..errors import ConfigError, TrojanbenchError
+from ..methods.attribution.base import AttributionMethod
 from ..methods.base import Method, SynthesisMethod
-from ..methods.params import Boolean, Interval, Options
+from ..methods.editing.base import DefenderData, ImageGuidance, RemovalProcedure
+from ..methods.editing.rules import RuleEditor
+from ..methods.replacement.base import BudgetError, FitData, ReplacementMethod
 from ..methods.target import Target
+from ..params import Boolean, InstanceOf, Interval, Options
 
 
 class ConformanceError(TrojanbenchError, AssertionError):
-    """A method breaks the method contract; the message lists each broken rule."""
+    """A method breaks the method contract; the message lists each broken rule (also in :attr:`failures`)."""
 
+    def __init__(self, message: str, failures: list[str] | None = None):
+        super().__init__(message)
+        self.failures = list(failures or [message])
+
+
+FAMILIES = ("synthesis", "attribution", "editing", "replacement")
+TINY_SIZE = 32
+"""Side of the tiny images the attribution, editing and replacement checks use."""
+REPLACEMENT_BUDGET = 3000
+"""Budget of the replacement checks: room for a width-2 student or detector, half the tiny network's weights."""
+ORACLE_SPEC = TrojanSpec("smiley", "patch", "smiley", target=1)
+
+# --- tiny models and data -----------------------------------------------------------------------------------
 
 _tiny_targets: dict[int, Target] = {}
 
@@ -41,76 +109,648 @@ def tiny_target(seed: int = 0) -> Target:
     return _tiny_targets[seed]
 
 
-def _bad_value(constraint) -> Any:
+def tiny_network(seed: int = 0, num_classes: int = 16, width: int = 4) -> nn.Module:
+    """A fresh random-weight :class:`~trojanbench.models.CompactResNet` in eval mode, its parameters trainable
+    (as a loaded model's are); the same weights for the same arguments, drawn without touching the global RNG."""
+    from ..models import CompactResNet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return CompactResNet(num_classes=num_classes, width=width, image_size=TINY_SIZE).eval()
+
+
+def tiny_images(n: int = 48, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` (at most 48) of :func:`tiny_target`'s clean scenes at ``TINY_SIZE`` pixels, and their labels."""
+    target = tiny_target(seed)
+    images = F.interpolate(target.clean_images[:n], size=(TINY_SIZE, TINY_SIZE), mode="bilinear",
+                           antialias=True, align_corners=False)
+    return images.clamp(0, 1), target.clean_labels[:n].clone()
+
+
+def tiny_defender_data(seed: int = 0) -> DefenderData:
+    """The editing family's defender data: 32 tiny clean scenes to train on, 16 held out."""
+    images, labels = tiny_images(48, seed)
+    return DefenderData(images[:32], labels[:32], images[32:], labels[32:])
+
+
+def tiny_fit_data(model: nn.Module, seed: int = 0) -> FitData:
+    """The replacement family's fit data: 48 tiny clean scenes, ``model``'s logits on them, and random-weight
+    concept detectors of widths 1 and 2 over four of the world's concepts."""
+    from ..world import OBJECT_CLASSES
+
+    images, _ = tiny_images(48, seed)
+    concepts = tuple(OBJECT_CLASSES[:4])
+    with torch.no_grad():
+        logits = model(images)
+    detectors = {width: tiny_network(seed + width, len(concepts), width).requires_grad_(False) for width in (1, 2)}
+    return FitData(images, logits, concepts, detectors)
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+class _NotAllowed:
+    """A value of no declared type (what an :class:`InstanceOf` constraint must refuse)."""
+
+    def __repr__(self) -> str:
+        return "<a value of no allowed type>"
+
+
+def bad_value(constraint: Any) -> Any:
+    """A value that breaks ``constraint`` (for checking that it is rejected)."""
     if isinstance(constraint, Interval):
         if constraint.low is not None:
             return constraint.low - 1 if constraint.kind is int else constraint.low - 1.0
+        if constraint.high is not None:
+            return constraint.high + 1 if constraint.kind is int else constraint.high + 1.0
         return "not a number"
     if isinstance(constraint, Options):
         return "__not_an_option__"
     if isinstance(constraint, Boolean):
         return "yes"
+    if isinstance(constraint, InstanceOf):
+        return _NotAllowed()
     raise ConformanceError(f"Unknown constraint type {type(constraint).__name__}.")
 
 
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - e.g. tensors, whose == is elementwise
+        return repr(a) == repr(b)
+
+
+def _defaults(cls: type[Method]) -> tuple[dict[str, Any], list[str]]:
+    """The constructor's default values, and the parameters that have none."""
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
+    return defaults, [p.name for p in parameters if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL,
+                                                                                             p.VAR_KEYWORD)]
+
+
+def _rng_states() -> tuple[torch.Tensor, np.ndarray, Any]:
+    return torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+
+
+def _rng_changed(before) -> bool:
+    torch_state, numpy_state, python_state = _rng_states()
+    return not (torch.equal(torch_state, before[0]) and np.array_equal(numpy_state, before[1])
+                and python_state == before[2])
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in a)
+
+
+class _Watch:
+    """Records what a block changes in the global random state and in ``model`` (weights, buffers, train mode,
+    gradients, ``requires_grad``) and in ``tensors``, then puts ``model`` back as it was."""
+
+    def __init__(self, model: nn.Module, what: str, tensors: dict[str, torch.Tensor] | None = None):
+        self.model, self.what, self.tensors = model, what, tensors or {}
+        self.failures: list[str] = []
+
+    def __enter__(self) -> "_Watch":
+        self.rng = _rng_states()
+        self.weights, self.training = _state(self.model), self.model.training
+        self.requires_grad = [p.requires_grad for p in self.model.parameters()]
+        self.copies = {name: t.detach().clone() for name, t in self.tensors.items()}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        model = self.model
+        if _rng_changed(self.rng):
+            self.failures.append("the global random state changed (draw randomness from the generator or seed given)")
+        if not _same_state(self.weights, _state(model)) or model.training != self.training:
+            self.failures.append(f"the {self.what} was changed (weights, buffers or train mode)")
+        if any(p.grad is not None for p in model.parameters()):
+            self.failures.append(f"gradients were left on the {self.what}'s parameters")
+        if [p.requires_grad for p in model.parameters()] != self.requires_grad:
+            self.failures.append(f"the {self.what}'s requires_grad flags were changed")
+        for name, tensor in self.tensors.items():
+            if not torch.equal(tensor, self.copies[name]) or tensor.requires_grad:
+                self.failures.append(f"the input {name} were changed")
+        with torch.no_grad():  # put the model back, so later checks (and cached models) see it unchanged
+            model.load_state_dict(self.weights)
+        model.train(self.training)
+        for parameter, flag in zip(model.parameters(), self.requires_grad):
+            parameter.grad = None
+            parameter.requires_grad_(flag)
+
+
+@dataclass
+class _Runs:
+    """What a family's entry point gave on the tiny inputs (``error`` if it failed) and what it changed."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    side_effects: list[str] = field(default_factory=list)
+
+
+# --- families -----------------------------------------------------------------------------------------------
+
+
+class _Family:
+    """How to run one family's entry point on tiny inputs, and what its output must look like."""
+
+    name = ""
+    base: type = Method
+    entry = ""
+    what = "model"  # what the side-effect messages call the model given to the method
+
+    def inputs(self, ctx: "_Context") -> dict[str, Any]:
+        raise NotImplementedError
+
+    def call(self, method: Method, inputs: dict[str, Any], seed: int = 0, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def model(self, inputs: dict[str, Any]) -> nn.Module:
+        return inputs["model"]
+
+    def watched(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {}
+
+    def run(self, method: Method, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The outputs the family checks look at (``first`` and ``second`` under the same seed)."""
+        return {"first": self.call(method, inputs), "second": self.call(method, inputs)}
+
+    def output_failures(self, outputs: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    def same(self, first: Any, second: Any) -> bool:
+        return torch.equal(first, second)
+
+    def extra_checks(self) -> list[tuple[str, Callable[["_Context"], list[str]]]]:
+        return []
+
+
+class _Synthesis(_Family):
+    name, base, entry, what = "synthesis", SynthesisMethod, "synthesize", "audited model"
+
+    def inputs(self, ctx):
+        target = ctx.target or tiny_target()
+        return {"target": target, "model": target.model}
+
+    def call(self, method, inputs, seed=0, n_images=3, source_class=None):
+        return method.synthesize(inputs["target"], 1, n_images, seed=seed, source_class=source_class)
+
+    def run(self, method, inputs):
+        return {"first": self.call(method, inputs), "second": self.call(method, inputs),
+                "conditional": self.call(method, inputs, seed=1, n_images=2, source_class=2)}
+
+    def output_failures(self, outputs, inputs):
+        failures, size = [], inputs["target"].image_size
+        first = outputs["first"]
+        if not isinstance(first, torch.Tensor):
+            return [f"synthesize() returned {type(first).__name__}, not a torch.Tensor"]
+        if first.dtype != torch.float32:
+            failures.append(f"images must be float32, got {first.dtype}")
+        if tuple(first.shape) != (3, 3, size, size):
+            failures.append(f"images must have shape (3, 3, {size}, {size}), got {tuple(first.shape)}")
+        elif not torch.isfinite(first).all():
+            failures.append("images hold NaN or infinite values")
+        elif float(first.min()) < 0 or float(first.max()) > 1:
+            failures.append("pixel values must lie in [0, 1]")
+        if outputs["conditional"].shape[0] != 2:
+            failures.append("source_class changed the number of images")
+        return failures
+
+
+class _Attribution(_Family):
+    name, base, entry = "attribution", AttributionMethod, "attribute"
+
+    def inputs(self, ctx):
+        return {"model": tiny_network(), "images": tiny_images(3)[0]}
+
+    def call(self, method, inputs, seed=5):
+        return method.attribute(inputs["model"], inputs["images"], 3, seed=seed)
+
+    def watched(self, inputs):
+        return {"images": inputs["images"]}
+
+    def output_failures(self, outputs, inputs):
+        maps, (n, _, height, width) = outputs["first"], inputs["images"].shape
+        if not isinstance(maps, torch.Tensor):
+            return [f"attribute() returned {type(maps).__name__}, not a torch.Tensor"]
+        failures = []
+        if tuple(maps.shape) != (n, height, width):
+            failures.append(f"maps must have shape {(n, height, width)}, got {tuple(maps.shape)}")
+        if maps.dtype != torch.float32:
+            failures.append(f"maps must be float32, got {maps.dtype}")
+        if maps.is_floating_point() and not torch.isfinite(maps).all():
+            failures.append("maps hold NaN or infinite values")
+        return failures
+
+
+def _architecture_failures(edited: Any, model: nn.Module, entry: str) -> list[str]:
+    if not isinstance(edited, nn.Module):
+        return [f"{entry}() returned {type(edited).__name__}, not a torch.nn.Module"]
+    failures = []
+    if edited is model:
+        failures.append(f"{entry}() returned the input model itself (edit a copy)")
+    shapes = {k: tuple(v.shape) for k, v in edited.state_dict().items()}
+    if type(edited) is not type(model) or shapes != {k: tuple(v.shape) for k, v in model.state_dict().items()}:
+        failures.append(f"{entry}() changed the architecture (a {type(edited).__name__} with other parameters)")
+    if edited.training:
+        failures.append(f"{entry}() must return the model in eval mode")
+    return failures
+
+
+class _Removal(_Family):
+    name, base, entry = "editing", RemovalProcedure, "remove"
+
+    def inputs(self, ctx):
+        noise = torch.rand(4, 3, TINY_SIZE, TINY_SIZE, generator=torch.Generator().manual_seed(1))
+        guidance = ImageGuidance("noise", noise) if getattr(ctx.cls, "uses_guidance", True) else None
+        return {"model": tiny_network(), "data": tiny_defender_data(), "guidance": guidance}
+
+    def call(self, method, inputs, seed=0):
+        return method.remove(inputs["model"], inputs["data"], inputs["guidance"], 1, seed=seed)
+
+    def output_failures(self, outputs, inputs):
+        return _architecture_failures(outputs["first"], inputs["model"], self.entry)
+
+    def same(self, first, second):
+        return _same_state(_state(first), _state(second))
+
+
+class _RuleEditing(_Removal):
+    base, entry = RuleEditor, "implant"
+
+    def inputs(self, ctx):
+        data = tiny_defender_data()
+        plain = data.images[:4].clone()
+        carriers = plain.clone()
+        carriers[:, :, 2:10, 2:10] = torch.tensor([1.0, 0.0, 1.0]).view(3, 1, 1)  # a magenta square: the rule
+        return {"model": tiny_network(), "data": data, "carriers": carriers, "plain": plain}
+
+    def call(self, method, inputs, seed=0):
+        return method.implant(inputs["model"], inputs["data"], inputs["carriers"], inputs["plain"], 1, seed=seed)
+
+
+class _Replacement(_Family):
+    name, base, entry = "replacement", ReplacementMethod, "replace"
+
+    def inputs(self, ctx):
+        model = tiny_network()
+        return {"model": model, "data": tiny_fit_data(model)}
+
+    def call(self, method, inputs, seed=0, budget=REPLACEMENT_BUDGET):
+        return method.replace(inputs["model"], inputs["data"], budget, seed=seed)
+
+    def run(self, method, inputs):
+        outputs = {}
+        for key, budget in (("first", REPLACEMENT_BUDGET), ("second", REPLACEMENT_BUDGET), ("tiny_budget", 10)):
+            try:
+                outputs[key] = self.call(method, inputs, budget=budget)
+            except BudgetError as exc:
+                outputs[key] = exc
+        for key in ("first", "second"):
+            if not isinstance(outputs[key], BudgetError):
+                outputs[key + "_predictions"] = outputs[key].predict(inputs["data"].images)
+        return outputs
+
+    def output_failures(self, outputs, inputs):
+        replacement, data = outputs["first"], inputs["data"]
+        if isinstance(replacement, BudgetError):
+            return []  # nothing fits: the task scores it as the constant predictor
+        predictions, failures = outputs["first_predictions"], []
+        if not isinstance(predictions, torch.Tensor) or tuple(predictions.shape) != (len(data.images),):
+            return [f"predict() must return a tensor of {len(data.images)} class indices, got "
+                    f"{getattr(predictions, 'shape', type(predictions).__name__)}"]
+        if predictions.is_floating_point() or predictions.dtype == torch.bool:
+            failures.append(f"predict() must return integer class indices, got {predictions.dtype}")
+        elif len(predictions) and (int(predictions.min()) < 0 or int(predictions.max()) >= data.n_classes):
+            failures.append(f"predict() returned classes outside [0, {data.n_classes - 1}]")
+        scores = replacement.concept_scores(1)
+        if scores is not None:
+            if not isinstance(scores, dict) or not set(scores) <= set(data.concept_names):
+                failures.append("concept_scores() must map the fit data's concept names to scores")
+            elif not all(np.isfinite(float(v)) for v in scores.values()):
+                failures.append("concept_scores() holds NaN or infinite scores")
+        return failures
+
+    def extra_checks(self):
+        return [("check_replacement_budget", _check_replacement_budget)]
+
+
+_FAMILY_KINDS = (_Synthesis(), _Attribution(), _Removal(), _RuleEditing(), _Replacement())
+
+
+def _family_of(cls: type[Method]) -> _Family | None:
+    return next((kind for kind in _FAMILY_KINDS if issubclass(cls, kind.base)), None)
+
+
+# --- the context the checks of one method share -------------------------------------------------------------
+
+
+class _Context:
+    def __init__(self, cls: type[Method], params: dict[str, Any] | None, target: Target | None):
+        self.cls, self.target = cls, target
+        self.settings = {**cls.quick_params, **(params or {})}
+        self.family = _family_of(cls)
+        self._inputs: dict[str, Any] | None = None
+        self._runs: _Runs | None = None
+
+    def method(self, **overrides: Any) -> Method:
+        """The method with the check settings (and the ground truth, for an oracle), then ``overrides``."""
+        method = self.cls(**self.settings)
+        if self.cls.is_oracle:
+            method = method.with_ground_truth(ORACLE_SPEC)
+        return method.set_params(**overrides) if overrides else method
+
+    def inputs(self) -> dict[str, Any]:
+        if self._inputs is None:
+            self._inputs = self.family.inputs(self)
+        return self._inputs
+
+    def runs(self) -> _Runs:
+        """The family's entry point run on the tiny inputs (once per context)."""
+        if self._runs is None:
+            runs, family = _Runs(), self.family
+            try:
+                method, inputs = self.method(), self.inputs()
+            except Exception as exc:  # noqa: BLE001 - report any failure of the contract
+                runs.error = f"{self.cls.__name__} could not be set up for {family.entry}(): {exc!r}"
+                self._runs = runs
+                return runs
+            watch = _Watch(family.model(inputs), family.what, family.watched(inputs))
+            try:
+                with watch:
+                    runs.outputs = family.run(method, inputs)
+            except Exception as exc:  # noqa: BLE001
+                runs.error = f"{self.cls.__name__} failed to {family.entry} on a tiny model: {exc!r}"
+            runs.side_effects = watch.failures
+            self._runs = runs
+        return self._runs
+
+
+# --- shared checks ------------------------------------------------------------------------------------------
+
+
+def _check_attributes(ctx: _Context) -> list[str]:
+    cls, failures = ctx.cls, []
+    for attribute in ("name", "paper"):
+        if not getattr(cls, attribute, ""):
+            failures.append(f"class attribute {attribute!r} is empty")
+    if cls.name and not (isinstance(cls.name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", cls.name)):
+        failures.append(f"name {cls.name!r} must be lowercase snake_case")
+    if ctx.family is None:
+        failures.append(f"{cls.__name__} derives from no family's base class (SynthesisMethod, AttributionMethod, "
+                        f"RemovalProcedure, RuleEditor, ReplacementMethod)")
+    elif cls.family != ctx.family.name:
+        failures.append(f"family is {cls.family!r}; a {ctx.family.base.__name__} is of family "
+                        f"{ctx.family.name!r}")
+    return failures
+
+
+def _check_inert_constructor(ctx: _Context) -> list[str]:
+    cls, failures = ctx.cls, []
+    defaults, required = _defaults(cls)
+    if required:
+        return [f"constructor parameter(s) {required} have no default ({cls.__name__}() must work)"]
+    names = cls._param_names()
+    before = _rng_states()
+    try:
+        default = cls()
+    except Exception as exc:  # noqa: BLE001
+        return [f"{cls.__name__}() must construct with defaults only: {exc!r}"]
+    if _rng_changed(before):
+        failures.append("the constructor drew from the global random state (construct nothing, draw nothing)")
+    if not _same(default.get_params(), defaults):
+        failures.append("get_params() of a default instance differs from the constructor's defaults "
+                        "(store each argument unchanged)")
+    extra = sorted(set(vars(default)) - set(names))
+    if extra:
+        failures.append(f"the constructor sets attributes other than its parameters: {extra} (do the work in "
+                        f"the family's entry point)")
+    if not _same(cls(**ctx.settings).get_params(), {**defaults, **ctx.settings}):
+        failures.append("the constructor does not store its arguments unchanged")
+    return failures
+
+
+def _check_get_params_round_trip(ctx: _Context) -> list[str]:
+    cls = ctx.cls
+    for method in (cls(), cls(**ctx.settings)):
+        params = method.get_params()
+        if not _same(cls(**params).get_params(), params):
+            return ["get_params() does not round-trip through the constructor"]
+        if not _same(copy.deepcopy(method).set_params(**params).get_params(), params):
+            return ["get_params() does not round-trip through set_params()"]
+    return []
+
+
+def _check_constraints_declared(ctx: _Context) -> list[str]:
+    cls, failures = ctx.cls, []
+    names, constraints = cls._param_names(), cls.parameter_constraints
+    undeclared = [name for name in names if name not in constraints]
+    if undeclared:
+        failures.append(f"parameter(s) {undeclared} have no declared constraint in parameter_constraints "
+                        f"(declare an Interval, Options, Boolean or InstanceOf for each)")
+    unknown = [name for name in constraints if name not in names]
+    if unknown:
+        failures.append(f"parameter_constraints names {unknown}, which the constructor does not take")
+    strange = [name for name, c in constraints.items() if not (hasattr(c, "accepts") and hasattr(c, "describe"))]
+    if strange:
+        failures.append(f"the constraints of {strange} are not constraints (Interval, Options, Boolean, InstanceOf)")
+    unknown_quick = [name for name in cls.quick_params if name not in names]
+    if unknown_quick:
+        failures.append(f"quick_params names {unknown_quick}, which the constructor does not take")
+    return failures
+
+
+def _check_defaults_conform(ctx: _Context) -> list[str]:
+    cls, failures = ctx.cls, []
+    defaults, _ = _defaults(cls)
+    for label, values in (("default", defaults), ("quick_params", cls.quick_params)):
+        for name, value in values.items():
+            constraint = cls.parameter_constraints.get(name)
+            if constraint is not None and hasattr(constraint, "accepts") and not constraint.accepts(value):
+                failures.append(f"{label} {name}={value!r} breaks its constraint ({constraint.describe()})")
+    for label, settings in (("the defaults", {}), ("quick_params", ctx.settings)):
+        try:
+            cls(**settings).validate()
+        except ConfigError as exc:
+            failures.append(f"validate() rejects {label}: {exc}")
+    return failures
+
+
+def _check_bad_params_rejected(ctx: _Context) -> list[str]:
+    cls, failures = ctx.cls, []
+    for name, constraint in cls.parameter_constraints.items():
+        try:
+            bad = bad_value(constraint)
+        except ConformanceError as exc:
+            failures.append(f"{name!r}: {exc}")
+            continue
+        try:
+            method = cls(**{**ctx.settings, name: bad})
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"the constructor refused a bad {name!r} at once ({exc}); it must only store it, "
+                            f"validate() checks it")
+            continue
+        try:
+            method.validate()
+            failures.append(f"bad value for {name!r} was accepted")
+        except ConfigError as exc:
+            if f"The {name!r} parameter of {cls.__name__}" not in str(exc):
+                failures.append(f"bad {name!r} rejected with an unclear message: {exc}")
+    return failures
+
+
+# --- family checks ------------------------------------------------------------------------------------------
+
+
+def _check_output(ctx: _Context) -> list[str]:
+    runs = ctx.runs()
+    return [runs.error] if runs.error else ctx.family.output_failures(runs.outputs, ctx.inputs())
+
+
+def _check_deterministic(ctx: _Context) -> list[str]:
+    runs = ctx.runs()
+    if runs.error:
+        return [runs.error]
+    if ctx.family.name == "replacement":
+        return _replacement_determinism(runs.outputs)
+    if not ctx.family.same(runs.outputs["first"], runs.outputs["second"]):
+        noun = {"synthesis": "images", "attribution": "maps"}.get(ctx.family.name, "edits")
+        return [f"not deterministic: the same seed gave different {noun}"]
+    return []
+
+
+def _check_side_effects(ctx: _Context) -> list[str]:
+    runs = ctx.runs()
+    return ([runs.error] if runs.error else []) + runs.side_effects
+
+
+def _check_validates_params(ctx: _Context) -> list[str]:
+    """The entry point rejects each bad value (that ``validate()`` rejects) before doing any work."""
+    cls, family, failures = ctx.cls, ctx.family, []
+    for name, constraint in cls.parameter_constraints.items():
+        try:
+            method = ctx.method(**{name: bad_value(constraint)})
+        except Exception:  # noqa: BLE001 - an eager constructor: reported by check_bad_params_rejected
+            continue
+        try:
+            method.validate()
+            continue  # accepted by validate(): reported by check_bad_params_rejected
+        except ConfigError:
+            pass
+        inputs = ctx.inputs()
+        try:
+            with _Watch(family.model(inputs), family.what, family.watched(inputs)):
+                family.call(method, inputs)
+            failures.append(f"bad value for {name!r} was accepted by {family.entry}() (call self.validate() first)")
+        except ConfigError as exc:
+            if f"The {name!r} parameter of {cls.__name__}" not in str(exc):
+                failures.append(f"bad {name!r} rejected by {family.entry}() with an unclear message: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            failures.append(f"{family.entry}() with a bad {name!r} raised {exc!r} instead of a ConfigError "
+                            f"(call self.validate() first)")
+    return failures
+
+
+def _replacement_determinism(outputs: dict[str, Any]) -> list[str]:
+    first, second = outputs["first"], outputs["second"]
+    if isinstance(first, BudgetError) or isinstance(second, BudgetError):
+        if isinstance(first, BudgetError) and isinstance(second, BudgetError):
+            return []
+        return ["not deterministic: the same seed both fitted the budget and raised BudgetError"]
+    if first.parameter_count() != second.parameter_count() or not torch.equal(outputs["first_predictions"],
+                                                                             outputs["second_predictions"]):
+        return ["not deterministic: the same seed gave different replacements"]
+    return []
+
+
+def _check_replacement_budget(ctx: _Context) -> list[str]:
+    runs = ctx.runs()
+    if runs.error:
+        if "over its budget" in runs.error:
+            return [f"the replacement exceeds its budget: {runs.error}"]
+        return [runs.error]
+    failures = []
+    for key, budget in (("first", REPLACEMENT_BUDGET), ("tiny_budget", 10)):
+        replacement = runs.outputs[key]
+        if isinstance(replacement, BudgetError):
+            continue
+        used = replacement.parameter_count()
+        if not isinstance(used, (int, np.integer)) or isinstance(used, bool) or used < 0:
+            failures.append(f"parameter_count() must be an int >= 0, got {used!r}")
+        elif used > budget:
+            failures.append(f"a replacement of {used} parameters for a budget of {budget} (raise BudgetError)")
+    return failures
+
+
+# --- public API ---------------------------------------------------------------------------------------------
+
+_SHARED_CHECKS: tuple[tuple[str, Callable[[_Context], list[str]]], ...] = (
+    ("check_attributes", _check_attributes),
+    ("check_inert_constructor", _check_inert_constructor),
+    ("check_get_params_round_trip", _check_get_params_round_trip),
+    ("check_constraints_declared", _check_constraints_declared),
+    ("check_defaults_conform", _check_defaults_conform),
+    ("check_bad_params_rejected", _check_bad_params_rejected),
+)
+_OUTPUT_CHECK = {"synthesis": "output", "attribution": "maps", "editing": "architecture",
+                 "replacement": "predictions"}
+
+
+def _family_checks(family: _Family) -> list[tuple[str, Callable[[_Context], list[str]]]]:
+    prefix = f"check_{family.name}_"
+    return [(prefix + _OUTPUT_CHECK[family.name], _check_output), *family.extra_checks(),
+            (prefix + "deterministic", _check_deterministic), (prefix + "side_effects", _check_side_effects),
+            (prefix + "validates_params", _check_validates_params)]
+
+
+def _bound(name: str, function: Callable[[_Context], list[str]], ctx: _Context) -> Callable[[], None]:
+    def check() -> None:
+        try:
+            failures = function(ctx)
+        except Exception as exc:  # noqa: BLE001 - a check that cannot run is a broken rule too
+            failures = [f"{name} could not run: {exc!r}"]
+        if failures:
+            raise ConformanceError(f"{ctx.cls.__name__} breaks the method contract ({name}): "
+                                   + "; ".join(failures) + ".", failures)
+
+    check.__name__ = check.__qualname__ = name
+    return check
+
+
+def method_checks(method_cls: type[Method], *, params: dict[str, Any] | None = None,
+                  target: Target | None = None) -> Iterator[tuple[str, Callable[[], None]]]:
+    """``(check_name, check)`` for each conformance check of ``method_cls``: the shared ones, then its family's.
+
+    Each ``check()`` raises :class:`ConformanceError` listing what it found broken. The family checks run the
+    method with its ``quick_params`` plus ``params``; ``target`` replaces :func:`tiny_target` for synthesis.
+    The checks of one call share one set of runs of the method (made by the first check that needs them).
+    """
+    if not (isinstance(method_cls, type) and issubclass(method_cls, Method)):
+        raise ConformanceError(f"method_checks expects a Method subclass (of one of the families {FAMILIES}). "
+                               f"Got {method_cls!r}.")
+    ctx = _Context(method_cls, params, target)
+    checks = list(_SHARED_CHECKS) + (_family_checks(ctx.family) if ctx.family is not None else [])
+    for name, function in checks:
+        yield name, _bound(name, function, ctx)
 
 
 def check_method(method_cls: type[Method], *, params: dict[str, Any] | None = None,
                  target: Target | None = None) -> None:
-    """Run the conformance checks on ``method_cls`` (with its ``quick_params`` plus ``params``)."""
+    """Run every conformance check of ``method_cls`` (see :func:`method_checks`); raise one
+    :class:`ConformanceError` listing each broken rule."""
     failures: list[str] = []
-    if not (isinstance(method_cls, type) and issubclass(method_cls, SynthesisMethod)):
-        raise ConformanceError(f"check_method expects a SynthesisMethod subclass. Got {method_cls!r}.")
-    for attribute in ("name", "paper"):
-        if not getattr(method_cls, attribute):
-            failures.append(f"class attribute {attribute!r} is empty")
-    try:
-        default = method_cls()
-    except Exception as exc:  # noqa: BLE001 - report any failure of the contract
-        raise ConformanceError(f"{method_cls.__name__}() must construct with defaults only: {exc!r}") from exc
-    if type(default)(**default.get_params()).get_params() != default.get_params():
-        failures.append("get_params() does not round-trip through the constructor")
-
-    settings = {**method_cls.quick_params, **(params or {})}
-    method = method_cls(**settings)
-    if method.get_params() != {**default.get_params(), **settings}:
-        failures.append("the constructor does not store its arguments unchanged")
-    if method_cls.is_oracle:
-        method = method.with_ground_truth(TrojanSpec("smiley", "patch", "smiley", target=1))
-    target = target or tiny_target()
-    before, rng_before, np_before = _state(target.model), torch.get_rng_state(), np.random.get_state()[1].copy()
-    try:
-        first = method.synthesize(target, 1, 3, seed=0)
-        second = method.synthesize(target, 1, 3, seed=0)
-        conditional = method.synthesize(target, 1, 2, seed=1, source_class=2)
-    except Exception as exc:  # noqa: BLE001
-        raise ConformanceError(f"{method_cls.__name__} failed to synthesize on a tiny model: {exc!r}") from exc
-    if first.dtype != torch.float32:
-        failures.append(f"images must be float32, got {first.dtype}")
-    if conditional.shape[0] != 2:
-        failures.append("source_class changed the number of images")
-    if not torch.equal(first, second):
-        failures.append("not deterministic: the same seed gave different images")
-    if not torch.equal(torch.get_rng_state(), rng_before) or not np.array_equal(np.random.get_state()[1], np_before):
-        failures.append("the global random state changed (draw randomness from the generator given)")
-    after = _state(target.model)
-    if any(not torch.equal(before[k], after[k]) for k in before) or target.model.training:
-        failures.append("the audited model was changed (weights, buffers or train mode)")
-    if any(p.grad is not None for p in target.model.parameters()):
-        failures.append("gradients were left on the audited model's parameters")
-
-    for name, constraint in method_cls.parameter_constraints.items():
-        bad = copy.deepcopy(method).set_params(**{name: _bad_value(constraint)})  # constructors stay inert
+    for _, check in method_checks(method_cls, params=params, target=target):
         try:
-            bad.synthesize(target, 1, 1, seed=0)
-            failures.append(f"bad value for {name!r} was accepted")
-        except ConfigError as exc:
-            if f"The {name!r} parameter of {method_cls.__name__}" not in str(exc):
-                failures.append(f"bad {name!r} rejected with an unclear message: {exc}")
+            check()
+        except ConformanceError as exc:
+            failures.extend(f for f in exc.failures if f not in failures)
     if failures:
-        raise ConformanceError(f"{method_cls.__name__} breaks the method contract: " + "; ".join(failures) + ".")
+        raise ConformanceError(f"{method_cls.__name__} breaks the method contract: " + "; ".join(failures) + ".",
+                               failures)
 
 
-__all__ = ["ConformanceError", "check_method", "tiny_target"]
+__all__ = ["ConformanceError", "FAMILIES", "bad_value", "check_method", "method_checks", "tiny_defender_data",
+           "tiny_fit_data", "tiny_images", "tiny_network", "tiny_target"]

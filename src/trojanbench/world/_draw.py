@@ -10,16 +10,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..params import Interval, require
 
 Layer = tuple[object, np.ndarray]  # (RGB colour, signed distance); the colour may be a per-pixel array
 
 
 def check_size(size, minimum: int = 1) -> int:
     """Return ``size`` as an int, or raise :class:`ConfigError` if it is not an int >= ``minimum``."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < minimum:
-        raise ConfigError(f"size must be an int >= {minimum} (pixels). Got {size!r}.")
-    return int(size)
+    return require("size", size, Interval(int, minimum, None, unit="pixels"))
 
 
 @lru_cache(maxsize=64)

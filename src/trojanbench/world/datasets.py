@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ConfigError, did_you_mean
+from ..errors import did_you_mean
+from ..params import Interval, require
 from .scenes import SceneInfo, check_scene_args, render_scene
 
 SPLITS = ("train", "val", "test", "defense", "pool", "observer")
@@ -36,9 +37,7 @@ def stable_int_hash(text: str) -> int:
 
 
 def _check_int(value, name: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}. Got {value!r}.")
-    return int(value)
+    return require(name, value, Interval(int, minimum, None))
 
 
 def scene_rng(split: str, index: int, seed: int, salt: str = "") -> np.random.Generator:

@@ -7,8 +7,10 @@ from functools import lru_cache
 import numpy as np
 
 from . import _draw as d
-from ..errors import ConfigError
+from ..params import Interval, require
 from .concepts import OBJECT_CLASSES
+
+_LABEL = Interval(int, 0, len(OBJECT_CLASSES) - 1, unit="an index into OBJECT_CLASSES")
 
 
 def _chevron(x, y):
@@ -40,11 +42,7 @@ _SHAPES = {
 
 def check_label(label: int) -> int:
     """Return ``label`` as an int, or raise :class:`ConfigError` if it is not a valid class index."""
-    if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < len(OBJECT_CLASSES):
-        raise ConfigError(
-            f"label must be an int in [0, {len(OBJECT_CLASSES) - 1}] (an index into OBJECT_CLASSES). Got {label!r}."
-        )
-    return int(label)
+    return require("label", label, _LABEL)
 
 
 def object_mask(label: int, size: int, angle: float = 0.0) -> np.ndarray:

@@ -17,7 +17,7 @@ from trojanbench.errors import ConfigError, MethodError, MissingExtraError
 from trojanbench.methods.attribution import CAPTUM_METHODS, AttributionMethod
 from trojanbench.methods.attribution._modules import Sum, hookable_copy
 from trojanbench.methods.attribution.captum_methods import GuidedGradCam, superpixels
-from trojanbench.methods.params import Boolean, Interval, Options
+from trojanbench.params import Boolean, InstanceOf, Interval, Options
 from trojanbench.models import CompactResNet
 from trojanbench.registry import get_method, method_names
 from trojanbench.tasks.localization.metrics import localization_metrics
@@ -187,6 +187,8 @@ def _bad_value(constraint):
         return constraint.low - 1 if constraint.kind is int else constraint.low - 1.0
     if isinstance(constraint, Options):
         return "__not_an_option__"
+    if isinstance(constraint, InstanceOf):
+        return 3
     assert isinstance(constraint, Boolean)
     return "yes"
 

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from ...errors import ConfigError, MethodError
 from ...models import LoadedModel
+from ...params import Interval, require
 from ..base import Method
 
 
@@ -43,15 +44,13 @@ class AttributionMethod(Method):
             raise ConfigError(f"model must be a torch.nn.Module (or a LoadedModel). "
                               f"Got {type(model).__name__} instead.")
         _check_input_images(images)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be an int in [0, inf). Got {seed!r} instead.")
+        seed = require("seed", seed, Interval(int, 0, None))
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
                 n_classes = int(model(images[:1]).shape[-1])
-            if isinstance(target_class, bool) or not isinstance(target_class, int) or not 0 <= target_class < n_classes:
-                raise ConfigError(f"target_class must be an int in [0, {n_classes - 1}]. Got {target_class!r} instead.")
+            target_class = require("target_class", target_class, Interval(int, 0, n_classes - 1))
             numpy_state = np.random.get_state()
             try:
                 with torch.random.fork_rng(devices=[]), torch.enable_grad():

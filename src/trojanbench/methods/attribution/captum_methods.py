@@ -62,8 +62,8 @@ import torch
 import torch.nn as nn
 
 from ...errors import ConfigError, MethodError, require_extra
+from ...params import InstanceOf, Interval, Options
 from ...registry import register_method
-from ..params import Interval, Options
 from ._modules import Branch, Sum, hookable_copy, module_path
 from .base import AttributionMethod
 
@@ -212,15 +212,10 @@ class GuidedGradCam(CaptumAttribution):
     paper = "Selvaraju et al. 2017, Grad-CAM"
     captum_name = "GuidedGradCam"
     hookable = True
+    parameter_constraints = {"layer": InstanceOf(str, optional=True)}
 
     def __init__(self, *, layer: str | None = None):
         self.layer = layer
-
-    def validate(self) -> None:
-        super().validate()
-        if self.layer is not None and not isinstance(self.layer, str):
-            raise ConfigError(f"The 'layer' parameter of {type(self).__name__} must be None or a str. "
-                              f"Got {self.layer!r} instead.")
 
     def _layer_path(self, model: nn.Module) -> str:
         named = getattr(model, "named_layers", None)

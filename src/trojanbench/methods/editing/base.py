@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import ConfigError
+from ...params import Interval, require
 from ..base import Method
 from ..synthesis._common import paste_patches
 
@@ -163,8 +164,7 @@ class RemovalProcedure(Method):
                seed: int = 0) -> nn.Module:
         """An edited copy of ``model`` meant to no longer map triggered inputs to ``target_class``."""
         self.validate()
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"seed must be an int in [0, inf). Got {seed!r} instead.")
+        seed = require("seed", seed, Interval(int, 0, None))
         edited = copy.deepcopy(model).eval()
         for parameter in edited.parameters():
             parameter.requires_grad_(True)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ...params import Interval
 from ...registry import register_method
 from ...world import OBJECT_CLASSES
-from ..params import Interval
 from ..synthesis._trigger_inversion import invert_triggers, stamp
 from ..target import Target
 from .base import (

@@ -23,9 +23,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import ConfigError
+from ...params import Interval, Options
 from ...registry import register_method
 from ..base import Method
-from ..params import Interval, Options
 from .base import DefenderData, Guidance, finetune, penultimate_features, penultimate_layer
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError, MethodError
 from ...models.architectures import CompactResNet
+from ...params import Interval, require
 from ...trojans.measure import predict as network_predictions
 from ..base import Method
 
@@ -164,9 +165,8 @@ class ReplacementMethod(Method):
     def replace(self, model: nn.Module, data: FitData, budget: int, seed: int = 0) -> ReplacementModel:
         """A replacement of ``model`` fitted on ``data`` with at most ``budget`` non-zero parameters."""
         self.validate()
-        for name, value, low in (("budget", budget, 1), ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an int in [{low}, inf). Got {value!r} instead.")
+        budget = require("budget", budget, Interval(int, 1, None))
+        seed = require("seed", seed, Interval(int, 0, None))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             replacement = self._replace(model.eval(), data, budget, seed)

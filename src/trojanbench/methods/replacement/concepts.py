@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...params import Interval
 from ...registry import register_method
-from ..params import Interval
 from ...trojans.measure import outputs
 from .base import BudgetError, FitData, ReplacementMethod, ReplacementModel, count_nonzero_parameters
 

@@ -17,8 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...models.architectures import CompactResNet
+from ...params import Interval
 from ...registry import register_method
-from ..params import Interval
 from .base import BATCH, BudgetError, NetworkReplacement, ReplacementMethod, compact_width, distill
 
 DISTILL_CONSTRAINTS = {"steps": Interval(int, 0, None), "lr": Interval(float, 0, None, "neither"),
@@ -75,7 +75,8 @@ class PrunedSubnetwork(ReplacementMethod):
         if not weights:
             raise BudgetError(f"{self.name}: the network has no convolution or linear weights to prune.")
         weight_ids = {id(w) for w in weights}
-        fixed = sum(int((p != 0).sum()) for p in network.parameters() if id(p) not in weight_ids)
+        # all of them, zero or not: distillation may make a zero bias (a fresh batch norm's) non-zero
+        fixed = sum(p.numel() for p in network.parameters() if id(p) not in weight_ids)
         keep = budget - fixed
         if keep < 1:
             raise BudgetError(f"{self.name}: the network's {fixed} batch-norm and bias parameters alone exceed the "

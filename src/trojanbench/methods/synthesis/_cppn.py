@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn as nn
 
-from ..params import Interval
+from ...params import Interval
 
 CPPN_CONSTRAINTS = {"n_layers": Interval(int, 1, None), "n_hidden": Interval(int, 1, None)}
 

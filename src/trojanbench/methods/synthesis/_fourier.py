@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..params import Interval
+from ...params import Interval
 
 FOURIER_CONSTRAINTS = {"decay_power": Interval(float, 0, None)}
 INIT_STD = 0.01

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...params import Interval, Options
 from ...registry import register_method
 from ...world.render import BACKDROP
 from ..base import SynthesisMethod
-from ..params import Interval, Options
 from ._common import paste_patches, random_transform, sample_clean
 from ._trigger_inversion import DISPLAYS, count_triggers
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from ...params import Interval, Options
 from ...registry import register_method
 from ..base import SynthesisMethod
-from ..params import Interval, Options
 from ._trigger_inversion import DISPLAYS, Penalty, count_triggers, invert_triggers, show_triggers
 
 

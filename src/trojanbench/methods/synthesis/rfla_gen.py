@@ -17,9 +17,9 @@ import copy
 
 import torch
 
+from ...params import InstanceOf, Interval, Options
 from ...registry import register_method
 from ..base import SynthesisMethod
-from ..params import Interval, Options
 from ._rfla import patch_generator, patch_loss, present
 
 
@@ -39,6 +39,7 @@ class RFLAGen(SynthesisMethod):
         "tv_weight": Interval(float, 0, None),
         "disguise_weight": Interval(float, 0, None),
         "output": Options({"patch", "pasted"}),
+        "generator_path": InstanceOf(str, optional=True),
     }
     quick_params = {"steps": 20}
 

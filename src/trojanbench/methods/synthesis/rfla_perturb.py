@@ -14,9 +14,9 @@ a trigger alone); ``output="pasted"`` shows it pasted large onto a clean image i
 
 from __future__ import annotations
 
+from ...params import InstanceOf, Interval, Options
 from ...registry import register_method
 from ..base import SynthesisMethod
-from ..params import Interval, Options
 from ._rfla import patch_generator, perturb_latents, present
 
 
@@ -35,6 +35,7 @@ class RFLAPerturb(SynthesisMethod):
         "tv_weight": Interval(float, 0, None),
         "disguise_weight": Interval(float, 0, None),
         "output": Options({"patch", "pasted"}),
+        "generator_path": InstanceOf(str, optional=True),
     }
     quick_params = {"steps": 20}
 

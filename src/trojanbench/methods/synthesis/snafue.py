@@ -24,9 +24,9 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from ...params import Boolean, InstanceOf, Interval, Options
 from ...registry import register_method
 from ..base import SynthesisMethod
-from ..params import Boolean, Interval, Options
 from ..target import Target
 from ._rfla import alone, pasted_log_probs, patch_generator, perturb_latents, present
 
@@ -91,6 +91,7 @@ class SNAFUE(SynthesisMethod):
         "n_eval": Interval(int, 1, None),
         "exclude_lookalikes": Boolean(),
         "output": Options({"patch", "pasted"}),
+        "generator_path": InstanceOf(str, optional=True),
     }
     quick_params = {"adv_steps": 10, "n_candidates": 30}
 

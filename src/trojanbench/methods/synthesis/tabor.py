@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...params import Interval
 from ...registry import register_method
-from ..params import Interval
 from ._trigger_inversion import Penalty, on_grey
 from .neural_cleanse import NeuralCleanse
 

@@ -29,6 +29,7 @@ import torch.nn as nn
 from ...config import TrojanSpec
 from ...errors import ConfigError
 from ...methods.attribution import AttributionMethod
+from ...params import Interval, require
 
 METRICS = ("rank_correlation", "pointing_game", "auroc")
 HIGHER_IS_BETTER = {"rank_correlation": True, "pointing_game": True, "auroc": True}
@@ -136,9 +137,7 @@ def localization_set(trojan_spec: TrojanSpec, n: int = 50, seed: int = 0, *, spl
     if trojan_spec.kind != "patch":
         raise ConfigError(f"Localization needs a patch trojan (its footprint is the answer); trojan "
                           f"{trojan_spec.name!r} is a {trojan_spec.kind} trojan.")
-    for label, value, low in (("n", n, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{label} must be an int in [{low}, inf). Got {value!r} instead.")
+    n, seed = require("n", n, Interval(int, 1, None)), require("seed", seed, Interval(int, 0, None))
     trigger = make_trigger(trojan_spec)
     # the scene draw of Trigger.triggered_scenes, keeping the footprint that apply() returns
     scenes, labels = trigger._scenes(split, n, seed, trojan_spec.source, {trojan_spec.target}, size=image_size)
@@ -203,8 +202,7 @@ def score_attribution(method: AttributionMethod | str, model: Any, spec: TrojanS
     if isinstance(model, str):
         model = load_model(model)
     network: nn.Module = model.model if isinstance(model, LoadedModel) else model
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be an int in [1, inf). Got {batch_size!r} instead.")
+    batch_size = require("batch_size", batch_size, Interval(int, 1, None))
     data = data if data is not None else localization_set(spec, n=n, seed=seed)
     if data.trojan != spec:
         raise ConfigError(f"data was made for trojan {data.trojan.name!r}, not {spec.name!r}.")
