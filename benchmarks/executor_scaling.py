@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from trojanbench.engine.executors import Job, LocalExecutor, RayExecutor
-from trojanbench.tasks.rediscovery.task import plan_run
+from trojanbench.engine.executors import LocalExecutor, RayExecutor
+from trojanbench.tasks.rediscovery.task import cell_jobs, plan_run
 
 
 def timed(executor, jobs) -> float:
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--methods", default="target_fourier_fv,adversarial_patch,tabor,snafue")
     args = parser.parse_args()
     plan = plan_run(None, quick=True, methods=args.methods.split(","), seeds=2)
-    jobs = [Job(c.key, c.payload(), plan.suite.model, plan.suite.cell_timeout) for c in plan.cells]
+    jobs = cell_jobs(plan, plan.cells)
     print(f"{len(jobs)} cells ({args.methods}; quick settings, one trojan per kind, 2 seeds)")
     local = timed(LocalExecutor(), jobs)
     one = timed(RayExecutor(num_cpus=1), jobs)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 from ..config import load_yaml
 from ..errors import ConfigError
+from ..params import Constraint, Interval, require
 
 DEFAULT_SUITE_PATH = Path(__file__).resolve().parent.parent / "assets" / "suites" / "default.yaml"
 
@@ -96,12 +97,9 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
     judges = raw.get("judges", ["concept", "appearance"])
     if not isinstance(judges, list) or not judges or not all(isinstance(j, str) for j in judges):
         raise ConfigError(f"'judges' must be a non-empty list of judge names. Got {judges!r}.")
-    n_images = raw.get("n_images", 10)
-    if isinstance(n_images, bool) or not isinstance(n_images, int) or not 1 <= n_images <= 100:
-        raise ConfigError(f"'n_images' must be an int in [1, 100]. Got {n_images!r}.")
-    timeout = raw.get("cell_timeout", 120.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ConfigError(f"'cell_timeout' must be a number of seconds > 0. Got {timeout!r}.")
+    n_images = require("'n_images'", raw.get("n_images", 10), Interval(int, 1, 100))
+    timeout = require("'cell_timeout'", raw.get("cell_timeout", 120.0),
+                      Interval(float, 0, None, closed="neither", unit="seconds"))
     trojans = raw.get("trojans")
     if trojans is not None:
         if not isinstance(trojans, str):
@@ -139,14 +137,6 @@ def split_task_keys(raw: Any, own: Iterable[str]) -> tuple[dict[str, Any], dict[
     return {k: v for k, v in raw.items() if k not in own}, {k: v for k, v in raw.items() if k in own}
 
 
-def check_number(name: str, value: Any, kind: type, low: float) -> int | float:
-    """``value`` as ``kind`` (int or float) if it is one and ``>= low``; a :class:`ConfigError` otherwise."""
-    allowed = (int, float) if kind is float else int
-    if isinstance(value, bool) or not isinstance(value, allowed) or value < low:
-        raise ConfigError(f"'{name}' must be {'an int' if kind is int else 'a number'} >= {low:g}. Got {value!r}.")
-    return kind(value)
-
-
 def first_of_each_kind(trojans: Iterable[Any]) -> list[Any]:
     """The first trojan of each kind, in order (what ``--quick`` keeps)."""
     firsts: dict[str, Any] = {}
@@ -162,8 +152,7 @@ def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds:
     if methods:
         suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))
     if seeds is not None:
-        if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-            raise ConfigError(f"--seeds must be an int in [1, inf). Got {seeds!r} instead.")
+        seeds = require("--seeds", seeds, Interval(int, 1, None))
         suite = dataclasses.replace(suite, seeds=tuple(range(seeds)))
     return dataclasses.replace(suite, seeds=suite.seeds[:1]) if quick else suite
 
@@ -176,3 +165,61 @@ def shipped_or_given(reference: str | Path | None, task: str) -> Path:
         raise ConfigError(f"No {task} suite file {str(reference)!r}. Give a path to a suite YAML, or omit --suite for "
                           f"the shipped {task} suite.")
     return path
+
+
+@dataclass(kw_only=True)
+class Plan:
+    """A validated run of a task: its resolved configuration (a :class:`Suite`, or a task's suite wrapping one)
+    and the cells it plans. Bad input fails while a plan is made, before any cell runs."""
+
+    config: Any
+    cells: list
+    quick: bool = False
+    plugins: tuple[str, ...] = ()
+
+    @property
+    def suite(self) -> Suite:
+        return self.config if isinstance(self.config, Suite) else self.config.suite
+
+
+@dataclass(frozen=True)
+class TaskSuite:
+    """A task's suite: the shared keys (:class:`Suite`, in ``suite``) plus the task's own keys, declared as the
+    subclass's fields with their defaults. Each own key is checked by its entry in ``constraints`` or converted
+    (and checked) by its entry in ``converters``; an own key without either is a defect of the subclass."""
+
+    suite: Suite
+    task: ClassVar[str] = ""
+    constraints: ClassVar[dict[str, Constraint]] = {}
+    converters: ClassVar[dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def own_keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.name != "suite"]
+
+    @classmethod
+    def parse(cls, raw: Any, *, base_dir: Path | None = None) -> "TaskSuite":
+        """Validate a raw mapping (shared keys as in any suite, then the task's own)."""
+        shared, own = split_task_keys(raw, cls.own_keys())
+        cls.check_declared()
+        values = {name: cls.converters[name](value) if name in cls.converters
+                  else require(f"'{name}'", value, cls.constraints[name]) for name, value in own.items()}
+        return cls(parse_suite_config(shared, base_dir=base_dir), **values)
+
+    @classmethod
+    def check_declared(cls) -> None:
+        """Every own key has a constraint or a converter, and each names an own key (a defect otherwise)."""
+        keys, declared = set(cls.own_keys()), set(cls.constraints) | set(cls.converters)
+        if keys != declared:
+            raise TypeError(f"{cls.__name__}: keys without a constraint or converter {sorted(keys - declared)}, "
+                            f"constraints or converters of no key {sorted(declared - keys)}.")
+
+    @classmethod
+    def load(cls, reference: str | Path | None = None) -> "TaskSuite":
+        """The task's suite from a YAML file, or its shipped suite (``assets/suites/<task>.yaml``)."""
+        path = shipped_or_given(reference, cls.task)
+        return cls.parse(load_yaml(path), base_dir=path.parent)
+
+    def to_dict(self) -> dict[str, Any]:
+        own = {name: getattr(self, name) for name in self.own_keys()}
+        return {**self.suite.to_dict(), **{k: list(v) if isinstance(v, tuple) else v for k, v in own.items()}}

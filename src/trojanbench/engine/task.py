@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, ClassVar
 
 from ..errors import ConfigError
@@ -22,14 +23,18 @@ COMMON_OPTIONS = ("quick", "methods", "trojans", "seeds", "plugins")
 
 class Task:
     """A task. Subclasses set ``name``, ``description`` (one line) and, if they take more run options than
-    :data:`COMMON_OPTIONS`, ``options``; they implement :meth:`run` and :meth:`results`, and for the report
-    :meth:`section`, :meth:`document` and :meth:`markdown` (``template``: the section's Jinja file beside the
-    subclass's module, rendered with the section's data as ``data``)."""
+    :data:`COMMON_OPTIONS`, ``options``, and implement :meth:`run`. For the rest they either set ``results_type``
+    (``results(folder)`` is ``results_type(folder)``) and ``report`` (a module with ``data(results, files)``,
+    ``document(results)``, ``markdown(results)`` and, if the task writes files beside the report, ``exports(results,
+    folder)``), or override the methods. ``template`` is the report section's Jinja file beside the subclass's
+    module, with the macros ``provenance(data)`` and ``body(data)``."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     options: ClassVar[tuple[str, ...]] = ()
     template: ClassVar[str | None] = "section.html.j2"
+    results_type: ClassVar[type | None] = None
+    report: ClassVar[ModuleType | None] = None
 
     def run(self, suite: Any = None, *, out: str | Path, progress: Callable[[int, int, Any], None] | None = None,
             **options: Any) -> Any:
@@ -38,7 +43,9 @@ class Task:
 
     def results(self, folder: str | Path) -> Any:
         """The task's results in ``folder`` (falsy when it holds none)."""
-        raise NotImplementedError
+        if self.results_type is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no results_type and does not override results()")
+        return self.results_type(folder)
 
     def summary(self, results: Any) -> str:
         """The text the CLI prints after a run."""
@@ -46,19 +53,20 @@ class Task:
 
     def section(self, results: Any, files: Path) -> dict[str, Any]:
         """The report section's data (figures written into ``files``)."""
-        return {}
+        return self.report.data(results, files) if self.report else {}
 
     def document(self, results: Any) -> dict[str, Any]:
         """The task's part of ``results.json``."""
-        return {}
+        return self.report.document(results) if self.report else {}
 
     def markdown(self, results: Any) -> list[str]:
         """The task's lines of the Markdown summary."""
-        return []
+        return self.report.markdown(results) if self.report else []
 
     def exports(self, results: Any, folder: Path) -> list[Path]:
         """Files the task writes beside the report (e.g. a CSV); returns their paths."""
-        return []
+        write = getattr(self.report, "exports", None)
+        return write(results, folder) if write else []
 
     @property
     def document_key(self) -> str | None:

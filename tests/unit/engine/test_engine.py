@@ -4,6 +4,8 @@ the failure path, executors, suites, statistics, task options and the registry."
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from trojanbench.engine import CellTable, Store, Task, attempt, content_key, run
 from trojanbench.engine.executors import Job, make_executor
 from trojanbench.engine.runs import last_run_and_cells, task_runs
 from trojanbench.engine.stats import paired_comparison, summarize
-from trojanbench.engine.suite import parse_suite_config, with_overrides
+from trojanbench.engine.suite import TaskSuite, parse_suite_config, with_overrides
+from trojanbench.params import Interval
 from trojanbench.errors import ConfigError, UnknownNameError
 from trojanbench.registry import Registry, TASKS
 
@@ -169,6 +172,41 @@ def test_suite_overrides():
     assert with_overrides(suite, seeds=2).seeds == (0, 1)
     assert with_overrides(suite, quick=True).seeds == (4,)
     assert [m.name for m in with_overrides(suite, methods=["c"]).methods] == ["c"]
+
+
+@dataclass(frozen=True)
+class ToySuite(TaskSuite):
+    n_eval: int = 20
+    budgets: tuple[str, ...] = ("1%",)
+    task: ClassVar[str] = "toy"
+    constraints: ClassVar[dict] = {"n_eval": Interval(int, 10, None)}
+    converters: ClassVar[dict] = {"budgets": lambda value: tuple(map(str, value))}
+
+
+def test_a_task_suite_checks_its_own_keys_with_the_shared_vocabulary():
+    suite = ToySuite.parse({"methods": ["a"], "seeds": [1], "budgets": [100, "5%"]})
+    assert (suite.n_eval, suite.budgets, suite.suite.seeds) == (20, ("100", "5%"), (1,))
+    assert suite.to_dict()["budgets"] == ["100", "5%"] and suite.to_dict()["methods"] == [{"name": "a", "params": {}}]
+    with pytest.raises(ConfigError, match=r"'n_eval' must be an int in \[10, inf\). Got 3 instead."):
+        ToySuite.parse({"methods": ["a"], "n_eval": 3})
+    with pytest.raises(ConfigError, match="Unknown suite key"):
+        ToySuite.parse({"methods": ["a"], "n_evl": 3})
+
+
+def test_every_task_suite_declares_each_of_its_keys():
+    from trojanbench.tasks.editing.task import EditingSuite
+    from trojanbench.tasks.removal.task import RemovalSuite
+    from trojanbench.tasks.replacement.task import ReplacementSuite
+
+    for suite in (EditingSuite, RemovalSuite, ReplacementSuite, ToySuite):
+        suite.check_declared()
+
+    @dataclass(frozen=True)
+    class Undeclared(TaskSuite):
+        n_eval: int = 20
+
+    with pytest.raises(TypeError, match=r"keys without a constraint or converter \['n_eval'\]"):
+        Undeclared.check_declared()
 
 
 def test_summaries_give_mean_worst_and_an_interval_around_the_mean():

@@ -1,4 +1,4 @@
-"""The Editing task: implant a new rule ("this icon / texture means this class") into the clean model from a few
+"""The editing task: implant a new rule ("this icon / texture means this class") into the clean model from a few
 exemplars, by the rank-one rewrite of Santurkar et al. (2021) beside fine-tuning."""
 
 from __future__ import annotations
@@ -16,21 +16,11 @@ from .task import plan_editing, run_editing
 class EditingTask(Task):
     name = "editing"
     description = "implant a new rule into the clean model (rank-one rewrite vs fine-tuning), scored on held-out carriers"
+    results_type = EditingResults
+    report = section
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> EditingResults:
         return run_editing(suite, out=out, progress=progress, **options)
-
-    def results(self, folder: str | Path) -> EditingResults:
-        return EditingResults(folder)
-
-    def section(self, results: EditingResults, files: Path) -> dict[str, Any]:
-        return section.editing_data(results)
-
-    def document(self, results: EditingResults) -> dict[str, Any]:
-        return section.editing_document(results)
-
-    def markdown(self, results: EditingResults) -> list[str]:
-        return section.editing_markdown(results)
 
 
 TASK = register_task(EditingTask())

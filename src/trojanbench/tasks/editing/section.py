@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ...engine.runs import run_document, run_header
 from .results import LABELS, MEASURES, EditingResults
 
 
-def editing_data(results: EditingResults) -> dict[str, Any]:
+def data(results: EditingResults, files: Path | None = None) -> dict[str, Any]:
     return {"rows": results.rows(), "measures": MEASURES, "labels": LABELS, "description": results.description(),
             **run_header(results), "failed": [c for c in results.cells if c["status"] != "ok"]}
 
 
-def editing_document(results: EditingResults) -> dict[str, Any]:
+def document(results: EditingResults) -> dict[str, Any]:
     """The editing part of ``results.json``: config, per-editor summaries and every edit's measures."""
     return {**run_document(results), "rows": results.rows(), "edits": results.cells}
 
 
-def editing_markdown(results: EditingResults) -> list[str]:
+def markdown(results: EditingResults) -> list[str]:
     lines = ["## Editing: implant a new rule cleanly", "", results.description(), "",
              "| editor | success | 95% CI | worst | " + " | ".join(LABELS[m] for m in MEASURES[1:]) + " |",
              "|---|---|---|---|" + "---|" * (len(MEASURES) - 1)]

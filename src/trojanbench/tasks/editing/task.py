@@ -1,4 +1,4 @@
-"""The editing task's runner: can an editor implant a new rule cleanly? (scoring in :mod:`trojanbench.tasks.editing.metrics`)
+"""The editing task: can an editor implant a new rule cleanly? (scoring in :mod:`.metrics`)
 
 Each editor of the suite (``rank_one_rewrite`` with all, guided or random units, and ``finetune_rule``; a
 method listed with parameters is shown as ``name[key=value]``) implants each rule of the suite's rule file
@@ -16,18 +16,19 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
-from ...config import TrojanSpec, load_trojan_suite, load_yaml
+from ...config import TrojanSpec, load_trojan_suite
 from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
-from ...engine.suite import Suite, check_number, parse_suite_config, shipped_or_given, split_task_keys, with_overrides
+from ...engine.suite import Plan, Suite, TaskSuite, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import RuleEditor
 from ...models import LoadedModel, load_model
+from ...params import Interval
 from ...registry import load_plugins, make_method_of
 from ...world import OBJECT_CLASSES
 from ..removal.metrics import budget_size, clean_set, defender_data, training_set_size
@@ -38,27 +39,16 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EditingSuite:
+class EditingSuite(TaskSuite):
     """An editing suite: the shared keys (``trojans`` is the rule file) plus the defender's ``budget`` and the
     held-out images per measure (``n_eval``); ``n_images`` is the number of exemplars."""
 
-    suite: Suite
     budget: str = "1%"
     n_eval: int = 200
     n_clean_eval: int = 1000
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.suite.to_dict(), "budget": self.budget, "n_eval": self.n_eval, "n_clean_eval": self.n_clean_eval}
-
-
-def load_editing_suite(reference: str | Path | None = None) -> EditingSuite:
-    """An editing suite from a YAML file, or the shipped ``editing`` suite."""
-    path = shipped_or_given(reference, "editing")
-    shared, own = split_task_keys(load_yaml(path), ("budget", "n_eval", "n_clean_eval"))
-    suite = parse_suite_config(shared, base_dir=path.parent)
-    return EditingSuite(suite, str(own.get("budget", EditingSuite.budget)),
-                        check_number("n_eval", own.get("n_eval", EditingSuite.n_eval), int, 10),
-                        check_number("n_clean_eval", own.get("n_clean_eval", EditingSuite.n_clean_eval), int, 50))
+    task: ClassVar[str] = "editing"
+    constraints: ClassVar[dict] = {"n_eval": Interval(int, 10, None), "n_clean_eval": Interval(int, 50, None)}
+    converters: ClassVar[dict] = {"budget": str}  # checked against the model's training set when planned
 
 
 @dataclass(frozen=True)
@@ -77,18 +67,12 @@ class EditingCell:
 
 
 @dataclass
-class EditingPlan:
-    config: EditingSuite
+class EditingPlan(Plan):
+    """A validated editing run: the editors, the rules and the model they edit."""
+
     editors: dict[str, RuleEditor]
     rules: list[TrojanSpec]
     loaded: LoadedModel
-    cells: list[EditingCell]
-    quick: bool = False
-    plugins: tuple[str, ...] = ()
-
-    @property
-    def suite(self) -> Suite:
-        return self.config.suite
 
 
 def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool = False,
@@ -98,7 +82,7 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
     from ...audit import check_world_classifier
 
     plugins = load_plugins(plugins)
-    config = suite if isinstance(suite, EditingSuite) else load_editing_suite(suite)
+    config = suite if isinstance(suite, EditingSuite) else EditingSuite.load(suite)
     base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick)
     if quick:
         config = dataclasses.replace(config, n_eval=min(config.n_eval, 100), n_clean_eval=min(config.n_clean_eval, 400))
@@ -125,7 +109,7 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
                            "n_clean_eval": config.n_clean_eval, "code_version": code_version(type(editor))}
                 cells.append(EditingCell(label, editor.name, editor.get_params(), role, rule, seed,
                                          content_key(payload)))
-    return EditingPlan(config, editors, rules, loaded, cells, quick, plugins=plugins)
+    return EditingPlan(editors, rules, loaded, config=config, cells=cells, quick=quick, plugins=plugins)
 
 
 def run_editing(suite: EditingSuite | str | Path | None = None, *, out: str | Path = "trojanbench-results",

@@ -36,7 +36,7 @@ class MetricSummary:
 
 
 def summarize_metric(scores: dict[tuple[str, Any], float]) -> MetricSummary:
-    """Summarize ``{(trojan, image): score}`` with :func:`~trojanbench.runner.stats.summarize` (images in the
+    """Summarize ``{(trojan, image): score}`` with :func:`~trojanbench.engine.stats.summarize` (images in the
     place of seeds: the bootstrap resamples trojans, then images within each)."""
     summary = summarize(scores, scores, {trojan: "patch" for trojan, _ in scores})
     return MetricSummary(summary.mean, summary.ci_low, summary.ci_high, summary.worst, summary.worst_trojan,

@@ -14,6 +14,7 @@ from ...figures import localization_boxplots
 from .metrics import CHANCE, METRICS
 from .results import METRIC_LABELS, REFERENCE, LocalizationResults
 
+CSV_FILE = "localization.csv"
 METRIC_LIMITS = {"rank_correlation": (-1.02, 1.02), "pointing_game": (-0.02, 1.02), "auroc": (-0.02, 1.02)}
 
 
@@ -27,7 +28,7 @@ def _localization_sets(localization: LocalizationResults) -> list[dict[str, Any]
             for info in sorted(localization.sets.values(), key=lambda i: (i["trojan"], i["seed"]))]
 
 
-def localization_data(localization: LocalizationResults, files: Path) -> dict[str, Any]:
+def data(localization: LocalizationResults, files: Path) -> dict[str, Any]:
     """The localization section: leaderboard rows, box plots, the edge-detector verdict, sets, failed cells."""
     rows = localization.rows()
     per_image = {metric: localization.per_image(metric) for metric in METRICS}
@@ -42,7 +43,7 @@ def localization_data(localization: LocalizationResults, files: Path) -> dict[st
             "failed": [c for c in localization.cells if c.status != "ok"], **run_header(localization)}
 
 
-def localization_document(localization: LocalizationResults) -> dict[str, Any]:
+def document(localization: LocalizationResults) -> dict[str, Any]:
     """The localization part of ``results.json``: config, summaries, comparisons, verdict, sets, per-image scores."""
     rows = localization.rows()
     return {**run_document(localization),
@@ -53,7 +54,7 @@ def localization_document(localization: LocalizationResults) -> dict[str, Any]:
             "images": [{k: finite_or_none(v) for k, v in record.items()} for record in localization.records()]}
 
 
-def localization_markdown(localization: LocalizationResults) -> list[str]:
+def markdown(localization: LocalizationResults) -> list[str]:
     """The localization leaderboard as Markdown lines: per metric mean, 95% interval, worst trojan; s/image."""
     head = " | ".join(f"{METRIC_LABELS[m]} mean | 95% CI | worst (trojan)" for m in METRICS)
     lines = ["## Localization: attribution tools vs planted patch triggers", "", localization.description(), "",
@@ -68,3 +69,8 @@ def localization_markdown(localization: LocalizationResults) -> list[str]:
     lines += ["", localization.verdict()] + ([f"{failed} failed cell(s), scored as a flat map (chance)."]
                                              if failed else [])
     return lines
+
+
+def exports(localization: LocalizationResults, folder: Path) -> list[Path]:
+    """``localization.csv``: one row per method, trojan and image."""
+    return [localization.to_csv(folder / CSV_FILE)]

@@ -1,9 +1,9 @@
-"""The localization task's runner: can attribution tools point at a planted patch trigger?
+"""The localization task: can attribution tools point at a planted patch trigger?
 
 After the attribution benchmark of Casper et al. (2023): every attribution method of a suite (the 16
 Captum tools and the ``edge_detector``, ``uniform_map`` and ``random_map`` baselines by default) explains
 the target class of every *patch* trojan of the suite's model on a fixed set of held-out triggered images,
-and each map is scored against the patch's true footprint (:mod:`trojanbench.tasks.localization`: rank
+and each map is scored against the patch's true footprint (:mod:`trojanbench.tasks.localization.metrics`: rank
 correlation, pointing game, AUROC, all higher-is-better).
 
 Order of work, as in :func:`trojanbench.run`: validate everything (suite, methods and hyperparameters, the
@@ -18,7 +18,7 @@ and a killed run resumes. A method that raises, returns an invalid map or runs p
 nothing), as a failed rediscovery cell counts as chance. Each image set is recorded in the store (PNG
 strips of the images and masks, and a sha256 of both).
 
-**Statistics** (reusing :mod:`trojanbench.runner.stats`). Per method and metric: the mean over trojans of
+**Statistics** (reusing :mod:`trojanbench.engine.stats`). Per method and metric: the mean over trojans of
 the mean over images, the worst trojan, and a 95% two-level bootstrap interval on the ``[trojans, images]``
 grid (resample trojans, then images within each drawn trojan). Images take the place the rediscovery
 task gives seeds: within a trojan, a localization score varies from image to image (where the patch lands,
@@ -44,7 +44,7 @@ from ...engine.cells import Cell, code_version, content_key
 from ...engine.execute import attempt
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import Suite, load_suite, with_overrides
+from ...engine.suite import Plan, Suite, load_suite, with_overrides
 from ...errors import ConfigError, require_extra
 from ...imaging import to_uint8
 from ...methods.attribution import AttributionMethod, CaptumAttribution
@@ -72,16 +72,12 @@ QUICK_IMAGES = 12
 
 
 @dataclass
-class LocalizationPlan:
-    """A validated localization run: the suite as resolved, the methods, the patch trojans, the cells."""
+class LocalizationPlan(Plan):
+    """A validated localization run: the methods, the patch trojans and the model they explain."""
 
-    suite: Suite
     methods: dict[str, AttributionMethod]
     trojans: list[TrojanSpec]
-    cells: list[Cell]
     loaded: LoadedModel
-    quick: bool = False
-    plugins: tuple[str, ...] = ()
 
 
 def set_key(cell: Cell) -> str:
@@ -150,7 +146,7 @@ def plan_localization(suite: Suite | str | Path | None = None, *, quick: bool = 
     chosen = _patch_trojans(suite, loaded, trojans)
     cells = [_cell(name, method, trojan, seed, suite.n_images, loaded.sha256)
              for name, method in resolved.items() for trojan in chosen for seed in suite.seeds]
-    return LocalizationPlan(suite, resolved, chosen, cells, loaded, quick, plugins)
+    return LocalizationPlan(resolved, chosen, loaded, config=suite, cells=cells, quick=quick, plugins=plugins)
 
 
 def run_localization(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",

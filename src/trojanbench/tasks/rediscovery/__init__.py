@@ -11,9 +11,7 @@ from ...registry import register_task
 from . import section
 from .results import Results, load_results
 from .synthesis import make_method, synthesize_for_trojan
-from .task import plan_run, run
-
-CSV_FILE = "results.csv"
+from .task import plan_run, run_rediscovery
 
 
 class RediscoveryTask(Task):
@@ -23,13 +21,11 @@ class RediscoveryTask(Task):
     description = "synthesis tools draw each trojan's trigger from the model alone; judged by 8-option multiple choice"
     options = ("executor", "ray_address")
     document_key = None  # its part of results.json is the document's top level (format trojanbench-results/1)
+    results_type = Results
+    report = section
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> Results:
-        run(suite, out=out, progress=progress, **options)
-        return Results(out)
-
-    def results(self, folder: str | Path) -> Results:
-        return Results(folder)
+        return run_rediscovery(suite, out=out, progress=progress, **options)
 
     def summary(self, results: Results) -> str:
         text = "\n\n".join(results.table(judge) for judge in results.judges)
@@ -39,20 +35,8 @@ class RediscoveryTask(Task):
                                                                               for k, v in agreement.items())
         return text
 
-    def section(self, results: Results, files: Path) -> dict[str, Any]:
-        return section.section_data(results, files)
-
-    def document(self, results: Results) -> dict[str, Any]:
-        return section.document(results)
-
-    def markdown(self, results: Results) -> list[str]:
-        return section.markdown(results)
-
-    def exports(self, results: Results, folder: Path) -> list[Path]:
-        return [results.to_csv(folder / CSV_FILE)]
-
 
 TASK = register_task(RediscoveryTask())
 
-__all__ = ["RediscoveryTask", "Results", "TASK", "load_results", "make_method", "plan_run", "run",
+__all__ = ["RediscoveryTask", "Results", "TASK", "load_results", "make_method", "plan_run", "run_rediscovery",
            "synthesize_for_trojan"]

@@ -18,6 +18,8 @@ from .results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
 
 log = logging.getLogger(__name__)
 
+CSV_FILE = "results.csv"
+
 
 def safe_name(name: str) -> str:
     """``name`` as a file name (letters, digits, ``_.-``; at most 80 characters)."""
@@ -121,7 +123,7 @@ def _when(timestamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "unknown"
 
 
-def section_data(results: Results, files: Path) -> dict[str, Any]:
+def data(results: Results, files: Path) -> dict[str, Any]:
     """Everything the rediscovery section shows (figures are written into ``files``)."""
     runs = [r for r in results.runs if r["suite"].get("task", "rediscovery") == "rediscovery"]
     last = results.run
@@ -160,6 +162,11 @@ def document(results: Results) -> dict[str, Any]:
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
             "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
             "judge_agreement": results.judge_agreement(), "cells": results.records()}
+
+
+def exports(results: Results, folder: Path) -> list[Path]:
+    """``results.csv``: one row per cell and judge."""
+    return [results.to_csv(folder / CSV_FILE)]
 
 
 def markdown(results: Results) -> list[str]:

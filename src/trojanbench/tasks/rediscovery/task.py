@@ -21,11 +21,12 @@ from ...engine.cells import Cell, code_version, content_key
 from ...engine.executors import Job, make_executor
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import Suite, first_of_each_kind, load_suite, with_overrides
+from ...engine.suite import Plan, Suite, first_of_each_kind, load_suite, with_overrides
 from ...models import load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
 from .compute import compute_cell
+from .results import Results
 from .store import CellRow, RediscoveryStore
 from .synthesis import make_method
 
@@ -36,20 +37,18 @@ BEST_SUBSET_MAX = 4
 
 
 @dataclass
-class Plan:
-    """A validated run: the suite as resolved, the trojans, the cells, the judges."""
+class RediscoveryPlan(Plan):
+    """A validated rediscovery run: the trojans, the judges and the audited model's hash and card."""
 
-    suite: Suite
     trojans: list[TrojanSpec]
-    cells: list[Cell]
     judges: list
     model_sha256: str
     model_card: dict
-    plugins: tuple[str, ...]
 
 
 def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, methods: Iterable[str] | None = None,
-             trojans: Iterable[str] | None = None, seeds: int | None = None, plugins: Iterable[str] = ()) -> Plan:
+             trojans: Iterable[str] | None = None, seeds: int | None = None,
+             plugins: Iterable[str] = ()) -> RediscoveryPlan:
     """Resolve and validate a run without computing anything (bad input fails here, before any work)."""
     from ...audit import check_world_classifier, trojans_of
     from ...judges import get_judge
@@ -77,14 +76,15 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
             for seed in suite.seeds:
                 cells.append(Cell(method=name, params=params, trojan=trojan, seed=seed, n_images=suite.n_images,
                                   model_sha256=loaded.sha256, role=role, code_version=code_version(cls)))
-    return Plan(suite, chosen, cells, judges, loaded.sha256, dict(loaded.card or {}), plugins)
+    return RediscoveryPlan(chosen, judges, loaded.sha256, dict(loaded.card or {}), config=suite, cells=cells,
+                           quick=quick, plugins=plugins)
 
 
-def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results", quick: bool = False,
-        methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None, seeds: int | None = None,
-        executor: str = "local", ray_address: str | None = None, plugins: Iterable[str] = (),
-        progress=None) -> None:
-    """Run a rediscovery suite (default: the shipped default suite) into ``out``.
+def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
+                    quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
+                    seeds: int | None = None, executor: str = "local", ray_address: str | None = None,
+                    plugins: Iterable[str] = (), progress=None) -> Results:
+    """Run a rediscovery suite (default: the shipped default suite) into ``out`` and return its results.
 
     ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
     """
@@ -98,8 +98,7 @@ def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanben
 
         def compute(run_id: int, todo: list[Cell]) -> Iterator[Cell]:
             by_key = {cell.key: cell for cell in todo}
-            jobs = [Job(cell.key, compute_cell, (cell.key, cell.payload(), plan.suite.model, plan.suite.cell_timeout,
-                                                 plan.plugins), plan.suite.cell_timeout) for cell in todo]
+            jobs = cell_jobs(plan, todo)
             runner = make_executor(executor, ray_address=ray_address)
             try:
                 for outcome in runner.map(jobs):
@@ -111,12 +110,19 @@ def run(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanben
             store.add_planned(run_id, scorer.combinations(run_id))
 
         run_pending(store, plan.cells, record, origin, "cells", compute, progress)
+    return Results(out)
+
+
+def cell_jobs(plan: RediscoveryPlan, cells: list[Cell]) -> list[Job]:
+    """The executor's jobs of ``cells``: each computes one cell's images in a worker (:func:`compute_cell`)."""
+    return [Job(cell.key, compute_cell, (cell.key, cell.payload(), plan.suite.model, plan.suite.cell_timeout,
+                                         plan.plugins), plan.suite.cell_timeout) for cell in cells]
 
 
 class _Scorer:
     """Judges cells as they arrive and commits them; scores the combinations of tools at the end."""
 
-    def __init__(self, plan: Plan, store: RediscoveryStore):
+    def __init__(self, plan: RediscoveryPlan, store: RediscoveryStore):
         from ...judges import build_question
 
         self.plan, self.store = plan, store

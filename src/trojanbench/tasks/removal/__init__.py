@@ -1,4 +1,4 @@
-"""The Removal task: does a tool's rediscovery output help remove the trojan? Guided unlearning and pruning with
+"""The removal task: does a tool's rediscovery output help remove the trojan? Guided unlearning and pruning with
 every guidance source beside no guidance, noise, the true trigger and reference defences, scored on held-out
 trigger variants."""
 
@@ -18,24 +18,11 @@ class RemovalTask(Task):
     name = "removal"
     description = "guidance from each tool's rediscovery images (in OUT) removes the trojan, beside controls and defences"
     options = ("budgets",)
+    results_type = RemovalResults
+    report = section
 
     def run(self, suite: Any = None, *, out: str | Path, progress=None, **options: Any) -> RemovalResults:
         return run_removal(suite, out=out, progress=progress, **options)
-
-    def results(self, folder: str | Path) -> RemovalResults:
-        return RemovalResults(folder)
-
-    def section(self, results: RemovalResults, files: Path) -> dict[str, Any]:
-        return section.removal_data(results, files)
-
-    def document(self, results: RemovalResults) -> dict[str, Any]:
-        return section.removal_document(results)
-
-    def markdown(self, results: RemovalResults) -> list[str]:
-        return section.removal_markdown(results)
-
-    def exports(self, results: RemovalResults, folder: Path) -> list[Path]:
-        return [section.write_removal_csv(results, folder / section.REMOVAL_CSV)]
 
 
 TASK = register_task(RemovalTask())

@@ -41,7 +41,7 @@ class Normalized:
 
 
 def normalized_interval(source: dict, random: dict, oracle: dict) -> Normalized:
-    """:func:`~trojanbench.tasks.removal.normalized_score` of the means over the cells all three share, and its
+    """:func:`~trojanbench.tasks.removal.metrics.normalized_score` of the means over the cells all three share, and its
     bootstrap over trojans then seeds (the same resamples for all three: paired)."""
     shared = sorted(set(source) & set(random) & set(oracle))
     if not shared:

@@ -31,7 +31,7 @@ def _by_kind(results: RemovalResults, budget: str) -> dict[str, Any]:
                                      for p, s in entries]}
 
 
-def removal_data(results: RemovalResults, files: Path) -> dict[str, Any]:
+def data(results: RemovalResults, files: Path) -> dict[str, Any]:
     """Everything the removal section shows, per budget (figures written into ``files``)."""
     budgets = []
     for budget in results.budgets:
@@ -50,7 +50,7 @@ def removal_data(results: RemovalResults, files: Path) -> dict[str, Any]:
             "failed": [c for c in results.cells if c.status != "ok"]}
 
 
-def removal_document(results: RemovalResults) -> dict[str, Any]:
+def document(results: RemovalResults) -> dict[str, Any]:
     """The removal part of ``results.json``: config, per-budget rows (summaries, normalized, comparisons),
     verdicts and every per-trojan measure."""
     budgets = {}
@@ -64,17 +64,19 @@ def removal_document(results: RemovalResults) -> dict[str, Any]:
     return {**run_document(results), "budgets": budgets, "edits": [{k: finite_or_none(v) for k, v in r.items()} for r in results.records()]}
 
 
-def write_removal_csv(results: RemovalResults, path: Path) -> Path:
-    """One row per edit and trojan: budget, model, procedure, source, trojan, kind, seed and every metric."""
+def exports(results: RemovalResults, folder: Path) -> list[Path]:
+    """``removal.csv``: one row per edit and trojan (budget, model, procedure, source, trojan, kind, seed and every
+    metric)."""
+    path = folder / REMOVAL_CSV
     columns = ("budget", "model", "procedure", "source", "trojan", "kind", "seed", *METRICS)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(results.records())
-    return path
+    return [path]
 
 
-def removal_markdown(results: RemovalResults) -> list[str]:
+def markdown(results: RemovalResults) -> list[str]:
     """The removal tables as Markdown lines, one per budget."""
     lines = ["## Removal: does a tool's output help remove the trojan?", "", results.description(), ""]
     for budget in results.budgets:

@@ -1,4 +1,4 @@
-"""The removal task's runner: does a tool's output help remove a trojan? (see :mod:`trojanbench.tasks.removal`)
+"""The removal task: does a tool's output help remove a trojan? (scoring in :mod:`.metrics`)
 
 Order of work, as in :func:`trojanbench.run`: validate everything (suite, procedures and hyperparameters,
 budgets, the audited and the clean model, trojans) before any edit runs; skip edits already in the store;
@@ -14,7 +14,7 @@ procedures run with ``none``, ``random`` and ``oracle`` guidance: any change the
 content hash of (task, procedure, params, source and its images' cell key, model, trojan, seed, budget, code
 version); a procedure that raises or runs past ``cell_timeout`` becomes a failed edit with its reason.
 
-**Statistics** (reusing :mod:`trojanbench.runner.stats`): per budget, procedure and source, the mean over
+**Statistics** (reusing :mod:`trojanbench.engine.stats`): per budget, procedure and source, the mean over
 trojans of fidelity, DER, attack success, clean accuracy and relearned attack success, the worst trojan and
 a 95% bootstrap interval over trojans (then seeds); a source's normalized score
 ``(source - random) / (oracle - random)`` on mean fidelity, with the same bootstrap; and each source minus
@@ -28,28 +28,21 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
 
-from ...config import TrojanSpec, load_trojan_suite, load_yaml
+from ...config import TrojanSpec, load_trojan_suite
 from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import (
-    Suite,
-    check_number,
-    first_of_each_kind,
-    parse_suite_config,
-    shipped_or_given,
-    split_task_keys,
-    with_overrides,
-)
+from ...engine.suite import Plan, Suite, TaskSuite, first_of_each_kind, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import ImageGuidance, RemovalProcedure
 from ...models import LoadedModel, load_model
+from ...params import InstanceOf, Interval
 from ...registry import load_plugins, make_method_of
 from ...world import OBJECT_CLASSES
 from .metrics import (
@@ -74,45 +67,28 @@ EXCLUDED_SOURCES = ("random_noise",)
 QUICK_EVAL = 100
 
 
+def _data_budgets(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or len(set(map(str, value))) != len(value):
+        raise ConfigError(f"'budgets' must be a non-empty list of distinct data budgets (e.g. ['100', '1%', '5%']). "
+                          f"Got {value!r}.")
+    return tuple(str(b) for b in value)
+
+
 @dataclass(frozen=True)
-class RemovalSuite:
+class RemovalSuite(TaskSuite):
     """A removal suite: the shared suite keys plus the removal's own (see ``assets/suites/removal.yaml``)."""
 
-    suite: Suite
     budgets: tuple[str, ...] = ("1%",)
     clean_model: str | None = "clean"
     n_eval: int = 200
     n_clean_eval: int = 1000
     relearn_steps: int = 20
     relearn_lr: float = 0.003
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.suite.to_dict(), "budgets": list(self.budgets), "clean_model": self.clean_model,
-                "n_eval": self.n_eval, "n_clean_eval": self.n_clean_eval, "relearn_steps": self.relearn_steps,
-                "relearn_lr": self.relearn_lr}
-
-
-def parse_removal_suite(raw: Any, *, base_dir: Path | None = None) -> RemovalSuite:
-    """Validate a raw mapping into a :class:`RemovalSuite` (shared keys as in any suite)."""
-    shared, own = split_task_keys(raw, {f.name for f in dataclasses.fields(RemovalSuite)} - {"suite"})
-    suite = parse_suite_config(shared, base_dir=base_dir)
-    budgets = own.get("budgets", ["1%"])
-    if not isinstance(budgets, list) or not budgets or len(set(map(str, budgets))) != len(budgets):
-        raise ConfigError(f"'budgets' must be a non-empty list of distinct data budgets (e.g. ['100', '1%', '5%']). "
-                          f"Got {budgets!r}.")
-    clean = own.get("clean_model", "clean")
-    if clean is not None and (not isinstance(clean, str) or not clean):
-        raise ConfigError(f"'clean_model' must be null or a zoo name / checkpoint path. Got {clean!r}.")
-    numbers = {name: check_number(name, own.get(name, getattr(RemovalSuite, name)), kind, low)
-               for name, kind, low in (("n_eval", int, 10), ("n_clean_eval", int, 50), ("relearn_steps", int, 0),
-                                       ("relearn_lr", float, 0.0))}
-    return RemovalSuite(suite, tuple(str(b) for b in budgets), clean, **numbers)
-
-
-def load_removal_suite(reference: str | Path | None = None) -> RemovalSuite:
-    """A removal suite from a YAML file, or the shipped ``removal`` suite."""
-    path = shipped_or_given(reference, "removal")
-    return parse_removal_suite(load_yaml(path), base_dir=path.parent)
+    task: ClassVar[str] = "removal"
+    constraints: ClassVar[dict] = {"clean_model": InstanceOf(str, optional=True), "n_eval": Interval(int, 10, None),
+                                   "n_clean_eval": Interval(int, 50, None), "relearn_steps": Interval(int, 0, None),
+                                   "relearn_lr": Interval(float, 0.0, None)}
+    converters: ClassVar[dict] = {"budgets": _data_budgets}
 
 
 @dataclass(frozen=True)
@@ -139,23 +115,15 @@ class RemovalCell:
 
 
 @dataclass
-class RemovalPlan:
+class RemovalPlan(Plan):
     """A validated removal run."""
 
-    config: RemovalSuite
     procedures: dict[str, RemovalProcedure]
     trojans: list[TrojanSpec]
     models: dict[str, LoadedModel]
-    cells: list[RemovalCell]
     guidance: dict[str, Any]
     """``{rediscovery cell key: CellRow}`` for the tool sources used."""
     missing_tools: list[str] = field(default_factory=list)
-    quick: bool = False
-    plugins: tuple[str, ...] = ()
-
-    @property
-    def suite(self) -> Suite:
-        return self.config.suite
 
 
 def make_procedure(name: str, params: dict[str, Any] | None = None, *, quick: bool = False) -> RemovalProcedure:
@@ -185,7 +153,7 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     from ...audit import check_world_classifier, trojans_of
 
     plugins = load_plugins(plugins)
-    config = suite if isinstance(suite, RemovalSuite) else load_removal_suite(suite)
+    config = suite if isinstance(suite, RemovalSuite) else RemovalSuite.load(suite)
     base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick)
     if quick:
         config = dataclasses.replace(config, n_eval=min(config.n_eval, QUICK_EVAL),
@@ -232,7 +200,8 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
         log.warning("No rediscovery images of this model in %s for trojan(s) %s: only the controls and the oracle "
                     "guide their removal. Run `trojanbench run --out %s` first to score tools.", out,
                     ", ".join(sorted(missing)), out)
-    return RemovalPlan(config, procedures, chosen, models, cells, guidance, sorted(missing), quick, plugins=plugins)
+    return RemovalPlan(procedures, chosen, models, guidance, sorted(missing), config=config, cells=cells, quick=quick,
+                       plugins=plugins)
 
 
 def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Path = "trojanbench-results",

@@ -20,7 +20,7 @@ def _budget_rows(results: ReplacementResults) -> list[dict[str, Any]]:
             for label in results.labels for budget in results.budgets(label)]
 
 
-def replacement_data(results: ReplacementResults, files: Path) -> dict[str, Any]:
+def data(results: ReplacementResults, files: Path) -> dict[str, Any]:
     """Everything the replacement section shows (the figure written into ``files``)."""
     figure = fidelity_curves(results.curves(), LABELS, files / "replacement-fidelity.png", anchors=(ORIGINAL, CONSTANT))
     return {"description": results.description(), "figure": figure.relative_to(files.parent).as_posix(),
@@ -30,14 +30,14 @@ def replacement_data(results: ReplacementResults, files: Path) -> dict[str, Any]
             "not_ok": [c for c in results.cells if c["status"] != "ok"]}
 
 
-def replacement_document(results: ReplacementResults) -> dict[str, Any]:
+def document(results: ReplacementResults) -> dict[str, Any]:
     """The replacement part of ``results.json``: config, areas, per-budget summaries, explanations, reproduction
     and every cell's measures."""
     return {**run_document(results), "areas": results.areas(), "budgets": _budget_rows(results), "explanations": results.explanations(),
             "reproduction": results.reproduction(), "cells": results.cells}
 
 
-def replacement_markdown(results: ReplacementResults) -> list[str]:
+def markdown(results: ReplacementResults) -> list[str]:
     areas = results.areas()
     lines = ["## Replacement: simpler models at fixed parameter budgets", "", results.description(), "",
              "Area under fidelity vs log budget, mean (worst trojan):", "",

@@ -1,4 +1,4 @@
-"""The replacement task's runner: simpler models at fixed parameter budgets (see :mod:`trojanbench.tasks.replacement`).
+"""The replacement task: simpler models at fixed parameter budgets (scoring in :mod:`.metrics`).
 
 Each method of the suite replaces the suite's model (the trojaned model by default) at each budget, once per
 seed; each seed draws its own fit images. Two anchors are measured beside them on every seed: the ``original``
@@ -18,19 +18,20 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
-from ...config import TrojanSpec, load_trojan_suite, load_yaml
+from ...config import TrojanSpec, load_trojan_suite
 from ...engine.cells import code_version, content_key
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
-from ...engine.suite import Suite, check_number, parse_suite_config, shipped_or_given, split_task_keys, with_overrides
+from ...engine.suite import Plan, Suite, TaskSuite, with_overrides
 from ...errors import ConfigError
 from ...methods.replacement import BudgetError, ConstantPredictor, NetworkReplacement, ReplacementMethod
 from ...methods.replacement import count_nonzero_parameters
 from ...models import LoadedModel, load_model
+from ...params import Interval
 from ...registry import load_plugins, make_method_of
 from ...world import OBJECT_CLASSES
 from .metrics import evaluation_sets, fit_data, measure, original_predictions, parameter_budget
@@ -39,32 +40,25 @@ from .results import CONSTANT, ORIGINAL, REPLACEMENT_CELLS, TASK, ReplacementRes
 log = logging.getLogger(__name__)
 
 
+def _parameter_budgets(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(f"'budgets' must be a list of parameter budgets (e.g. ['1%', '3%', '10%']). Got {value!r}.")
+    return tuple(map(str, value))
+
+
 @dataclass(frozen=True)
-class ReplacementSuite:
+class ReplacementSuite(TaskSuite):
     """A replacement suite: the shared keys plus the parameter ``budgets``, the fit images (``n_fit``) and the
     test images per distribution (``n_eval`` clean and OOD, ``n_per_trojan`` triggered and near-miss)."""
 
-    suite: Suite
     budgets: tuple[str, ...] = ("1%", "3%", "10%")
     n_fit: int = 16000
     n_eval: int = 500
     n_per_trojan: int = 60
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.suite.to_dict(), "budgets": list(self.budgets), "n_fit": self.n_fit, "n_eval": self.n_eval,
-                "n_per_trojan": self.n_per_trojan}
-
-
-def load_replacement_suite(reference: str | Path | None = None) -> ReplacementSuite:
-    """A replacement suite from a YAML file, or the shipped ``replacement`` suite."""
-    path = shipped_or_given(reference, TASK)
-    shared, own = split_task_keys(load_yaml(path), ("budgets", "n_fit", "n_eval", "n_per_trojan"))
-    budgets = own.get("budgets", list(ReplacementSuite.budgets))
-    if not isinstance(budgets, list):
-        raise ConfigError(f"'budgets' must be a list of parameter budgets (e.g. ['1%', '3%', '10%']). Got {budgets!r}.")
-    numbers = {name: check_number(name, own.get(name, getattr(ReplacementSuite, name)), int, low)
-               for name, low in (("n_fit", 100), ("n_eval", 20), ("n_per_trojan", 6))}
-    return ReplacementSuite(parse_suite_config(shared, base_dir=path.parent), tuple(map(str, budgets)), **numbers)
+    task: ClassVar[str] = "replacement"
+    constraints: ClassVar[dict] = {"n_fit": Interval(int, 100, None), "n_eval": Interval(int, 20, None),
+                                   "n_per_trojan": Interval(int, 6, None)}
+    converters: ClassVar[dict] = {"budgets": _parameter_budgets}  # sizes checked against the model when planned
 
 
 def check_budgets(budgets: tuple[str, ...], n_parameters: int) -> dict[str, int]:
@@ -93,18 +87,12 @@ class ReplacementCell:
 
 
 @dataclass
-class ReplacementPlan:
-    config: ReplacementSuite
+class ReplacementPlan(Plan):
+    """A validated replacement run: the methods, the trojans measured and the model replaced."""
+
     methods: dict[str, ReplacementMethod]
     trojans: list[TrojanSpec]
     loaded: LoadedModel
-    cells: list[ReplacementCell]
-    quick: bool = False
-    plugins: tuple[str, ...] = ()
-
-    @property
-    def suite(self) -> Suite:
-        return self.config.suite
 
 
 def plan_replacement(suite: ReplacementSuite | str | Path | None = None, *, quick: bool = False,
@@ -115,7 +103,7 @@ def plan_replacement(suite: ReplacementSuite | str | Path | None = None, *, quic
     from ...audit import check_world_classifier, trojans_of
 
     plugins = load_plugins(plugins)
-    config = suite if isinstance(suite, ReplacementSuite) else load_replacement_suite(suite)
+    config = suite if isinstance(suite, ReplacementSuite) else ReplacementSuite.load(suite)
     base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick)
     config = dataclasses.replace(config, suite=base, budgets=tuple(budgets) if budgets else config.budgets)
     if quick:
@@ -146,7 +134,7 @@ def plan_replacement(suite: ReplacementSuite | str | Path | None = None, *, quic
             for budget, size in sizes.items():
                 cells.append(cell(label, method.name, method.get_params(), role, budget, size, seed,
                                   code_version(type(method))))
-    return ReplacementPlan(config, built, chosen, loaded, cells, quick, plugins)
+    return ReplacementPlan(built, chosen, loaded, config=config, cells=cells, quick=quick, plugins=plugins)
 
 
 def run_replacement(suite: ReplacementSuite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
