@@ -76,9 +76,6 @@ def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, 
     return load_plugins(value)
 
 
-    return "; ".join(f"{name}: {task.description}" for name, task in TASKS.items()) + "."
-
-
 @main.command()
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True, expose_value=True,
               help="Load a plugin module:Name (a method or judge class, or a task), repeatable.")
@@ -314,7 +311,8 @@ def _list_tasks(**_) -> list[dict]:
              "module": type(task).__module__} for name, task in TASKS.items()]
 
 
-_LISTERS = {"tasks": _list_tasks, "trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts, "models": _list_models,
+_LISTERS = {"tasks": _list_tasks, "trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts,
+            "models": _list_models,
             "classes": _list_classes, "judges": _list_judges}
 
 

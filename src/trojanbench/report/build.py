@@ -3,8 +3,8 @@
 Deleting the report and running ``trojanbench report RESULTS_DIR`` again reproduces it: every number on the page
 comes from ``results.sqlite``, every image from ``images/`` or from the world's renderer. The page is a shell; each
 registered task whose results the folder holds contributes its section (:class:`~trojanbench.engine.task.Task`:
-``section``, its template, ``document``, ``markdown``, ``exports``), the built-in tasks in their order, then any other by name. Each
-task's results are read once per report.
+``section``, its template, ``document``, ``markdown``, ``exports``), the built-in tasks in their order, then any
+other by name. Each task's results are read once per report.
 """
 
 from __future__ import annotations

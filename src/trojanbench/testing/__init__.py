@@ -63,17 +63,17 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..config import TrojanSpec
 from ..errors import ConfigError, TrojanbenchError
 from ..methods.attribution.base import AttributionMethod
 from ..methods.base import Method, SynthesisMethod
-from ..methods.editing.base import DefenderData, ImageGuidance, RemovalProcedure
+from ..methods.editing.base import ImageGuidance, RemovalProcedure
 from ..methods.editing.rules import RuleEditor
-from ..methods.replacement.base import BudgetError, FitData, ReplacementMethod
+from ..methods.replacement.base import BudgetError, ReplacementMethod
 from ..methods.target import Target
 from ..params import Boolean, InstanceOf, Interval, Options
+from .tiny import TINY_SIZE, tiny_defender_data, tiny_fit_data, tiny_images, tiny_network, tiny_target
 
 
 class ConformanceError(TrojanbenchError, AssertionError):
@@ -85,66 +85,9 @@ class ConformanceError(TrojanbenchError, AssertionError):
 
 
 FAMILIES = ("synthesis", "attribution", "editing", "replacement")
-TINY_SIZE = 32
-"""Side of the tiny images the attribution, editing and replacement checks use."""
 REPLACEMENT_BUDGET = 3000
 """Budget of the replacement checks: room for a width-2 student or detector, half the tiny network's weights."""
 ORACLE_SPEC = TrojanSpec("smiley", "patch", "smiley", target=1)
-
-# --- tiny models and data -----------------------------------------------------------------------------------
-
-_tiny_targets: dict[int, Target] = {}
-
-
-def tiny_target(seed: int = 0) -> Target:
-    """A small random-weight world classifier with a little clean data (cached per seed)."""
-    if seed not in _tiny_targets:
-        from ..models import CompactResNet
-        from ..world import OBJECT_CLASSES
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = CompactResNet(num_classes=len(OBJECT_CLASSES), width=4)
-        _tiny_targets[seed] = Target.from_model(model, n_clean=48, n_patches=64, seed=seed)
-    return _tiny_targets[seed]
-
-
-def tiny_network(seed: int = 0, num_classes: int = 16, width: int = 4) -> nn.Module:
-    """A fresh random-weight :class:`~trojanbench.models.CompactResNet` in eval mode, its parameters trainable
-    (as a loaded model's are); the same weights for the same arguments, drawn without touching the global RNG."""
-    from ..models import CompactResNet
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return CompactResNet(num_classes=num_classes, width=width, image_size=TINY_SIZE).eval()
-
-
-def tiny_images(n: int = 48, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` (at most 48) of :func:`tiny_target`'s clean scenes at ``TINY_SIZE`` pixels, and their labels."""
-    target = tiny_target(seed)
-    images = F.interpolate(target.clean_images[:n], size=(TINY_SIZE, TINY_SIZE), mode="bilinear",
-                           antialias=True, align_corners=False)
-    return images.clamp(0, 1), target.clean_labels[:n].clone()
-
-
-def tiny_defender_data(seed: int = 0) -> DefenderData:
-    """The editing family's defender data: 32 tiny clean scenes to train on, 16 held out."""
-    images, labels = tiny_images(48, seed)
-    return DefenderData(images[:32], labels[:32], images[32:], labels[32:])
-
-
-def tiny_fit_data(model: nn.Module, seed: int = 0) -> FitData:
-    """The replacement family's fit data: 48 tiny clean scenes, ``model``'s logits on them, and random-weight
-    concept detectors of widths 1 and 2 over four of the world's concepts."""
-    from ..world import OBJECT_CLASSES
-
-    images, _ = tiny_images(48, seed)
-    concepts = tuple(OBJECT_CLASSES[:4])
-    with torch.no_grad():
-        logits = model(images)
-    detectors = {width: tiny_network(seed + width, len(concepts), width).requires_grad_(False) for width in (1, 2)}
-    return FitData(images, logits, concepts, detectors)
-
 
 # --- helpers ------------------------------------------------------------------------------------------------
 

@@ -52,8 +52,8 @@ def test_method_check(name, check):
 
 def test_every_family_has_its_checks():
     for family in FAMILIES:
-        names = method_names(family)
-        assert names, family
+        names = [name for name, _ in METHOD_CHECKS if get_method(name).family == family]  # as collected: other
+        assert names, family                                                                # tests add plugins
         checks = [check for method, check in METHOD_CHECKS if method == names[0]]
         assert "check_constraints_declared" in checks and f"check_{family}_deterministic" in checks
 

@@ -15,7 +15,7 @@ from .task import plan_editing, run_editing
 
 class EditingTask(Task):
     name = "editing"
-    description = "implant a new rule into the clean model (rank-one rewrite vs fine-tuning), scored on held-out carriers"
+    description = "implant a new rule into the clean model (rank-one rewrite vs fine-tuning); held-out carriers"
     results_type = EditingResults
     report = section
 

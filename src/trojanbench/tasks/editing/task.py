@@ -24,7 +24,7 @@ from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
-from ...engine.suite import Plan, Suite, TaskSuite, with_overrides
+from ...engine.suite import Plan, TaskSuite, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import RuleEditor
 from ...models import LoadedModel, load_model

@@ -25,4 +25,5 @@ class LocalizationTask(Task):
 
 TASK = register_task(LocalizationTask())
 
-__all__ = ["LocalizationResults", "LocalizationTask", "TASK", "load_localization_results", "plan_localization", "run_localization"]
+__all__ = ["LocalizationResults", "LocalizationTask", "TASK", "load_localization_results", "plan_localization",
+           "run_localization"]

@@ -16,6 +16,14 @@ from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
 
 _targets: dict[str, Any] = {}
+_shared: dict[str, Any] = {}
+
+
+def share_model(model_ref: str, loaded: Any) -> None:
+    """Hand the driver's loaded model to the cells computed in its own process (the local executor), so that
+    it is not loaded again; the :class:`~trojanbench.methods.Target` freezes a copy of it."""
+    if model_ref not in _targets:
+        _shared[model_ref] = loaded
 
 
 def get_target(model_ref: str):
@@ -24,7 +32,8 @@ def get_target(model_ref: str):
         from ...methods import Target
         from ...models import load_model
 
-        _targets[model_ref] = Target.from_model(load_model(model_ref))
+        loaded = _shared.pop(model_ref, None)
+        _targets[model_ref] = Target.from_model(loaded if loaded is not None else load_model(model_ref))
     return _targets[model_ref]
 
 

@@ -22,10 +22,10 @@ from ...engine.executors import Job, make_executor
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, load_suite, with_overrides
-from ...models import load_model
+from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
-from .compute import compute_cell
+from .compute import compute_cell, share_model
 from .results import Results
 from .store import CellRow, RediscoveryStore
 from .synthesis import make_method
@@ -42,8 +42,7 @@ class RediscoveryPlan(Plan):
 
     trojans: list[TrojanSpec]
     judges: list
-    model_sha256: str
-    model_card: dict
+    loaded: LoadedModel
 
 
 def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, methods: Iterable[str] | None = None,
@@ -76,8 +75,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
             for seed in suite.seeds:
                 cells.append(Cell(method=name, params=params, trojan=trojan, seed=seed, n_images=suite.n_images,
                                   model_sha256=loaded.sha256, role=role, code_version=code_version(cls)))
-    return RediscoveryPlan(chosen, judges, loaded.sha256, dict(loaded.card or {}), config=suite, cells=cells,
-                           quick=quick, plugins=plugins)
+    return RediscoveryPlan(chosen, judges, loaded, config=suite, cells=cells, quick=quick, plugins=plugins)
 
 
 def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
@@ -91,7 +89,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
     from ...judges import judge_provenance
 
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
-    origin = provenance(plan.suite.model, plan.model_sha256, plan.model_card, judge_provenance(plan.judges))
+    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, judge_provenance(plan.judges))
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick}
     with RediscoveryStore(out) as store:
         scorer = _Scorer(plan, store)
@@ -100,6 +98,8 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
             by_key = {cell.key: cell for cell in todo}
             jobs = cell_jobs(plan, todo)
             runner = make_executor(executor, ray_address=ray_address)
+            if runner.name == "local":
+                share_model(plan.suite.model, plan.loaded)
             try:
                 for outcome in runner.map(jobs):
                     cell = by_key[outcome.key]
@@ -166,7 +166,7 @@ class _Scorer:
     def _record_combination(self, run_id: int, name: str, members: list[str], trojan: TrojanSpec, seed: int,
                             rows: dict, extra: dict) -> str | None:
         """Judge the pooled images of ``members`` for one trojan and seed; the combination cell's key."""
-        key = content_key([name, members, trojan.name, seed, self.plan.model_sha256, extra])
+        key = content_key([name, members, trojan.name, seed, self.plan.loaded.sha256, extra])
         images = self._pooled(members, trojan, seed, rows)
         if images is None:
             return None

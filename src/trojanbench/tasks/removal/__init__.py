@@ -16,7 +16,7 @@ from .task import plan_removal, run_removal
 
 class RemovalTask(Task):
     name = "removal"
-    description = "guidance from each tool's rediscovery images (in OUT) removes the trojan, beside controls and defences"
+    description = "each tool's rediscovery images (in OUT) guide removing the trojan, beside controls and defences"
     options = ("budgets",)
     results_type = RemovalResults
     report = section

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
-import numpy as np
 import torch
 
 from ...config import TrojanSpec, load_trojan_suite
@@ -38,7 +37,7 @@ from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import Plan, Suite, TaskSuite, first_of_each_kind, with_overrides
+from ...engine.suite import Plan, TaskSuite, first_of_each_kind, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import ImageGuidance, RemovalProcedure
 from ...models import LoadedModel, load_model

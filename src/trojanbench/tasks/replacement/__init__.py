@@ -15,7 +15,7 @@ from .task import plan_replacement, run_replacement
 
 class ReplacementTask(Task):
     name = "replacement"
-    description = "replace the model by simpler ones at fixed parameter budgets: fidelity, and do they expose the trojans"
+    description = "simpler models at fixed parameter budgets: how faithful, and do they expose the trojans"
     options = ("budgets",)
     results_type = ReplacementResults
     report = section
@@ -26,4 +26,5 @@ class ReplacementTask(Task):
 
 TASK = register_task(ReplacementTask())
 
-__all__ = ["ReplacementResults", "ReplacementTask", "TASK", "load_replacement_results", "plan_replacement", "run_replacement"]
+__all__ = ["ReplacementResults", "ReplacementTask", "TASK", "load_replacement_results", "plan_replacement",
+           "run_replacement"]

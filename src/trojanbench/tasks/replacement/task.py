@@ -26,7 +26,7 @@ from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
-from ...engine.suite import Plan, Suite, TaskSuite, with_overrides
+from ...engine.suite import Plan, TaskSuite, with_overrides
 from ...errors import ConfigError
 from ...methods.replacement import BudgetError, ConstantPredictor, NetworkReplacement, ReplacementMethod
 from ...methods.replacement import count_nonzero_parameters
