@@ -130,7 +130,6 @@ register_judge = JUDGES.register
 register_task = TASKS.register
 get_method = METHODS.get
 get_task = TASKS.get
-load_plugin = METHODS.load
 
 
 def load_plugins(references: Iterable[str]) -> tuple[str, ...]:
