@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .registry import get_task
+from .registry import get_task, load_plugins
 
 
 def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-results",
@@ -19,8 +19,6 @@ def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-res
     ``options`` are the task's run options (``quick``, ``methods``, ``trojans``, ``seeds``, ``plugins`` and the
     task's own, e.g. ``budgets``); ``progress(done, total, cell)`` is called after each cell.
     """
-    from .registry import load_plugins
-
     load_plugins(options.get("plugins", ()))
     chosen = get_task(task)
     given = {k: v for k, v in options.items() if v is not None}
