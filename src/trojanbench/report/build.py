@@ -63,9 +63,9 @@ def _runs(folder: Path) -> list[dict[str, Any]]:
         return store.runs()
 
 
-def results_document(folder: Path, found: list[Found]) -> dict[str, Any]:
+def results_document(runs: list[dict[str, Any]], found: list[Found]) -> dict[str, Any]:
     """A self-describing document: every run, then each task's part (rediscovery's at the top level)."""
-    document: dict[str, Any] = {"format": RESULTS_FORMAT, "runs": _runs(folder)}
+    document: dict[str, Any] = {"format": RESULTS_FORMAT, "runs": runs}
     for entry in found:
         key = entry.task.document_key
         part = entry.task.document(entry.results)
@@ -96,9 +96,9 @@ def write_report(folder: str | Path) -> Path:
     files.mkdir(exist_ok=True)
     for entry in found:
         entry.task.exports(entry.results, folder)
-    (folder / JSON_FILE).write_text(json.dumps(results_document(folder, found), indent=1, default=_json_default),
-                                    encoding="utf-8")
     runs = _runs(folder)
+    (folder / JSON_FILE).write_text(json.dumps(results_document(runs, found), indent=1, default=_json_default),
+                                    encoding="utf-8")
     sections = [{"name": entry.task.name, "template": f"{entry.task.name}/{entry.task.template}",
                  "data": entry.task.section(entry.results, files)} for entry in found if entry.task.template]
     rediscovery = next((entry.results for entry in found if entry.task.name == HUMANS_TASK), None)

@@ -51,11 +51,6 @@ class Results:
         configured = self.run["suite"].get("judges", []) if self.run else []
         return (configured.index(judge) if judge in configured else len(configured), judge)
 
-    def load_images(self, row) -> np.ndarray:
-        """The ``[n, H, W, 3]`` uint8 images of one of the cells."""
-        with RediscoveryStore(self.folder, create=False) as store:
-            return store.load_images(row)
-
     @property
     def primary_judge(self) -> str:
         if not self.judges:
