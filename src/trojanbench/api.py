@@ -13,17 +13,24 @@ from .registry import get_task, load_plugins
 
 
 def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-results",
-             progress: Callable[[int, int, Any], None] | None = None, report: bool = True, **options: Any) -> Any:
+             progress: Callable[[int, int, Any], None] | None = None, report: bool = True,
+             threads: int | None = None, retry_failed: bool = False, **options: Any) -> Any:
     """Run the registered task ``task`` (its shipped suite unless ``suite`` names one) and return its results.
 
     ``options`` are the task's run options (``quick``, ``methods``, ``trojans``, ``seeds``, ``plugins`` and the
-    task's own, e.g. ``budgets``); ``progress(done, total, cell)`` is called after each cell.
+    task's own, e.g. ``budgets``); ``progress(done, total, cell)`` is called after each cell. ``threads``: torch
+    threads per worker (default 1: see :mod:`trojanbench.engine.threads`); ``retry_failed``: recompute every
+    failed cell, not only those that failed transiently (see :mod:`trojanbench.engine.loop`).
     """
+    from .engine.loop import retrying_failed
+    from .engine.threads import resolve_threads, torch_threads
+
     load_plugins(options.get("plugins", ()))
     chosen = get_task(task)
     given = {k: v for k, v in options.items() if v is not None}
     chosen.check_options(given)
-    results = chosen.run(suite, out=out, progress=progress, **given)
+    with torch_threads(resolve_threads(threads)), retrying_failed(retry_failed):
+        results = chosen.run(suite, out=out, progress=progress, **given)
     if report:
         from .report import write_report
 

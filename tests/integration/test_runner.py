@@ -113,12 +113,12 @@ def test_kill_9_then_rerun_gives_identical_scores(tiny_zoo, tmp_path, fixtures_o
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if (interrupted / "results.sqlite").exists() and 2 <= len(RediscoveryStore(interrupted).finished_cell_keys()) < 12:
+        if (interrupted / "results.sqlite").exists() and 2 <= len(RediscoveryStore(interrupted).finished_keys("cells")) < 12:
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    partial = len(RediscoveryStore(interrupted).finished_cell_keys())
+    partial = len(RediscoveryStore(interrupted).finished_keys("cells"))
     assert 0 < partial < 12, "the kill must land mid-run"
     subprocess.run(command + ["--out", str(interrupted)], check=True, capture_output=True, timeout=300)
     assert _scores(interrupted) == _scores(reference)

@@ -24,9 +24,10 @@ def _git_hash() -> str | None:
 
 def provenance(model_ref: str, model_sha256: str, model_card: dict | None, judges: dict | None = None) -> dict:
     """Versions, git commit, the audited model (reference, hash and the attack success and clean accuracy its card
-    claims) and ``judges`` (``{name: what identifies it}``)."""
+    claims), ``judges`` (``{name: what identifies it}``) and the run's torch threads per worker."""
     card = model_card or {}
     return {"trojanbench": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
             "numpy": np.__version__, "platform": platform.platform(), "git": _git_hash(),
             "model": {"ref": model_ref, "sha256": model_sha256,
                       **{k: card[k] for k in ("attack_success", "clean_accuracy") if k in card}},

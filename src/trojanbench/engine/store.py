@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     started REAL NOT NULL, finished REAL, status TEXT NOT NULL,
     suite TEXT NOT NULL, provenance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retried (key TEXT PRIMARY KEY, at REAL NOT NULL);
 """
 STORE_FILE = "results.sqlite"
 JSON_COLUMNS = ("params", "measures")
@@ -135,6 +136,19 @@ class Store:
     def finished_keys(self, table: str) -> set[str]:
         """The keys of the cells ``table`` holds (finished: ``ok`` or ``failed``)."""
         return {row[0] for row in self.db.execute(f"SELECT key FROM {table}")}
+
+    def cell_statuses(self, table: str) -> dict[str, tuple[str, str | None]]:
+        """``{key: (status, reason)}`` of the cells ``table`` holds (every task table has the three columns)."""
+        return {key: (status, reason) for key, status, reason in self.db.execute(
+            f"SELECT key, status, reason FROM {table}")}
+
+    def retried_keys(self) -> set[str]:
+        """The cells a run has already computed again after they failed."""
+        return {row[0] for row in self.db.execute("SELECT key FROM retried")}
+
+    def mark_retried(self, keys: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO retried VALUES (?, ?)", [(key, time.time()) for key in keys])
 
     def record_json_cell(self, table: str, run_id: int, row: dict[str, Any]) -> None:
         """Commit one cell of a :class:`CellTable` (``row``: its columns)."""

@@ -10,8 +10,13 @@ methods:                   # registry names, module:Class plugins, or {name, par
 judges: [concept, appearance]
 seeds: [0, 1, 2]
 n_images: 10
-cell_timeout: 120          # seconds a cell may take before it is recorded as failed
+cell_budget: 40000         # images the audited model may process (forward passes) in one cell; null: no budget
+cell_timeout: 1800         # wall-clock guard (seconds) against a hung method; past it a cell fails, transiently
 ```
+
+A cell's limit is its work (``cell_budget``), not the clock, so a busy or slow machine makes a run slower, never
+different. ``cell_timeout`` only stops a method that hangs; such a cell (or one that ran out of memory) is computed
+again on the next run of the same command (see :mod:`trojanbench.engine.execute`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from ..errors import ConfigError
 from ..params import Constraint, Interval, require
 
 DEFAULT_SUITE_PATH = Path(__file__).resolve().parent.parent / "assets" / "suites" / "default.yaml"
+DEFAULT_CELL_BUDGET = 40000
+"""Images one cell may pass through the audited model: about 15x what the heaviest shipped tool needs at its
+default settings (TABOR, 2700), so only a runaway method reaches it."""
+DEFAULT_CELL_TIMEOUT = 1800.0
+"""The wall-clock guard, in seconds: generous, since it is only against a hung method (a default cell takes
+seconds on a quiet laptop, and 20x longer on a heavily loaded one)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,8 @@ class Suite:
     judges: tuple[str, ...] = ("concept", "appearance")
     seeds: tuple[int, ...] = (0, 1, 2)
     n_images: int = 10
-    cell_timeout: float = 120.0
+    cell_budget: int | None = DEFAULT_CELL_BUDGET
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -98,8 +110,11 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
     if not isinstance(judges, list) or not judges or not all(isinstance(j, str) for j in judges):
         raise ConfigError(f"'judges' must be a non-empty list of judge names. Got {judges!r}.")
     n_images = require("'n_images'", raw.get("n_images", 10), Interval(int, 1, 100))
-    timeout = require("'cell_timeout'", raw.get("cell_timeout", 120.0),
+    timeout = require("'cell_timeout'", raw.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
                       Interval(float, 0, None, closed="neither", unit="seconds"))
+    budget = raw.get("cell_budget", DEFAULT_CELL_BUDGET)
+    if budget is not None:
+        budget = require("'cell_budget'", budget, Interval(int, 1, None, unit="images"))
     trojans = raw.get("trojans")
     if trojans is not None:
         if not isinstance(trojans, str):
@@ -111,7 +126,8 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
         raise ConfigError(f"'model' must be a zoo name or a checkpoint path. Got {model!r}.")
     return Suite(name=str(raw.get("name", "suite")), model=model, trojans=trojans,
                  methods=tuple(_method_spec(m, i) for i, m in enumerate(methods)),
-                 judges=tuple(judges), seeds=tuple(seeds), n_images=n_images, cell_timeout=float(timeout))
+                 judges=tuple(judges), seeds=tuple(seeds), n_images=n_images, cell_budget=budget,
+                 cell_timeout=float(timeout))
 
 
 def load_suite(reference: str | Path | None = None) -> Suite:

@@ -136,7 +136,7 @@ def test_attempt_returns_values_and_failures_never_raises():
 def test_attempt_stops_work_past_its_time_budget():
     outcome = attempt(lambda: time.sleep(30), timeout=0.2, what="sleeper")
     assert outcome.status == "failed"
-    assert outcome.reason == "CellTimeout: exceeded its time budget of 0.2 s"
+    assert outcome.reason == "CellTimeout: exceeded its wall-clock guard of 0.2 s"
 
 
 def square_outcome(key: str, number: int):

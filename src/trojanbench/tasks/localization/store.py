@@ -61,9 +61,6 @@ CREATE TABLE IF NOT EXISTS localization_scores (
         names = ("trojan", "target", "seed", "n_images", "sha256", "image_file", "mask_file")
         return {r[0]: dict(zip(names, r[1:])) for r in rows}
 
-    def finished_localization_keys(self) -> set[str]:
-        return self.finished_keys("localization_cells")
-
     def record_localization_cell(self, run_id: int, row: LocalizationCellRow, scores: dict[str, np.ndarray]) -> None:
         """Commit a finished localization cell and its per-image scores (``{metric: [n]}``) in one transaction."""
         values = [(row.key, metric, index, None if not np.isfinite(value) else float(value))

@@ -13,8 +13,8 @@ committing each as it finishes.
 **Cells.** A cell is one method (with its resolved hyperparameters) explaining one patch trojan's target
 class on the ``n`` held-out triggered images drawn under one seed. Its key is the content hash of (task,
 method, params, trojan spec, ``n``, seed, model sha256, code version), so a re-run skips finished cells
-and a killed run resumes. A method that raises, returns an invalid map or runs past the suite's
-``cell_timeout`` becomes a failed cell with its reason, and is scored as a flat map (chance: it located
+and a killed run resumes. A method that raises, returns an invalid map or goes past the suite's
+limits (``cell_budget``, ``cell_timeout``) becomes a failed cell with its reason, and is scored as a flat map (chance: it located
 nothing), as a failed rediscovery cell counts as chance. Each image set is recorded in the store (PNG
 strips of the images and masks, and a sha256 of both).
 
@@ -41,7 +41,7 @@ import numpy as np
 
 from ...config import TrojanSpec, load_trojan_suite
 from ...engine.cells import Cell, code_version, content_key
-from ...engine.execute import attempt
+from ...engine.execute import attempt, work_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, load_suite, with_overrides
@@ -197,9 +197,12 @@ def _record_set(store: LocalizationStore, key: str, cell: Cell) -> LocalizationS
 def _score_cell(plan: LocalizationPlan, cell: Cell,
                 data: LocalizationSet) -> tuple[str, str | None, float, dict[str, np.ndarray]]:
     """``(status, reason, seconds, per-image scores)``; a failure is scored as a flat map, never raised."""
-    outcome = attempt(lambda: score_attribution(plan.methods[cell.method], plan.loaded.model, cell.trojan,
-                                                seed=cell.seed, data=data),
-                      timeout=plan.suite.cell_timeout,
+    def work():
+        with work_budget(plan.loaded.model, plan.suite.cell_budget):
+            return score_attribution(plan.methods[cell.method], plan.loaded.model, cell.trojan, seed=cell.seed,
+                                     data=data)
+
+    outcome = attempt(work, timeout=plan.suite.cell_timeout,
                       what=f"localization cell {cell.key} ({cell.method}, {cell.trojan.name})")
     if outcome.ok:
         result = outcome.value

@@ -1,8 +1,9 @@
-"""Computing one rediscovery cell in a worker: build the method, run it within its time budget, check its images.
+"""Computing one rediscovery cell in a worker: build the method, run it within its limits, check its images.
 
-Any failure (an exception, NaN, wrong shape, values out of range, running past the budget) becomes a ``failed``
-outcome with the reason; it never stops the run. Workers keep the audited :class:`~trojanbench.methods.Target`
-(built once per model) between cells.
+Any failure (an exception, NaN, wrong shape, values out of range, a limit exceeded, a modified ``Target``)
+becomes a ``failed`` outcome with the reason; it never stops the run. Workers keep the audited
+:class:`~trojanbench.methods.Target` (built once per model) between cells, and check after each cell that the
+method left it as it was (:mod:`trojanbench.engine.isolation`); one it changed is rebuilt for the next cell.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ...engine.cells import trojan_from_payload
-from ...engine.execute import Outcome, attempt, time_budget
+from ...engine.execute import Outcome, attempt, time_budget, work_budget
+from ...engine.isolation import changed_parts, fingerprint
+from ...errors import MethodError
 from ...imaging import to_uint8
 from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
 
-_targets: dict[str, Any] = {}
+_targets: dict[str, tuple[Any, dict[str, str]]] = {}
 _shared: dict[str, Any] = {}
 
 
@@ -26,28 +29,44 @@ def share_model(model_ref: str, loaded: Any) -> None:
         _shared[model_ref] = loaded
 
 
-def get_target(model_ref: str):
-    """The frozen audited model with the auditor's data, built once per worker and model."""
+def shared_target(model_ref: str):
+    """The frozen audited model with the auditor's data, built once per worker and model, and its fingerprint."""
     if model_ref not in _targets:
         from ...methods import Target
         from ...models import load_model
 
         loaded = _shared.pop(model_ref, None)
-        _targets[model_ref] = Target.from_model(loaded if loaded is not None else load_model(model_ref))
+        target = Target.from_model(loaded if loaded is not None else load_model(model_ref))
+        _targets[model_ref] = (target, fingerprint(target))
     return _targets[model_ref]
 
 
-def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: float,
-                 plugins: tuple[str, ...] = ()) -> Outcome:
-    """Run one cell: its value is the images as ``[n, H, W, 3]`` uint8; never raises for a method's failure."""
+def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: float | None,
+                 plugins: tuple[str, ...] = (), budget: int | None = None, threads: int | None = None) -> Outcome:
+    """Run one cell under its wall-clock guard ``timeout`` and work ``budget`` (images through the audited
+    model), with ``threads`` torch threads: its value is the images as ``[n, H, W, 3]`` uint8; never raises for a
+    method's failure."""
     load_plugins(plugins)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
     def work():
-        target = get_target(model_ref)
+        target, before = shared_target(model_ref)
         method = make_method(payload["method"], payload["params"])
-        with time_budget(timeout):
-            images = synthesize_for_trojan(method, target, trojan_from_payload(payload["trojan"]),
-                                           n_images=payload["n_images"], seed=payload["seed"])
+        try:
+            with time_budget(timeout), work_budget(target.model, budget):
+                images = synthesize_for_trojan(method, target, trojan_from_payload(payload["trojan"]),
+                                               n_images=payload["n_images"], seed=payload["seed"])
+        finally:
+            changed = changed_parts(before, fingerprint(target))
+            if changed:
+                del _targets[model_ref]  # the next cell gets a fresh copy
+        if changed:
+            raise MethodError(f"the method modified the Target it was handed ({', '.join(changed)}); a method must "
+                              f"not modify its inputs (copy what it changes)")
         return to_uint8(images)
 
-    return attempt(work, timeout=None, what=f"cell {key} ({payload['method']}, {payload['trojan']['name']})", key=key)
+    return attempt(work, timeout=None, what=f"cell {key} ({payload['method']}, {payload['trojan']['name']}, "
+                                            f"seed {payload['seed']})", key=key)

@@ -1,7 +1,9 @@
 """Reading rediscovery results back: per-cell records, leaderboards, judge validity and agreement.
 
 Everything here is computed from the SQLite store alone, so a report can always be regenerated.
-A failed cell counts as chance (1/8): with no images, a judge can only guess.
+A failed cell is never scored: it has no images to judge, and counting it as chance would let a method whose
+cells failed rank above tools that ran. Statistics rest on the scored cells (each row says how many of the cells
+planned), and a tool or combination with a failed cell is shown as *incomplete* and not ranked.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...engine.execute import is_transient
 from ...engine.runs import last_run_and_cells
 from ...engine.stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, score_grid, spearman
 from ...engine.stats import summarize
@@ -22,6 +25,7 @@ from .store import RediscoveryStore
 ROLE_ORDER = {"tool": 0, "combination": 0, "baseline": 1, "oracle": 2}
 """Leaderboard order: tools and combinations of tools ranked together (a combination is an entry of its own),
 then the baselines and the oracle, which never rank."""
+RANKED_ROLES = ("tool", "combination")
 ORACLE_TOP1_BAR = 0.95
 """Judge validity: the oracle's top-1 rate each default trojan must reach."""
 CHANCE_TOLERANCE = 5e-4
@@ -58,7 +62,7 @@ class Results:
         return self.judges[0]
 
     def records(self) -> list[dict[str, Any]]:
-        """One row per cell and judge (failed cells: one row per judge with p_true = chance)."""
+        """One row per cell and judge (failed cells: one row per judge with no p_true or top-1)."""
         by_key: dict[str, list[dict]] = {}
         for score in self._scores:
             by_key.setdefault(score["key"], []).append(score)
@@ -71,7 +75,7 @@ class Results:
                 rows += [{**base, "judge": s["judge"], "p_true": s["p_true"], "top1": s["top1"]}
                          for s in by_key.get(cell.key, [])]
             else:
-                rows += [{**base, "judge": judge, "p_true": CHANCE, "top1": False} for judge in self.judges]
+                rows += [{**base, "judge": judge, "p_true": None, "top1": None} for judge in self.judges]
         return rows
 
     def to_csv(self, path: str | Path) -> Path:
@@ -90,9 +94,19 @@ class Results:
     def _by_method(self, judge: str, field: str = "p_true") -> dict[str, dict[tuple[str, int], float]]:
         out: dict[str, dict[tuple[str, int], float]] = {}
         for row in self.records():
-            if row["judge"] == judge:
+            if row["judge"] == judge and row[field] is not None:
                 out.setdefault(row["method"], {})[(row["trojan"], row["seed"])] = float(row[field])
         return out
+
+    def planned_cells(self) -> dict[str, int]:
+        """How many cells each method has in these results (scored or failed)."""
+        counts: dict[str, int] = {}
+        for cell in self.cells:
+            counts[cell.method] = counts.get(cell.method, 0) + 1
+        return counts
+
+    def failed_cells(self) -> list[Any]:
+        return [cell for cell in self.cells if cell.status != "ok"]
 
     def roles(self) -> dict[str, str]:
         return {cell.method: cell.role for cell in self.cells}
@@ -157,35 +171,51 @@ class Results:
                             "contains_chance": contains_chance(low, high)}
         return out
 
-    def table(self, judge: str | None = None) -> str:
-        """The leaderboard: tools and combinations ranked, then baselines and the oracle, marked."""
+    def leaderboard(self, judge: str | None = None) -> list[dict[str, Any]]:
+        """Rows in display order: complete tools and combinations ranked by mean, then incomplete ones (a failed
+        cell: shown, not ranked), then the baselines and the oracle. ``n_cells`` of ``n_planned`` were scored."""
         judge = judge or self.primary_judge
-        summaries, roles = self.summaries(judge), self.roles()
-        kinds = sorted({k for s in summaries.values() for k in s.by_kind})
-        order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
-        width = max([22, *(len(m) + 6 for m in order)])
+        summaries, roles, planned = self.summaries(judge), self.roles(), self.planned_cells()
+        empty = {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "worst": float("nan"),
+                 "worst_trojan": "-", "by_kind": {}, "top1": float("nan"), "n_cells": 0}
+        rows = []
+        for method in planned:
+            row = {"method": method, "role": roles[method], "n_planned": planned[method],
+                   **(asdict(summaries[method]) if method in summaries else empty)}
+            row["complete"] = row["n_cells"] == row["n_planned"]
+            rows.append(row)
+        rows.sort(key=lambda r: (ROLE_ORDER.get(r["role"], 9), not r["complete"],
+                                 -r["mean"] if np.isfinite(r["mean"]) else 1.0, r["method"]))
+        rank = 0
+        for row in rows:
+            ranked = row["role"] in RANKED_ROLES and row["complete"]
+            rank += ranked
+            row["rank"] = rank if ranked else None
+        return rows
+
+    def table(self, judge: str | None = None) -> str:
+        """The leaderboard: complete tools and combinations ranked, then incomplete ones, baselines and the
+        oracle, marked; with how many cells each row rests on."""
+        judge = judge or self.primary_judge
+        rows = self.leaderboard(judge)
+        kinds = sorted({k for r in rows for k in r["by_kind"]})
+        width = max([22, *(len(r["method"]) + 6 for r in rows)])
         header = f"{'method':<{width}}{'role':<12}{'mean':>6}  {'95% CI':<13}{'worst':>6}  " + "".join(
-            f"{k:>8}" for k in kinds) + f"{'top-1':>7}"
+            f"{k:>8}" for k in kinds) + f"{'top-1':>7}{'cells':>8}"
         lines = [f"judge: {judge} (p_true: probability given to the true trigger; chance {CHANCE:.3f})", header,
                  "-" * len(header)]
-        rank = 0
-        for method in order:
-            s = summaries[method]
-            role = roles[method]
-            if role in ("tool", "combination"):
-                rank += 1
-            label = f"{rank}. {method}" if role in ("tool", "combination") else f"   {method}"
-            lines.append(f"{label:<{width}}{role:<12}{s.mean:>6.3f}  [{s.ci_low:.2f}, {s.ci_high:.2f}] {s.worst:>6.3f}  "
-                         + "".join(f"{s.by_kind.get(k, float('nan')):>8.3f}" for k in kinds) + f"{s.top1:>7.2f}")
+        for r in rows:
+            label = f"{r['rank']}. {r['method']}" if r["rank"] else f"   {r['method']}"
+            role = r["role"] if r["complete"] or r["role"] not in RANKED_ROLES else "incomplete"
+            lines.append(f"{label:<{width}}{role:<12}{r['mean']:>6.3f}  [{r['ci_low']:.2f}, {r['ci_high']:.2f}] "
+                         f"{r['worst']:>6.3f}  " + "".join(f"{r['by_kind'].get(k, float('nan')):>8.3f}" for k in kinds)
+                         + f"{r['top1']:>7.2f}{str(r['n_cells']) + '/' + str(r['n_planned']):>8}")
         bound = self.per_trojan_best(judge)
         if np.isfinite(bound):
             lines.append(f"{'   per-trojan best':<{width}}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
                          f"after the fact: an upper bound, not a tool)")
         lines += self.validity_lines(judge)
-        failed = [c for c in self.cells if c.status != "ok"]
-        if failed:
-            lines.append(f"{len(failed)} failed cell(s) counted as chance; see `trojanbench report`.")
-        return "\n".join(lines)
+        return "\n".join(lines + failure_lines(self.failed_cells()))
 
     def validity_lines(self, judge: str | None = None) -> list[str]:
         """Judge validity in words: the oracle's worst top-1 and random noise against chance."""
@@ -205,6 +235,21 @@ class Results:
 
     def summary_dict(self) -> dict[str, Any]:
         return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}
+
+
+def failure_lines(failed: list[Any]) -> list[str]:
+    """Why cells failed, and how to compute them again (nothing when none failed)."""
+    if not failed:
+        return []
+    reasons: dict[str, int] = {}
+    for cell in failed:
+        reason = (cell.reason or "unknown").split(":", 1)[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    transient = sum(is_transient(cell.reason) for cell in failed)
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return [f"{len(failed)} failed cell(s), not scored ({why}); methods with a failed cell are incomplete and not "
+            f"ranked. Rerun the same command to compute the {transient} transient one(s) again (timeouts, out of "
+            f"memory); add --retry-failed to retry all. Reasons: `trojanbench report` (Failed cells)."]
 
 
 def contains_chance(low: float, high: float) -> bool:

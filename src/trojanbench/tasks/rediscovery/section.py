@@ -14,7 +14,7 @@ import numpy as np
 
 from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
-from .results import ORACLE_TOP1_BAR, ROLE_ORDER, Results
+from .results import ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results, failure_lines
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +24,6 @@ CSV_FILE = "results.csv"
 def safe_name(name: str) -> str:
     """``name`` as a file name (letters, digits, ``_.-``; at most 80 characters)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-80:]
-
-
-def leaderboard(results: Results, judge: str) -> list[dict[str, Any]]:
-    """Rows in display order: tools and combinations ranked by mean, then baselines and the oracle."""
-    summaries, roles = results.summaries(judge), results.roles()
-    order = sorted(summaries, key=lambda m: (ROLE_ORDER.get(roles[m], 9), -summaries[m].mean, m))
-    rows, rank = [], 0
-    for method in order:
-        s, role = summaries[method], roles[method]
-        ranked = role in ("tool", "combination")
-        rank += ranked
-        rows.append({"method": method, "role": role, "rank": rank if ranked else None, "mean": s.mean,
-                     "ci_low": s.ci_low, "ci_high": s.ci_high, "worst": s.worst, "worst_trojan": s.worst_trojan,
-                     "by_kind": s.by_kind, "top1": s.top1, "n_cells": s.n_cells})
-    return rows
 
 
 def trojan_order(results: Results) -> list[tuple[str, str]]:
@@ -97,7 +82,7 @@ def _heat_values(results: Results, judge: str, methods: list[str], trojans: list
     values = np.full((len(methods), len(trojans)), np.nan)
     sums: dict[tuple[str, str], list[float]] = {}
     for row in results.records():
-        if row["judge"] == judge:
+        if row["judge"] == judge and row["p_true"] is not None:
             sums.setdefault((row["method"], row["trojan"]), []).append(row["p_true"])
     for (method, trojan), vals in sums.items():
         if method in methods and trojan in trojans:
@@ -130,7 +115,7 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     trojans = trojan_order(results)
     judges = []
     for judge in results.judges:
-        rows = leaderboard(results, judge)
+        rows = results.leaderboard(judge)
         methods = [r["method"] for r in rows]
         names = [t for t, _ in trojans]
         values = _heat_values(results, judge, methods, names)
@@ -148,7 +133,7 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR, "gallery": _gallery(results, trojans, files),
-            "failed": [c for c in results.cells if c.status != "ok"],
+            "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
             "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
             "clean_accuracy": model.get("clean_accuracy"), "n_cells": len(results.cells),
             "finished": _when(last.get("finished") or last.get("started"))}
@@ -173,11 +158,13 @@ def markdown(results: Results) -> list[str]:
     """The leaderboards, judge validity and agreement as Markdown lines."""
     lines: list[str] = []
     for judge in results.judges:
-        rows = leaderboard(results, judge)
+        rows = results.leaderboard(judge)
         kinds = sorted({k for r in rows for k in r["by_kind"]})
         lines += [f"## Judge: {judge}", "", "| rank | method | role | mean | 95% CI | worst (trojan) | "
                   + " | ".join(kinds) + " | top-1 |", "|" + "---|" * (7 + len(kinds))]
         for r in rows:
+            if not r["complete"] and r["role"] in RANKED_ROLES:
+                r = {**r, "role": f"incomplete ({r['n_cells']}/{r['n_planned']} cells)"}
             by_kind = " | ".join(f"{r['by_kind'].get(k, float('nan')):.3f}" for k in kinds)
             lines.append(f"| {r['rank'] or ''} | {r['method']} | {r['role']} | {r['mean']:.3f} | "
                          f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {r['worst']:.3f} ({r['worst_trojan']}) | "
@@ -188,7 +175,4 @@ def markdown(results: Results) -> list[str]:
     if agreement:
         lines.append("Judge agreement (Spearman over cells): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
-    failed = [c for c in results.cells if c.status != "ok"]
-    if failed:
-        lines.append(f"\n{len(failed)} failed cell(s), counted as chance.")
-    return lines
+    return lines + failure_lines(results.failed_cells())

@@ -45,9 +45,6 @@ CREATE TABLE IF NOT EXISTS questions (
     trojan TEXT NOT NULL, seed INTEGER NOT NULL, question TEXT NOT NULL, PRIMARY KEY (trojan, seed));
 """
 
-    def finished_cell_keys(self) -> set[str]:
-        return self.finished_keys("cells")
-
     def load_images(self, row: CellRow) -> np.ndarray:
         """The ``[n, H, W, 3]`` uint8 images of a finished cell."""
         return self.load_image_strip(row.image_file)

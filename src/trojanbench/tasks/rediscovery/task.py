@@ -114,9 +114,23 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
 
 
 def cell_jobs(plan: RediscoveryPlan, cells: list[Cell]) -> list[Job]:
-    """The executor's jobs of ``cells``: each computes one cell's images in a worker (:func:`compute_cell`)."""
-    return [Job(cell.key, compute_cell, (cell.key, cell.payload(), plan.suite.model, plan.suite.cell_timeout,
-                                         plan.plugins), plan.suite.cell_timeout) for cell in cells]
+    """The executor's jobs of ``cells``: each computes one cell's images in a worker (:func:`compute_cell`) under
+    the suite's limits, with as many torch threads as this process was given (the run's thread policy)."""
+    suite, threads = plan.suite, torch.get_num_threads()
+    return [Job(cell.key, compute_cell, (cell.key, cell.payload(), suite.model, suite.cell_timeout, plan.plugins,
+                                         suite.cell_budget, threads), suite.cell_timeout) for cell in cells]
+
+
+TIE_TOLERANCE = 1e-6
+"""Options whose probabilities differ by less than this are tied (the store keeps probabilities to 6 decimals)."""
+
+
+def top1_hit(probabilities, truth: int) -> int:
+    """1 when the true option alone has the highest probability. A tie at the top counts as a miss, so a judge
+    that sees nothing (every option equally likely) never credits whichever option happens to come first."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    tied_at_top = probabilities >= probabilities.max() - TIE_TOLERANCE
+    return int(tied_at_top[truth] and tied_at_top.sum() == 1)
 
 
 class _Scorer:
@@ -139,8 +153,8 @@ class _Scorer:
         for judge in self.plan.judges:
             start = time.perf_counter()
             probabilities = judge.score(images, question)
-            top = int(probabilities.argmax())
-            scores.append((judge.name, float(probabilities[question.truth_index]), int(top == question.truth_index),
+            scores.append((judge.name, float(probabilities[question.truth_index]),
+                           top1_hit(probabilities, question.truth_index),
                            [round(float(p), 6) for p in probabilities], time.perf_counter() - start))
         return scores
 

@@ -45,9 +45,6 @@ CREATE TABLE IF NOT EXISTS removal_scores (
     robust_accuracy REAL NOT NULL, relearned_attack_success REAL, PRIMARY KEY (key, trojan));
 """
 
-    def finished_removal_keys(self) -> set[str]:
-        return self.finished_keys("removal_cells")
-
     def record_removal_cell(self, run_id: int, row: RemovalCellRow, scores: dict[str, dict[str, float]]) -> None:
         """Commit an edit and its measures on each trojan (``{trojan: {measure: value}}``) in one transaction."""
         values = [(row.key, trojan, *(measures.get(m) for m in REMOVAL_MEASURES)) for trojan, measures in scores.items()]
