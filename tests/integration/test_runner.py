@@ -65,19 +65,71 @@ def test_run_scores_every_cell_and_resumes_without_recomputing(tiny_zoo, tmp_pat
 
 def test_faulty_plugins_are_recorded_and_the_run_completes(tiny_zoo, tmp_path, fixtures_on_path):
     methods = ["faulty_plugins:Raising", "faulty_plugins:NaNs",
-               {"name": "faulty_plugins:Sleeping", "params": {"seconds": 30.0}}, "random_noise"]
+               {"name": "faulty_plugins:Sleeping", "params": {"seconds": 600.0}}, "random_noise"]
     suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], methods, seeds=(0,), trojans=TWO_TROJANS[:1],
-                        timeout=2.0, judges=("concept",))
-    start = time.monotonic()
+                        timeout=5.0, judges=("concept",))
     results = run(suite, out=tmp_path / "out")
-    assert time.monotonic() - start < 25, "the sleeping tool must be cut off at its budget"
     by_method = {c.method: c for c in results.cells}
     assert by_method["faulty_plugins:Raising"].status == "failed"
     assert "always crashes" in by_method["faulty_plugins:Raising"].reason
     assert "NaN" in by_method["faulty_plugins:NaNs"].reason
-    assert "time budget" in by_method["faulty_plugins:Sleeping"].reason
+    assert "wall-clock guard of 5 s" in by_method["faulty_plugins:Sleeping"].reason
     assert by_method["random_noise"].status == "ok"
-    assert "failed cell(s) counted as chance" in results.table()
+    table = results.table()
+    assert "3 failed cell(s), not scored" in table and "1 transient" in table and "--retry-failed" in table
+    # failed cells are never scored as chance, and a tool with one is shown as incomplete, never ranked
+    rows = {row["method"]: row for row in results.leaderboard()}
+    for name in ("faulty_plugins:Raising", "faulty_plugins:NaNs", "faulty_plugins:Sleeping"):
+        assert rows[name]["rank"] is None and not rows[name]["complete"] and rows[name]["n_cells"] == 0
+    assert not any(line.lstrip().startswith("1.") for line in table.splitlines())
+    assert all(r["p_true"] is None for r in results.records() if r["status"] == "failed")
+
+
+def test_a_plugin_cannot_harm_other_cells_or_end_the_run(tiny_zoo, tmp_path, fixtures_on_path):
+    """A tool that modifies the Target, one that calls sys.exit(0), one whose retry loop catches Exception and
+    one that queries the model without end: each fails its own cell; the others score as in a run without them."""
+    hostile = ["hostile_plugins:Mutating", "hostile_plugins:Exiting", "hostile_plugins:Swallowing",
+               "hostile_plugins:Greedy"]
+    kwargs = dict(seeds=(0,), trojans=TWO_TROJANS, timeout=5.0, judges=("concept", "appearance"))
+    suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], [*hostile, "dataset_exemplars"], **kwargs)
+    suite_text = suite.read_text().replace("cell_timeout", "cell_budget: 2000\ncell_timeout")
+    suite.write_text(suite_text)
+    results = run(suite, out=tmp_path / "hostile")
+    clean = run(write_suite(tmp_path / "clean.yaml", tiny_zoo["trojaned"], ["dataset_exemplars"], **kwargs),
+                out=tmp_path / "clean")
+    reasons = {(c.method, c.trojan): c.reason for c in results.cells}
+    for trojan in ("smiley", "fork"):
+        assert "modified the Target it was handed (clean_images)" in reasons[("hostile_plugins:Mutating", trojan)]
+        assert reasons[("hostile_plugins:Exiting", trojan)].startswith("SystemExit: 0 (a method may not end the run")
+        assert reasons[("hostile_plugins:Swallowing", trojan)].startswith("CellTimeout")
+        assert reasons[("hostile_plugins:Greedy", trojan)].startswith("WorkBudgetExceeded")
+    assert results.run["status"] == "completed"
+
+    def exemplar_scores(res):
+        return {(r["trojan"], r["judge"]): r["p_true"] for r in res.records() if r["method"] == "dataset_exemplars"}
+
+    assert exemplar_scores(results) == exemplar_scores(clean)
+
+
+def test_a_cell_that_hung_is_computed_again_by_the_same_command(tiny_zoo, tmp_path, fixtures_on_path):
+    """A slowed run (a tool that stalls on its first attempt) resumes to exactly the scores of an undisturbed one."""
+    def suite_for(name, marker):
+        methods = [{"name": "hostile_plugins:HangsOnce", "params": {"marker": str(marker)}}, "random_noise"]
+        return write_suite(tmp_path / f"{name}.yaml", tiny_zoo["trojaned"], methods, seeds=(0,),
+                           trojans=TWO_TROJANS[:1], timeout=5.0, judges=("concept",))
+
+    undisturbed_marker = tmp_path / "undisturbed.marker"
+    undisturbed_marker.write_text("never hangs")
+    run(suite_for("undisturbed", undisturbed_marker), out=tmp_path / "undisturbed")
+    slowed = suite_for("slowed", tmp_path / "slowed.marker")
+    first = run(slowed, out=tmp_path / "slowed")
+    assert {c.method: c.status for c in first.cells}["hostile_plugins:HangsOnce"] == "failed"
+    run(slowed, out=tmp_path / "slowed")
+
+    def scores(folder):
+        return {(r["method"], r["judge"]): (r["status"], r["p_true"]) for r in load_results(folder).records()}
+
+    assert scores(tmp_path / "slowed") == scores(tmp_path / "undisturbed")
 
 
 @pytest.mark.parametrize("suite_text, message", [

@@ -161,10 +161,23 @@ def first_of_each_kind(trojans: Iterable[Any]) -> list[Any]:
     return list(firsts.values())
 
 
+def given_names(names: Iterable[str] | None, option: str) -> list[str] | None:
+    """The names a run option (``--methods``, ``--trojans``) gives: ``None`` when not given (the suite's own);
+    an option given but empty is an error, never a silent fall-back to the whole suite."""
+    if names is None:
+        return None
+    names = [name for name in names if name.strip()] if not isinstance(names, str) else [names]
+    if not names:
+        raise ConfigError(f"{option} was given but names nothing. Name at least one (comma-separated), or leave "
+                          f"{option} out to use the suite's.")
+    return names
+
+
 def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds: int | None = None,
                    quick: bool = False) -> Suite:
     """``suite`` with the command line's ``--methods`` and ``--seeds`` (0..N-1) in place of its own, and only its
     first seed under ``quick``."""
+    methods = given_names(methods, "--methods")
     if methods:
         suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))
     if seeds is not None:

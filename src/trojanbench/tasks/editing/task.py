@@ -24,7 +24,7 @@ from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
-from ...engine.suite import Plan, TaskSuite, with_overrides
+from ...engine.suite import Plan, TaskSuite, given_names, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import RuleEditor
 from ...models import LoadedModel, load_model
@@ -92,6 +92,7 @@ def plan_editing(suite: EditingSuite | str | Path | None = None, *, quick: bool 
     if base.trojans is None:
         raise ConfigError("An editing suite needs 'trojans': a rule file (trojan-spec YAML of patch or style rules).")
     rule_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES)
+    trojans = given_names(trojans, "--trojans")
     rules = [rule_suite.get(name) for name in trojans] if trojans else list(rule_suite.trojans)
     for rule in rules:
         check_rule(rule)

@@ -44,7 +44,7 @@ from ...engine.cells import Cell, code_version, content_key
 from ...engine.execute import attempt, work_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import Plan, Suite, load_suite, with_overrides
+from ...engine.suite import Plan, Suite, given_names, load_suite, with_overrides
 from ...errors import ConfigError, require_extra
 from ...imaging import to_uint8
 from ...methods.attribution import AttributionMethod, CaptumAttribution
@@ -114,6 +114,7 @@ def _patch_trojans(suite: Suite, loaded: LoadedModel, names: Iterable[str] | Non
 
     trojan_suite = load_trojan_suite(suite.trojans, OBJECT_CLASSES) if suite.trojans else trojans_of(loaded)
     patches = [spec.name for spec in trojan_suite.trojans if spec.kind == "patch"]
+    names = given_names(names, "--trojans")
     chosen = [trojan_suite.get(name) for name in names] if names else [trojan_suite.get(n) for n in patches]
     for spec in chosen:
         if spec.kind != "patch":

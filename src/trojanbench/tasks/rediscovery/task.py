@@ -21,7 +21,7 @@ from ...engine.cells import Cell, code_version, content_key
 from ...engine.executors import Job, make_executor
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import Plan, Suite, first_of_each_kind, load_suite, with_overrides
+from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
@@ -64,6 +64,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     check_world_classifier(loaded)
     trojan_suite = load_trojan_suite(suite.trojans, OBJECT_CLASSES) if suite.trojans else trojans_of(loaded)
     chosen = list(trojan_suite.trojans)
+    trojans = given_names(trojans, "--trojans")
     if trojans:
         chosen = [trojan_suite.get(name) for name in trojans]
     if quick:

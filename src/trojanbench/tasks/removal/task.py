@@ -37,7 +37,7 @@ from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
-from ...engine.suite import Plan, TaskSuite, first_of_each_kind, with_overrides
+from ...engine.suite import Plan, TaskSuite, first_of_each_kind, given_names, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import ImageGuidance, RemovalProcedure
 from ...models import LoadedModel, load_model
@@ -168,6 +168,7 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
         check_world_classifier(models["clean"])
     sizes = {budget: budget_size(budget, training_set_size(models["trojaned"].card)) for budget in config.budgets}
     trojan_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES) if base.trojans else trojans_of(models["trojaned"])
+    trojans = given_names(trojans, "--trojans")
     chosen = [trojan_suite.get(name) for name in trojans] if trojans else list(trojan_suite.trojans)
     if quick and not trojans:
         chosen = first_of_each_kind(chosen)

@@ -26,7 +26,7 @@ from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
-from ...engine.suite import Plan, TaskSuite, with_overrides
+from ...engine.suite import Plan, TaskSuite, given_names, with_overrides
 from ...errors import ConfigError
 from ...methods.replacement import BudgetError, ConstantPredictor, NetworkReplacement, ReplacementMethod
 from ...methods.replacement import count_nonzero_parameters
@@ -114,6 +114,7 @@ def plan_replacement(suite: ReplacementSuite | str | Path | None = None, *, quic
     loaded = load_model(base.model)
     check_world_classifier(loaded)
     trojan_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES) if base.trojans else trojans_of(loaded)
+    trojans = given_names(trojans, "--trojans")
     chosen = [trojan_suite.get(name) for name in trojans] if trojans else list(trojan_suite.trojans)
     full = count_nonzero_parameters(loaded.model)
     sizes = check_budgets(config.budgets, full)
