@@ -110,6 +110,8 @@ def _store_means(folder: Path, metric: str) -> dict[str, float]:
     scores = store.localization_scores()
     per_trojan: dict[str, dict[str, list[float]]] = {}
     for cell in store.localization_cells():
+        if cell.status != "ok":
+            continue
         per_trojan.setdefault(cell.method, {}).setdefault(cell.trojan, []).extend(scores[cell.key][metric])
     store.close()
     return {m: float(np.mean([np.nanmean(v) for v in by_trojan.values()])) for m, by_trojan in per_trojan.items()}
@@ -122,11 +124,18 @@ def test_every_method_and_trojan_is_stored_with_scores_in_range(finished):
     assert by_method[BROKEN].status == "failed" and "always fails" in by_method[BROKEN].reason
     assert all(c.status == "ok" for m, c in by_method.items() if m != BROKEN)
     for record in results.records():
+        if record["status"] != "ok":
+            assert all(np.isnan(record[metric]) for metric in RANGES), "a failed cell's records carry no scores"
+            continue
         for metric, (low, high) in RANGES.items():
             assert low <= record[metric] <= high, (record["method"], metric, record[metric])
     assert len(results.records()) == len(METHODS) * 4
     assert results.summaries["uniform_map"]["auroc"].mean == pytest.approx(0.5)
-    assert results.summaries[BROKEN]["auroc"].mean == pytest.approx(0.5), "a failed cell scores as a flat map"
+    broken = results.summaries[BROKEN]["auroc"]
+    assert np.isnan(broken.mean) and broken.n_images == 0, "a failed cell is never scored (not even as chance)"
+    rows = {row["method"]: row for row in results.rows()}
+    assert rows[BROKEN]["rank"] is None and rows[BROKEN]["failed"] == 1, "a tool with a failed cell is not ranked"
+    assert "1 failed cell(s), not scored" in results.table()
     (image_set,) = results.sets.values()
     assert image_set["n_images"] == 4 and (finished / "images" / image_set["image_file"]).is_file()
     assert "edge detector" in results.verdict()

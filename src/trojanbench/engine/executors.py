@@ -3,12 +3,15 @@
 * ``local`` (default): cells run one after another in this process.
 * ``ray`` (extra ``[ray]``): cells run as Ray tasks on a local or remote Ray cluster
   (``ray_address``); outcomes are collected in the driver as they finish. A task that outlives its
-  time budget (plus a grace period for start-up) is cancelled and recorded as failed.
+  wall-clock guard (plus a grace period for start-up) is cancelled and recorded as failed (transiently), and a
+  worker that dies (a method that calls ``os._exit``, a crash) fails only its cell. A local instance starts
+  without its dashboard and with usage statistics off.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -22,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Job:
     """A cell to compute: ``work(*args)`` returns its :class:`Outcome` (``work``: a module-level function, so
-    that a Ray worker can import it); ``timeout`` is the cell's time budget."""
+    that a Ray worker can import it); ``timeout`` is the cell's wall-clock guard."""
 
     key: str
     work: Callable[..., Outcome]
@@ -53,6 +56,8 @@ class RayExecutor:
         self.ray = require_extra("ray", "ray", "The Ray executor")
         self._started_here = not self.ray.is_initialized()
         if self._started_here:
+            # nothing leaves the machine: no usage statistics (a user turns them on with RAY_USAGE_STATS_ENABLED=1)
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             self.ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                           log_to_driver=False, configure_logging=False)
         self._remote: dict[Callable, Any] = {}
@@ -86,7 +91,7 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                     pending.pop(ref)
                     yield Outcome(job.key, "failed", now - submitted,
-                                      reason=f"CellTimeout: exceeded its time budget of {job.timeout:g} s (Ray)")
+                                      reason=f"CellTimeout: exceeded its wall-clock guard of {job.timeout:g} s (Ray)")
 
     def close(self) -> None:
         if self._started_here:

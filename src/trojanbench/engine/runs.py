@@ -1,4 +1,5 @@
-"""Which cells are a task's results (one rule for every task), and how a task's run appears in each export.
+"""Which cells are a task's results (one rule for every task), how a task's run appears in each export, and how
+its failed cells are told.
 
 The rule: a task's results are the cells planned by its latest run that planned at least one finished cell (a run
 stopped before its first cell does not hide the results of the one before it). Runs recorded by trojanbench 0.1.0
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Callable, TypeVar
+
+from .execute import is_transient
 
 C = TypeVar("C")
 
@@ -57,3 +60,18 @@ def run_document(results: Any) -> dict[str, Any]:
 def finite_or_none(value: Any) -> Any:
     """NaN as ``None`` (JSON has no NaN)."""
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def failure_lines(failed: list[Any]) -> list[str]:
+    """Why cells failed, and how to compute them again (nothing when none failed)."""
+    if not failed:
+        return []
+    reasons: dict[str, int] = {}
+    for cell in failed:
+        reason = (cell.reason or "unknown").split(":", 1)[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    transient = sum(is_transient(cell.reason) for cell in failed)
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return [f"{len(failed)} failed cell(s), not scored ({why}); methods with a failed cell are incomplete and not "
+            f"ranked. Rerun the same command to compute the {transient} transient one(s) again (timeouts, out of "
+            f"memory); add --retry-failed to retry all. Reasons: `trojanbench report` (Failed cells)."]

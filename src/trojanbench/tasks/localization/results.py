@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ...engine.runs import last_run_and_cells
+from ...engine.runs import failure_lines, last_run_and_cells
 from ...engine.stats import Comparison, paired_comparison, summarize
 from ...errors import did_you_mean
 from .metrics import HIGHER_IS_BETTER, METRICS
@@ -64,20 +64,25 @@ class LocalizationResults:
         return {cell.method: cell.role for cell in self.cells}
 
     def per_image(self, metric: str) -> dict[str, dict[tuple[str, tuple[int, int]], float]]:
-        """``{method: {(trojan, (seed, image)): score}}`` for one metric (failed cells: the flat map's score)."""
+        """``{method: {(trojan, (seed, image)): score}}`` for one metric, over the cells that finished (a failed
+        cell is never scored: its stored flat-map scores are not counted)."""
         out: dict[str, dict[tuple[str, tuple[int, int]], float]] = {}
         for cell in self.cells:
+            if cell.status != "ok":
+                continue
             for index, value in enumerate(self._scores[cell.key].get(metric, ())):
                 out.setdefault(cell.method, {})[(cell.trojan, (cell.seed, index))] = float(value)
         return out
 
     @cached_property
     def summaries(self) -> dict[str, dict[str, MetricSummary]]:
-        """``{method: {metric: MetricSummary}}``."""
-        out: dict[str, dict[str, MetricSummary]] = {}
+        """``{method: {metric: MetricSummary}}`` (NaN for a method none of whose cells finished)."""
+        nothing = MetricSummary(float("nan"), float("nan"), float("nan"), float("nan"), "-", 0)
+        out: dict[str, dict[str, MetricSummary]] = {cell.method: dict.fromkeys(METRICS, nothing)
+                                                     for cell in self.cells}
         for metric in METRICS:
             for method, scores in self.per_image(metric).items():
-                out.setdefault(method, {})[metric] = summarize_metric(scores)
+                out[method][metric] = summarize_metric(scores)
         return out
 
     def seconds_per_image(self) -> dict[str, float]:
@@ -100,20 +105,26 @@ class LocalizationResults:
     @cached_property
     def versus_reference(self) -> dict[str, Comparison]:
         """Each tool minus the edge detector by mean AUROC (empty when the edge detector was not run)."""
-        roles = self.roles()
-        if REFERENCE not in roles:
+        roles, scored = self.roles(), self.per_image(PRIMARY_METRIC)
+        if REFERENCE not in scored:
             return {}
-        return {m: self.compare(m, REFERENCE) for m, role in roles.items() if role == "tool"}
+        return {m: self.compare(m, REFERENCE) for m, role in roles.items() if role == "tool" and m in scored}
 
     def rows(self) -> list[dict[str, Any]]:
-        """Display order: tools ranked by mean AUROC, then the baselines."""
+        """Display order: tools ranked by mean AUROC, then tools with a failed cell (incomplete: not ranked), then
+        the baselines."""
         summaries, roles, speed = self.summaries, self.roles(), self.seconds_per_image()
-        order = sorted(summaries, key=lambda m: (roles[m] != "tool", -summaries[m][PRIMARY_METRIC].mean, m))
-        failed = {m: sum(c.status != "ok" for c in self.cells if c.method == m) for m in order}
+        failed = {m: sum(c.status != "ok" for c in self.cells if c.method == m) for m in summaries}
+
+        def order(method: str) -> tuple:
+            mean = summaries[method][PRIMARY_METRIC].mean
+            return (roles[method] != "tool", failed[method] > 0, -mean if mean == mean else 1.0, method)
+
         rows, rank = [], 0
-        for method in order:
-            rank += roles[method] == "tool"
-            rows.append({"method": method, "role": roles[method], "rank": rank if roles[method] == "tool" else None,
+        for method in sorted(summaries, key=order):
+            ranked = roles[method] == "tool" and not failed[method]
+            rank += ranked
+            rows.append({"method": method, "role": roles[method], "rank": rank if ranked else None,
                          "metrics": {k: dataclasses.asdict(v) for k, v in summaries[method].items()},
                          "seconds_per_image": speed[method], "failed": failed[method],
                          "n_cells": sum(c.method == method for c in self.cells),
@@ -146,14 +157,16 @@ class LocalizationResults:
                 f"images, seed(s) {suite.get('seeds')}{', quick settings' if suite.get('quick') else ''}")
 
     def records(self) -> list[dict[str, Any]]:
-        """One row per cell and image with its scores (NaN where a metric is undefined for the image)."""
+        """One row per cell and image with its scores (NaN where a metric is undefined for the image, and on every
+        image of a failed cell, which is never scored)."""
         rows = []
         for cell in self.cells:
             scores = self._scores[cell.key]
             for index in range(max((len(v) for v in scores.values()), default=0)):
                 rows.append({"method": cell.method, "role": cell.role, "trojan": cell.trojan, "seed": cell.seed,
                              "image": index, "status": cell.status,
-                             **{m: float(scores[m][index]) if m in scores else float("nan") for m in METRICS},
+                             **{m: float(scores[m][index]) if m in scores and cell.status == "ok" else float("nan")
+                                for m in METRICS},
                              "cell_seconds": round(cell.seconds, 4), "reason": cell.reason, "key": cell.key})
         return rows
 
@@ -184,10 +197,7 @@ class LocalizationResults:
                             for s in (row["metrics"][m] for m in METRICS))
             lines.append(f"{label:<{width}}{row['role']:<10}{cells}{row['seconds_per_image']:>7.4f}")
         lines.append(self.verdict())
-        failed = [c for c in self.cells if c.status != "ok"]
-        if failed:
-            lines.append(f"{len(failed)} failed cell(s) scored as a flat map (chance); see the report.")
-        return "\n".join(lines)
+        return "\n".join(lines + failure_lines([c for c in self.cells if c.status != "ok"]))
 
 
 def load_localization_results(folder: str | Path) -> LocalizationResults:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ...engine.runs import finite_or_none, run_document, run_header, run_of
+from ...engine.runs import failure_lines, finite_or_none, run_document, run_header, run_of
 from ...figures import localization_boxplots
 from .metrics import CHANCE, METRICS
 from .results import METRIC_LABELS, REFERENCE, LocalizationResults
@@ -32,15 +32,16 @@ def data(localization: LocalizationResults, files: Path) -> dict[str, Any]:
     """The localization section: leaderboard rows, box plots, the edge-detector verdict, sets, failed cells."""
     rows = localization.rows()
     per_image = {metric: localization.per_image(metric) for metric in METRICS}
-    values = {method: {metric: np.array(list(per_image[metric][method].values())) for metric in METRICS}
+    values = {method: {metric: np.array(list(per_image[metric].get(method, {}).values())) for metric in METRICS}
               for method in localization.roles()}
+    failed = [c for c in localization.cells if c.status != "ok"]
     figure = localization_boxplots(rows, values, files / "localization-boxplots.png", labels=METRIC_LABELS,
                                    chance=CHANCE, limits=METRIC_LIMITS,
                                    title=f"Per-image localization scores, {localization.description()}")
     return {"rows": rows, "metrics": METRICS, "labels": METRIC_LABELS, "chance": CHANCE,
             "verdict": localization.verdict(), "description": localization.description(), "reference": REFERENCE,
             "figure": figure.relative_to(files.parent).as_posix(), "sets": _localization_sets(localization),
-            "failed": [c for c in localization.cells if c.status != "ok"], **run_header(localization)}
+            "failed": failed, "failure_lines": failure_lines(failed), **run_header(localization)}
 
 
 def document(localization: LocalizationResults) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ...engine.execute import is_transient
-from ...engine.runs import last_run_and_cells
+from ...engine.runs import failure_lines, last_run_and_cells
 from ...engine.stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, score_grid, spearman
 from ...engine.stats import summarize
 from ...errors import ConfigError, did_you_mean, require_extra
@@ -235,21 +234,6 @@ class Results:
 
     def summary_dict(self) -> dict[str, Any]:
         return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}
-
-
-def failure_lines(failed: list[Any]) -> list[str]:
-    """Why cells failed, and how to compute them again (nothing when none failed)."""
-    if not failed:
-        return []
-    reasons: dict[str, int] = {}
-    for cell in failed:
-        reason = (cell.reason or "unknown").split(":", 1)[0]
-        reasons[reason] = reasons.get(reason, 0) + 1
-    transient = sum(is_transient(cell.reason) for cell in failed)
-    why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return [f"{len(failed)} failed cell(s), not scored ({why}); methods with a failed cell are incomplete and not "
-            f"ranked. Rerun the same command to compute the {transient} transient one(s) again (timeouts, out of "
-            f"memory); add --retry-failed to retry all. Reasons: `trojanbench report` (Failed cells)."]
 
 
 def contains_chance(low: float, high: float) -> bool:

@@ -14,7 +14,8 @@ import numpy as np
 
 from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
-from .results import ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results, failure_lines
+from ...engine.runs import failure_lines
+from .results import ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results
 
 log = logging.getLogger(__name__)
 
