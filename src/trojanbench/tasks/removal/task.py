@@ -278,7 +278,7 @@ class _Workbench:
         return row, outcome.value if outcome.ok else {}
 
     def _edit_and_measure(self, cell: RemovalCell) -> dict[str, dict[str, float]]:
-        """``{trojan: measures}``: the edit (within the suite's time budget), then its measures on each trojan."""
+        """``{trojan: measures}``: the edit (within the suite's wall-clock guard), then its measures on each trojan."""
         model = self.plan.models[cell.model_role].model
         trojans = [cell.trojan] if cell.trojan else self.plan.trojans
         with time_budget(self.plan.suite.cell_timeout):
