@@ -1,10 +1,26 @@
-"""Shared fixtures: small images and trigger files made on the fly (nothing is downloaded)."""
+"""Shared fixtures: small images and trigger files made on the fly (nothing is downloaded), and a private cache."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from trojanbench.cache import ENV_VAR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """Point the on-disk cache (:mod:`trojanbench.cache`) at a folder of this session, never the home folder."""
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = str(tmp_path_factory.mktemp("cache"))
+    yield os.environ[ENV_VAR]
+    if before is None:
+        del os.environ[ENV_VAR]
+    else:
+        os.environ[ENV_VAR] = before
 
 
 @pytest.fixture

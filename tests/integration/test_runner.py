@@ -165,7 +165,8 @@ def test_kill_9_then_rerun_gives_identical_scores(tiny_zoo, tmp_path, fixtures_o
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if (interrupted / "results.sqlite").exists() and 2 <= len(RediscoveryStore(interrupted).finished_keys("cells")) < 12:
+        done = RediscoveryStore(interrupted).finished_keys("cells") if (interrupted / "results.sqlite").exists() else ()
+        if 2 <= len(done) < 12:
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)

@@ -79,6 +79,19 @@ def content_key(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:24]
 
 
+def digest(value: Any) -> str:
+    """Hex sha256 of a tensor's dtype, shape and bytes, or of every tensor of a network's state dict (by name)."""
+    import torch
+
+    named = value.state_dict().items() if isinstance(value, torch.nn.Module) else [("", value)]
+    hashed = hashlib.sha256()
+    for name, tensor in named:
+        tensor = tensor.detach().cpu().contiguous()
+        hashed.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        hashed.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return hashed.hexdigest()
+
+
 def cell_key(cell: Cell) -> str:
     return content_key(cell.payload())
 

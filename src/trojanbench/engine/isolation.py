@@ -10,17 +10,13 @@ changed, and the worker builds a fresh copy for the next cell.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import Any
 
-
-def _tensor_digest(tensor: Any) -> str:
-    array = tensor.detach().cpu().contiguous().numpy()
-    return f"{array.dtype}{array.shape}:{hashlib.blake2b(memoryview(array).cast('B'), digest_size=16).hexdigest()}"
+from .cells import digest
 
 
 def _module_fingerprint(module: Any) -> dict[str, str]:
-    parts = {f"state.{name}": _tensor_digest(value) for name, value in module.state_dict(keep_vars=True).items()}
+    parts = {f"state.{name}": digest(value) for name, value in module.state_dict(keep_vars=True).items()}
     for name, sub in module.named_modules():
         hooks = [len(getattr(sub, attr, {})) for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
                                                             "_backward_pre_hooks")]
@@ -42,7 +38,7 @@ def fingerprint(shared: Any) -> dict[str, str]:
         if isinstance(value, torch.nn.Module):
             parts.update({f"{field.name}.{k}": v for k, v in _module_fingerprint(value).items()})
         elif isinstance(value, torch.Tensor):
-            parts[field.name] = _tensor_digest(value)
+            parts[field.name] = digest(value)
         elif isinstance(value, dict) and all(isinstance(v, torch.nn.Module) for v in value.values()):
             parts[field.name] = repr(sorted(value))
         else:

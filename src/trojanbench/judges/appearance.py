@@ -11,15 +11,20 @@ windows of content-free pictures: plain scenes without icons or secondary object
 colours. A window's similarity to a bank is the mean cosine similarity of its :data:`NEIGHBOURS` nearest
 members (a k-nearest-neighbour vote); its evidence for an option is that similarity minus its similarity
 to "nothing", and the image's logit for the option is its best window's evidence over a temperature.
+
+The banks depend only on the embedder's weights and the pictures embedded, so they are kept in the on-disk
+cache (:mod:`trojanbench.cache`) under :data:`BANK_VERSION`.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from ..cache import cached, digest
 from ..world import stable_int_hash
 from ..zoo.embedder import CONCEPTS, concept_view, load_embedder
 from ..registry import register_judge
@@ -32,6 +37,9 @@ NEIGHBOURS = 3
 N_NULL_SCENES, N_NULL_NOISE, N_NULL_FLAT = 48, 16, 16
 WINDOW_GRIDS = ((1, 1.0), (3, 0.5))
 """(windows per side, window side as a fraction of the image side)."""
+N_WINDOWS = sum(per_side ** 2 for per_side, _ in WINDOW_GRIDS)
+BANK_VERSION = 1
+"""The version of the banks' computation (:func:`windows`, how a bank is made): bump it on every change."""
 
 
 def windows(images: torch.Tensor) -> torch.Tensor:
@@ -70,23 +78,35 @@ class AppearanceJudge(Judge):
         pictures = torch.cat([generate_scenes("val", N_NULL_SCENES, seed=7919, secondary=None, icon=None).images,
                               torch.rand(N_NULL_NOISE, 3, 64, 64, generator=generator),
                               torch.rand(N_NULL_FLAT, 3, 1, 1, generator=generator).expand(-1, -1, 64, 64)])
-        with torch.no_grad():
-            return self.embedder(windows(pictures).flatten(0, 1))
-
-    @functools.lru_cache(maxsize=256)
-    def _prototype(self, kind: str, option: str) -> torch.Tensor:
-        """Mean embedding of :data:`OPTION_VIEWS` pictures of ``option`` alone."""
-        rng = np.random.default_rng(stable_int_hash(option))
-        draw = concept_view if option in CONCEPTS else lambda name, rng: option_picture(name, kind, 32, rng)
-        pictures = np.stack([draw(option, rng) for _ in range(OPTION_VIEWS)])
-        embedded = self.embedder(torch.from_numpy(pictures).permute(0, 3, 1, 2))
-        return torch.nn.functional.normalize(embedded.mean(0), dim=0)
+        return self._embedded("appearance-nothing", lambda: self.embedder(windows(pictures).flatten(0, 1)),
+                              len(pictures) * N_WINDOWS, pictures=pictures)
 
     @functools.lru_cache(maxsize=256)
     def _bank(self, kind: str, option: str) -> torch.Tensor:
-        """``[n, d]`` embeddings that stand for ``option``: windows of it in context, and it alone."""
-        in_context = self.embedder(windows(option_views(kind, option, BANK_VIEWS)).flatten(0, 1))
-        return torch.cat([in_context, self._prototype(kind, option)[None]])
+        """``[n, d]`` embeddings that stand for ``option``: the windows of :data:`BANK_VIEWS` pictures of it in
+        context, and the normalised mean embedding of :data:`OPTION_VIEWS` pictures of it alone."""
+        in_context = option_views(kind, option, BANK_VIEWS)
+        rng = np.random.default_rng(stable_int_hash(option))
+        draw = concept_view if option in CONCEPTS else lambda name, rng: option_picture(name, kind, 32, rng)
+        alone = torch.from_numpy(np.stack([draw(option, rng) for _ in range(OPTION_VIEWS)])).permute(0, 3, 1, 2)
+
+        def compute() -> torch.Tensor:
+            prototype = torch.nn.functional.normalize(self.embedder(alone).mean(0), dim=0)
+            return torch.cat([self.embedder(windows(in_context).flatten(0, 1)), prototype[None]])
+
+        return self._embedded("appearance-bank", compute, BANK_VIEWS * N_WINDOWS + 1,
+                              in_context=in_context, alone=alone)
+
+    @functools.cached_property
+    def _weights(self) -> str:
+        """The digest of the embedder's weights (what every bank depends on)."""
+        return digest(self.embedder)
+
+    @torch.no_grad()
+    def _embedded(self, name: str, compute: Callable[[], torch.Tensor], n: int,
+                  **pictures: torch.Tensor) -> torch.Tensor:
+        """``compute()``: the ``[n, d]`` embeddings of ``pictures``, through the cache."""
+        return cached(name, BANK_VERSION, compute, shape=(n, self.embedder.dim), embedder=self._weights, **pictures)
 
     def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:
         cut = windows(images)

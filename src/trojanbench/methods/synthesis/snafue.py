@@ -14,7 +14,9 @@
    clean images (source class when given).
 
 Output: the chosen natural patches alone, upscaled to the image size (``output="pasted"``: pasted large
-onto clean images). The pool's embeddings depend only on the target and are cached per target.
+onto clean images). The pool's embeddings depend only on the target (its weights, its natural patches and the
+clean images they are pasted on), so they are kept per target and in the on-disk cache (:mod:`trojanbench.cache`)
+under :data:`POOL_VERSION`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
+from ...cache import cached
 from ...params import Boolean, InstanceOf, Interval, Options
 from ...registry import register_method
 from ..base import SynthesisMethod
@@ -33,6 +36,8 @@ from ._rfla import alone, pasted_log_probs, patch_generator, perturb_latents, pr
 EMBED_SCALE = 0.35
 """Side of a patch pasted for embedding, as a fraction of the image side."""
 _BATCH = 250
+POOL_VERSION = 1
+"""The version of the pool embedding's computation (:func:`embed`): bump it on every change."""
 _pool_cache: dict[tuple[int, int], torch.Tensor] = {}
 
 
@@ -61,10 +66,14 @@ def embed(target: Target, patches: torch.Tensor, n_backgrounds: int) -> torch.Te
 
 
 def pool_embedding(target: Target, n_backgrounds: int) -> torch.Tensor:
-    """:func:`embed` of ``target.natural_patches``, cached for as long as ``target`` lives."""
+    """:func:`embed` of ``target.natural_patches``, kept for as long as ``target`` lives, and on disk."""
     key = (id(target), n_backgrounds)
     if key not in _pool_cache:
-        _pool_cache[key] = embed(target, target.natural_patches, n_backgrounds)
+        patches = target.natural_patches
+        _pool_cache[key] = cached(
+            "snafue-pool", POOL_VERSION, lambda: embed(target, patches, n_backgrounds),
+            shape=(len(patches), target.classifier.in_features), model=target.model, patches=patches,
+            backgrounds=target.clean_images[:n_backgrounds], embed_scale=EMBED_SCALE, batch=_BATCH)
         weakref.finalize(target, _pool_cache.pop, key, None)
     return _pool_cache[key]
 

@@ -13,10 +13,10 @@ committing each as it finishes.
 **Cells.** A cell is one method (with its resolved hyperparameters) explaining one patch trojan's target
 class on the ``n`` held-out triggered images drawn under one seed. Its key is the content hash of (task,
 method, params, trojan spec, ``n``, seed, model sha256, code version), so a re-run skips finished cells
-and a killed run resumes. A method that raises, returns an invalid map or goes past the suite's
-limits (``cell_budget``, ``cell_timeout``) becomes a failed cell with its reason; it is stored with a
-flat map's scores but never counted (a tool with a failed cell is shown as incomplete, not ranked). Each image set is recorded in the store (PNG
-strips of the images and masks, and a sha256 of both).
+and a killed run resumes. A method that raises, returns an invalid map or goes past the suite's limits
+(``cell_budget``, ``cell_timeout``) becomes a failed cell with its reason; it is stored with a flat map's scores
+but never counted (a tool with a failed cell is shown as incomplete, not ranked). Each image set is recorded in
+the store (PNG strips of the images and masks, and a sha256 of both).
 
 **Statistics** (reusing :mod:`trojanbench.engine.stats`). Per method and metric: the mean over trojans of
 the mean over images, the worst trojan, and a 95% two-level bootstrap interval on the ``[trojans, images]``

@@ -1,4 +1,5 @@
-"""Computing one rediscovery cell in a worker: build the method, run it within its limits, check its images.
+"""Computing one rediscovery cell in a worker: build the method, run it within its limits, check its images and
+judge them there (so that the driver only records, and judging runs in parallel with the executor's workers).
 
 Any failure (an exception, NaN, wrong shape, values out of range, a limit exceeded, a modified ``Target``)
 becomes a ``failed`` outcome with the reason; it never stops the run. Workers keep the audited
@@ -8,7 +9,11 @@ method left it as it was (:mod:`trojanbench.engine.isolation`); one it changed i
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Iterable
+
+import numpy as np
+import torch
 
 from ...engine.cells import trojan_from_payload
 from ...engine.execute import Outcome, attempt, time_budget, work_budget
@@ -17,6 +22,9 @@ from ...errors import MethodError
 from ...imaging import to_uint8
 from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
+
+TIE_TOLERANCE = 1e-6
+"""Options whose probabilities differ by less than this are tied (the store keeps probabilities to 6 decimals)."""
 
 _targets: dict[str, tuple[Any, dict[str, str]]] = {}
 _shared: dict[str, Any] = {}
@@ -41,15 +49,39 @@ def shared_target(model_ref: str):
     return _targets[model_ref]
 
 
+def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[str]) -> list[tuple[str, float, int, list,
+                                                                                      float]]:
+    """Each judge's verdict on ``[n, H, W, 3]`` uint8 images (the stored images, so that a report regenerated from
+    the store judges exactly what was judged): ``(judge, p_true, top-1 hit, probabilities, seconds)``."""
+    from ...judges import get_judge
+
+    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    verdicts = []
+    for name in judges:
+        start = time.perf_counter()
+        probabilities = get_judge(name).score(images, question)
+        truth = question.truth_index
+        verdicts.append((name, float(probabilities[truth]), top1_hit(probabilities, truth),
+                         [round(float(p), 6) for p in probabilities], time.perf_counter() - start))
+    return verdicts
+
+
+def top1_hit(probabilities, truth: int) -> int:
+    """1 when the true option alone has the highest probability. A tie at the top counts as a miss, so a judge
+    that sees nothing (every option equally likely) never credits whichever option happens to come first."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    tied_at_top = probabilities >= probabilities.max() - TIE_TOLERANCE
+    return int(tied_at_top[truth] and tied_at_top.sum() == 1)
+
+
 def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: float | None,
-                 plugins: tuple[str, ...] = (), budget: int | None = None, threads: int | None = None) -> Outcome:
+                 plugins: tuple[str, ...] = (), budget: int | None = None, threads: int | None = None,
+                 question: Any = None, judges: tuple[str, ...] = ()) -> Outcome:
     """Run one cell under its wall-clock guard ``timeout`` and work ``budget`` (images through the audited
-    model), with ``threads`` torch threads: its value is the images as ``[n, H, W, 3]`` uint8; never raises for a
-    method's failure."""
+    model), with ``threads`` torch threads, and judge its images on ``question``: its value is ``{"images": [n, H,
+    W, 3] uint8, "verdicts": judge_images(...)}``; never raises for a method's failure."""
     load_plugins(plugins)
     if threads:
-        import torch
-
         torch.set_num_threads(threads)
 
     def work():
@@ -66,7 +98,8 @@ def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: flo
         if changed:
             raise MethodError(f"the method modified the Target it was handed ({', '.join(changed)}); a method must "
                               f"not modify its inputs (copy what it changes)")
-        return to_uint8(images)
+        pixels = to_uint8(images)
+        return {"images": pixels, "verdicts": judge_images(pixels, question, judges) if question else []}
 
     return attempt(work, timeout=None, what=f"cell {key} ({payload['method']}, {payload['trojan']['name']}, "
                                             f"seed {payload['seed']})", key=key)

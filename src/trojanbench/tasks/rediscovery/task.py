@@ -25,7 +25,7 @@ from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_s
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
-from .compute import compute_cell, share_model
+from .compute import compute_cell, judge_images, share_model
 from .results import Results
 from .store import CellRow, RediscoveryStore
 from .synthesis import make_method
@@ -97,7 +97,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
 
         def compute(run_id: int, todo: list[Cell]) -> Iterator[Cell]:
             by_key = {cell.key: cell for cell in todo}
-            jobs = cell_jobs(plan, todo)
+            jobs = cell_jobs(plan, todo, scorer.questions)
             runner = make_executor(executor, ray_address=ray_address)
             if runner.name == "local":
                 share_model(plan.suite.model, plan.loaded)
@@ -114,24 +114,14 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
     return Results(out)
 
 
-def cell_jobs(plan: RediscoveryPlan, cells: list[Cell]) -> list[Job]:
-    """The executor's jobs of ``cells``: each computes one cell's images in a worker (:func:`compute_cell`) under
-    the suite's limits, with as many torch threads as this process was given (the run's thread policy)."""
-    suite, threads = plan.suite, torch.get_num_threads()
+def cell_jobs(plan: RediscoveryPlan, cells: list[Cell], questions: dict) -> list[Job]:
+    """The executor's jobs of ``cells``: each computes and judges one cell's images in a worker
+    (:func:`compute_cell`) under the suite's limits, with as many torch threads as this process was given (the
+    run's thread policy); ``questions``: ``{(trojan, seed): Question}``."""
+    suite, threads, judges = plan.suite, torch.get_num_threads(), tuple(judge.name for judge in plan.judges)
     return [Job(cell.key, compute_cell, (cell.key, cell.payload(), suite.model, suite.cell_timeout, plan.plugins,
-                                         suite.cell_budget, threads), suite.cell_timeout) for cell in cells]
-
-
-TIE_TOLERANCE = 1e-6
-"""Options whose probabilities differ by less than this are tied (the store keeps probabilities to 6 decimals)."""
-
-
-def top1_hit(probabilities, truth: int) -> int:
-    """1 when the true option alone has the highest probability. A tie at the top counts as a miss, so a judge
-    that sees nothing (every option equally likely) never credits whichever option happens to come first."""
-    probabilities = np.asarray(probabilities, dtype=float)
-    tied_at_top = probabilities >= probabilities.max() - TIE_TOLERANCE
-    return int(tied_at_top[truth] and tied_at_top.sum() == 1)
+                                         suite.cell_budget, threads, questions[(cell.trojan.name, cell.seed)], judges),
+                suite.cell_timeout) for cell in cells]
 
 
 class _Scorer:
@@ -148,35 +138,26 @@ class _Scorer:
                 self.questions[(trojan.name, seed)] = question
                 store.record_question(trojan.name, seed, question.to_dict())
 
-    def judge(self, images: torch.Tensor, trojan: str, seed: int) -> list[tuple[str, float, int, list[float], float]]:
-        question = self.questions[(trojan, seed)]
-        scores = []
-        for judge in self.plan.judges:
-            start = time.perf_counter()
-            probabilities = judge.score(images, question)
-            scores.append((judge.name, float(probabilities[question.truth_index]),
-                           top1_hit(probabilities, question.truth_index),
-                           [round(float(p), 6) for p in probabilities], time.perf_counter() - start))
-        return scores
+    def judge(self, pixels: np.ndarray, trojan: str, seed: int) -> list[tuple[str, float, int, list[float], float]]:
+        return judge_images(pixels, self.questions[(trojan, seed)], [judge.name for judge in self.plan.judges])
 
     def record(self, run_id: int, cell: Cell, outcome) -> None:
+        """Commit a cell the executor computed (and judged, in the worker)."""
         image_file, scores = None, []
         if outcome.ok:
-            image_file = self.store.save_images(cell.key, outcome.value)
-            images = torch.tensor(outcome.value).permute(0, 3, 1, 2).float() / 255
-            scores = self.judge(images, cell.trojan.name, cell.seed)
+            image_file = self.store.save_images(cell.key, outcome.value["images"])
+            scores = outcome.value["verdicts"]
         row = CellRow(cell.key, cell.method, cell.role, cell.params, cell.trojan.name, cell.trojan.kind, cell.seed,
                       outcome.status, outcome.reason, outcome.seconds, image_file)
         self.store.record_cell(run_id, row, scores)
         log.info("%-20s %-14s seed %d  %s (%.1f s)", cell.method, cell.trojan.name, cell.seed, outcome.status,
                  outcome.seconds)
 
-    def _pooled(self, members: list[str], trojan: TrojanSpec, seed: int, rows: dict) -> torch.Tensor | None:
+    def _pooled(self, members: list[str], trojan: TrojanSpec, seed: int, rows: dict) -> np.ndarray | None:
+        """The stored ``[n, H, W, 3]`` uint8 images of ``members`` for one trojan and seed, pooled."""
         images = [self.store.load_images(rows[(m, trojan.name, seed)]) for m in members
                   if (m, trojan.name, seed) in rows]
-        if not images:
-            return None
-        return torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2).float() / 255
+        return np.concatenate(images) if images else None
 
     def _record_combination(self, run_id: int, name: str, members: list[str], trojan: TrojanSpec, seed: int,
                             rows: dict, extra: dict) -> str | None:
@@ -229,7 +210,7 @@ class _Scorer:
                     images = self._pooled(chosen + [tool], trojan, seed, rows)
                     if images is not None:
                         question = self.questions[(trojan.name, seed)]
-                        values.append(float(self.plan.judges[0].score(images, question)[question.truth_index]))
+                        values.append(judge_images(images, question, [self.plan.judges[0].name])[0][1])
                 if values:
                     candidates[tool] = float(np.mean(values))
             if not candidates:
