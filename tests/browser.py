@@ -18,6 +18,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+HANG_GUARD = 300
+"""Seconds to wait for chromium before calling it hung: generous, so a loaded machine is slow, never failing."""
 BROKEN_IMAGES_JS = ("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
                     ".map(i => i.getAttribute('src'))")
 
@@ -47,7 +49,7 @@ class Browser:
         self.ids = itertools.count(1)
         self.socket = None
         self.connections = contextlib.ExitStack()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG_GUARD
         while time.monotonic() < deadline:
             line = self.process.stderr.readline()
             match = re.search(r"DevTools listening on (ws://\S+)", line)
@@ -55,7 +57,7 @@ class Browser:
                 self._connect(match.group(1))
                 return
         self.close()
-        raise RuntimeError("chromium did not start its DevTools endpoint within 60 s")
+        raise RuntimeError(f"chromium did not start its DevTools endpoint within {HANG_GUARD} s")
 
     def _connect(self, browser_url: str) -> None:
         from websockets.sync.client import connect
@@ -63,24 +65,24 @@ class Browser:
         port = re.search(r":(\d+)/", browser_url).group(1)
         import urllib.request
 
-        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=HANG_GUARD).read())
         page = next(p for p in pages if p["type"] == "page")
         self.socket = self.connections.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None,
-                                                              open_timeout=10))
+                                                              open_timeout=HANG_GUARD))
         self.events: list[dict] = []
 
     def call(self, method: str, **params) -> dict:
         ident = next(self.ids)
         self.socket.send(json.dumps({"id": ident, "method": method, "params": params}))
         while True:
-            message = json.loads(self.socket.recv(timeout=60))
+            message = json.loads(self.socket.recv(timeout=HANG_GUARD))
             if message.get("id") == ident:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
             self.events.append(message)
 
-    def _wait_for(self, event: str, timeout: float = 60) -> None:
+    def _wait_for(self, event: str, timeout: float = HANG_GUARD) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(e.get("method") == event for e in self.events):

@@ -33,7 +33,7 @@ def _free_port() -> int:
 def _start(folder, port: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-c", SERVE, "-q", "survey", "serve", str(folder), "--port", str(port),
                                 "--admin-token", ADMIN], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a hang guard: a loaded machine is only slower
     while time.monotonic() < deadline:
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read() == b"ok":
