@@ -5,6 +5,7 @@ Every error the package raises on purpose is shown as one readable line and exit
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 import click
 
 from ._version import __version__
-from .errors import TrojanbenchError
+from .errors import ConfigError, TrojanbenchError
+from .paths import writable_folder
 from .zoo.build import ZOO_PARTS
 
 log = logging.getLogger("trojanbench")
@@ -49,7 +51,8 @@ def main(verbose: int, quiet: bool) -> None:
 
 
 def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    """A comma-separated option as a list (``None`` when not given; an empty list when given empty)."""
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 class _TaskChoice(click.Choice):
@@ -76,6 +79,22 @@ def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, 
     return load_plugins(value)
 
 
+_ARCHITECTURE_HELP = ("What network a .safetensors --model without a trojanbench card holds: compact_resnet, "
+                      "torchvision:NAME or package.module:factory.")
+
+
+def _world_model(model: str, *, weights: str | None = None, architecture: str | None = None):
+    """``--model`` (with ``--weights`` and ``--architecture``) loaded for a command on the built-in world: a
+    torchvision network or a registered architecture is built with the world's classes."""
+    from .models import ARCHITECTURES, load_model
+    from .world import OBJECT_CLASSES
+
+    built = architecture or model
+    world_sized = built.startswith("torchvision:") or built in ARCHITECTURES
+    return load_model(model, weights=weights, architecture=architecture,
+                      num_classes=len(OBJECT_CLASSES) if world_sized else None)
+
+
 @main.command()
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True, expose_value=True,
               help="Load a plugin module:Name (a method or judge class, or a task), repeatable.")
@@ -86,7 +105,7 @@ def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, 
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
                                             "(~3 and ~2 minutes); localization 12 images per trojan (~1 minute); "
                                             "editing and replacement one seed. All: fast method settings.")
-@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-results", show_default=True)
+@click.option("--out", metavar="DIR", default="trojanbench-results", show_default=True)
 @click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
 @click.option("--trojans", help="Comma-separated trojan names (default: all of the suite's; localization: its patch "
                                 "trojans).")
@@ -96,15 +115,20 @@ def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, 
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
               help="Rediscovery: where cells run (default: local, in this process).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
+@click.option("--threads", type=int, help="Torch threads per worker (default 1: several threads per process "
+                                          "oversubscribe a small machine's cores).")
+@click.option("--retry-failed", is_flag=True, help="Compute every failed cell again (a rerun retries only the cells "
+                                                   "that failed transiently: a timeout, out of memory).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        budgets: str | None, executor: str | None, ray_address: str | None, plugins: tuple[str, ...], quiet: bool,
-        no_report: bool) -> None:
+        budgets: str | None, executor: str | None, ray_address: str | None, threads: int | None, retry_failed: bool,
+        plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
     """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
-    stopped. Exit code 0 when the run completed, 2 on bad input (nothing is computed then).
+    stopped, and computes again the cells that failed transiently (add --retry-failed for all failed cells).
+    Exit code 0 when the run completed, 2 on bad input (nothing is computed then).
 
     \b
     Examples:
@@ -118,16 +142,19 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --task replacement --quick --out /tmp/quick
     """
     from .api import run_task
+    from .engine.threads import resolve_threads
     from .progress import make_progress
     from .registry import get_task
 
+    writable_folder(out, "--out")
     chosen = get_task(task)
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
                "plugins": plugins, "budgets": _split(budgets), "executor": executor, "ray_address": ray_address}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
-    progress = make_progress(quiet=quiet)
+    threads = resolve_threads(threads)
+    progress = make_progress(quiet=quiet, threads=threads)
     results = run_task(task, None if suite == "default" else suite, out=out, progress=progress,
-                       report=not no_report, **options)
+                       report=not no_report, threads=threads, retry_failed=retry_failed, **options)
     progress.close()
     click.echo("\n" + chosen.summary(results))
     written = "" if no_report else ", report.html, results.json and the tasks' CSV files"
@@ -153,7 +180,7 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
     if fmt == "md":
         click.echo(markdown_summary(results_dir), nl=False)
         return
-    path = write_report(results_dir)
+    path = write_report(writable_folder(results_dir, "RESULTS_DIR"))
     click.echo(f"Wrote {path} (and results.csv, results.json beside it).")
 
 
@@ -162,16 +189,18 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
               help="Zoo name, .safetensors path (card beside it), torchvision:NAME or module:factory.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Safetensors weights for a torchvision:NAME or module:factory model.")
+@click.option("--architecture", help=_ARCHITECTURE_HELP)
 @click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
               help="Trojan spec YAML; default: the trojans recorded in the model's card.")
-@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-audit", show_default=True)
+@click.option("--out", metavar="DIR", help="Also write DIR/audit.json (default: print the table, write nothing).")
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
 @click.option("--seed", default=0, show_default=True, type=int)
-def audit(model: str, weights: str | None, trojan_spec: str | None, out: str, quick: bool, seed: int) -> None:
+def audit(model: str, weights: str | None, architecture: str | None, trojan_spec: str | None, out: str | None,
+          quick: bool, seed: int) -> None:
     """Measure a model's clean accuracy and each planted trojan's attack success.
 
-    Recomputed on held-out images of the built-in world (never read from the model card); writes
-    OUT/audit.json and prints a table.
+    Recomputed on held-out images of the built-in world (never read from the model card); prints a
+    table, and with --out writes OUT/audit.json.
 
     \b
     Examples:
@@ -179,20 +208,21 @@ def audit(model: str, weights: str | None, trojan_spec: str | None, out: str, qu
       trojanbench audit --quick --out /tmp/audit
       trojanbench audit --model path/to/model.safetensors --trojans trojans.yaml
       trojanbench audit --model torchvision:resnet18 --weights r18.safetensors --trojans trojans.yaml
+      trojanbench audit --model r18.safetensors --architecture torchvision:resnet18 --trojans trojans.yaml
     """
     from .audit import audit_model
     from .config import load_trojan_suite
-    from .models import load_model
     from .world import OBJECT_CLASSES
 
+    if out is not None:
+        writable_folder(out, "--out")
     suite = load_trojan_suite(trojan_spec, OBJECT_CLASSES) if trojan_spec else None
-    num_classes = len(OBJECT_CLASSES) if model.startswith("torchvision:") else None
-    loaded = load_model(model, weights=weights, num_classes=num_classes)
+    loaded = _world_model(model, weights=weights, architecture=architecture)
     sizes = {"n_clean": 400, "n_attack": 100} if quick else {"n_clean": 2000, "n_attack": 500}
     result = audit_model(loaded, suite=suite, seed=seed, **sizes)
-    path = result.save(out)
     click.echo(result.table())
-    click.echo(f"\nWrote {path}.")
+    if out is not None:
+        click.echo(f"\nWrote {result.save(out)}.")
 
 
 @main.command(name="ls")
@@ -317,33 +347,76 @@ _LISTERS = {"tasks": _list_tasks, "trojans": _list_trojans, "methods": _list_met
 
 
 @main.command()
-@click.argument("spec", type=click.Path(dir_okay=False))
-def validate(spec: str) -> None:
-    """Check a trojan spec YAML without training anything.
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,
+              help="Load a plugin module:Name first (e.g. a method the suite names), repeatable.")
+def validate(file: str, plugins: tuple[str, ...]) -> None:
+    """Check a trojan spec or a suite YAML as implanting or running would, without training or computing anything.
+
+    A file with a 'methods' list is a (rediscovery) suite: its methods must exist and their parameters validate,
+    its judges exist, its model load and its trojans resolve. A file with only a 'trojans' list is a trojan spec:
+    its triggers must exist, its classes be in range, each trigger lead to one class and the poison fractions sum
+    to at most 0.5.
 
     \b
     Examples:
       trojanbench validate my_trojans.yaml
+      trojanbench validate my_suite.yaml
     """
-    from .config import load_trojan_suite
+    from .config import load_yaml
+
+    raw = load_yaml(file)
+    if isinstance(raw, dict) and "methods" in raw:
+        click.echo(_validate_suite(file, raw))
+    elif isinstance(raw, dict) and "trojans" in raw:
+        click.echo(_validate_trojan_spec(file))
+    else:
+        raise ConfigError(f"{file!r} is neither a suite (a mapping with a 'methods' list) nor a trojan spec (a mapping "
+                          f"with a 'trojans' list).")
+
+
+def _validate_suite(file: str, raw: dict) -> str:
+    from .engine.suite import Suite
+    from .tasks.rediscovery import plan_run
+
+    own = sorted(set(raw) - {field.name for field in dataclasses.fields(Suite)})
+    if own:
+        raise ConfigError(f"{file!r} has keys {own} of another task's suite; validate checks rediscovery suites and "
+                          f"trojan specs. The other tasks check their suite, before any work, when they start: "
+                          f"trojanbench run --task TASK --suite {file}.")
+    plan = plan_run(file)
+    suite, trojans = plan.suite, [t.name for t in plan.trojans]
+    return (f"OK: {file} is a suite ({suite.name}): {len(suite.methods)} method(s) exist and their parameters "
+            f"validate, {len(plan.judges)} judge(s) exist ({', '.join(suite.judges)}), model {suite.model!r} loads "
+            f"(sha256 {plan.loaded.sha256[:12]}) and classifies the world's classes, {len(trojans)} trojan(s) resolve "
+            f"({', '.join(trojans)}); {len(plan.cells)} cells would run. Nothing was computed.")
+
+
+def _validate_trojan_spec(file: str) -> str:
+    from .config import MAX_TOTAL_POISON, check_poison_budget, load_trojan_suite
     from .world import OBJECT_CLASSES
 
-    suite = load_trojan_suite(spec, OBJECT_CLASSES)
-    click.echo(f"OK: {spec} defines {len(suite.trojans)} trojan(s): {', '.join(suite.names())}.")
+    suite = load_trojan_suite(file, OBJECT_CLASSES)
+    total = check_poison_budget(suite)
+    return (f"OK: {file} is a trojan spec of {len(suite.trojans)} trojan(s) ({', '.join(suite.names())}): triggers "
+            f"found, classes in range, one target per trigger, poison fractions sum to {total:.3g} (at most "
+            f"{MAX_TOTAL_POISON}). Nothing was trained.")
 
 
 @main.command()
 @click.option("--method", "method_name", required=True, help="Registry name or module:Class (see `ls methods`).")
 @click.option("--trojan", "trojan_names", multiple=True, help="Trojan name(s) of the model's card (default: all).")
-@click.option("--model", default="trojaned", show_default=True)
+@click.option("--model", default="trojaned", show_default=True,
+              help="Zoo name, .safetensors path (card beside it), torchvision:NAME or module:factory.")
+@click.option("--architecture", help=_ARCHITECTURE_HELP)
 @click.option("--n-images", default=10, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quick", is_flag=True, help="The method's fast settings.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Hyperparameter override (YAML value), repeatable.")
-@click.option("--out", type=click.Path(file_okay=False), default="trojanbench-images", show_default=True)
-def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_images: int, seed: int, quick: bool,
-               params: tuple[str, ...], out: str) -> None:
+@click.option("--out", metavar="DIR", default="trojanbench-images", show_default=True)
+def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, architecture: str | None, n_images: int,
+               seed: int, quick: bool, params: tuple[str, ...], out: str) -> None:
     """Run one synthesis method on the model's trojans and save its images as PNG files.
 
     \b
@@ -355,12 +428,11 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_im
     import yaml
 
     from .audit import trojans_of
-    from .errors import ConfigError
     from .methods import Target
-    from .models import load_model
     from .imaging import save_png_grid
     from .tasks.rediscovery import make_method, synthesize_for_trojan
 
+    writable_folder(out, "--out")
     overrides = {}
     for item in params:
         key, sep, value = item.partition("=")
@@ -368,7 +440,7 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, n_im
             raise ConfigError(f"--param must look like KEY=VALUE. Got {item!r}.")
         overrides[key] = yaml.safe_load(value)
     method = make_method(method_name, overrides, quick=quick)
-    loaded = load_model(model)
+    loaded = _world_model(model, architecture=architecture)
     suite = trojans_of(loaded)
     specs = [suite.get(name) for name in trojan_names] if trojan_names else list(suite.trojans)
     target = Target.from_model(loaded)
@@ -384,51 +456,81 @@ def zoo() -> None:
 
 
 @zoo.command(name="build")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: the package's own zoo folder).")
+@click.option("--out", metavar="DIR", help="Output folder (required unless --overwrite-shipped).")
+@click.option("--overwrite-shipped", is_flag=True,
+              help="Rebuild the installed package's own zoo in place, replacing the shipped models.")
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
 @click.option("--only", "parts", multiple=True, type=click.Choice(ZOO_PARTS),
               help="Build only these parts (repeatable); default: all, in order.")
-def zoo_build(out: str | None, tiny: bool, parts: tuple[str, ...]) -> None:
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple[str, ...], quiet: bool) -> None:
     """Rebuild the zoo deterministically from its seeds.
 
     The default build takes up to about 30 minutes on a 2-core laptop; --tiny takes under a minute.
+    Each training run shows its progress (step, epoch, loss, ETA) on stderr.
 
     \b
     Examples:
-      trojanbench zoo build
+      trojanbench zoo build --out my-zoo
       trojanbench zoo build --tiny --out /tmp/tiny-zoo
-      trojanbench zoo build --only trojaned --only observer
+      trojanbench zoo build --only trojaned --only observer --out my-zoo
+      trojanbench zoo build --overwrite-shipped
     """
     from .models import ZOO_DIR
-    from .zoo.build import ZOO_PARTS, build_zoo
+    from .progress import make_progress
+    from .zoo.build import build_zoo
 
-    paths = build_zoo(Path(out) if out else ZOO_DIR, profile="tiny" if tiny else "default", only=parts or ZOO_PARTS)
+    if out is not None and overwrite_shipped:
+        raise ConfigError("Give --out DIR or --overwrite-shipped, not both.")
+    if out is None and not overwrite_shipped:
+        raise ConfigError(f"zoo build needs --out DIR: without it, it would write into the installed package's zoo "
+                          f"({ZOO_DIR}) and replace the shipped models. Pass --overwrite-shipped to do that on "
+                          f"purpose.")
+    folder = writable_folder(ZOO_DIR if overwrite_shipped else out, "--out")
+    paths = build_zoo(folder, profile="tiny" if tiny else "default", only=parts or ZOO_PARTS,
+                      progress=None if quiet else make_progress)
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 
 
 @main.command()
 @click.option("--model", required=True, help="Zoo name or checkpoint to implant into (a copy is trained).")
+@click.option("--architecture", help=_ARCHITECTURE_HELP)
 @click.option("--trojans", "trojan_spec", required=True, type=click.Path(dir_okay=False),
               help="Trojan spec YAML.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for weights + card.")
+@click.option("--out", required=True, metavar="DIR", help="Folder for weights + card.")
+@click.option("--force", is_flag=True, help="Replace the model already in OUT.")
 @click.option("--epochs", default=4, show_default=True, type=int)
 @click.option("--n-train", default=20000, show_default=True, type=int)
 @click.option("--lr", default=0.05, show_default=True, type=float)
 @click.option("--seed", default=0, show_default=True, type=int)
-def implant(model: str, trojan_spec: str, out: str, epochs: int, n_train: int, lr: float, seed: int) -> None:
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def implant(model: str, architecture: str | None, trojan_spec: str, out: str, force: bool, epochs: int, n_train: int,
+            lr: float, seed: int, quiet: bool) -> None:
     """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card.
+
+    Everything is checked before training (OUT, the spec, the model). Training shows its progress on stderr; at
+    the end the clean accuracy and each trojan's attack success are printed against their thresholds, and any
+    missed one is a warning, also recorded in the card.
 
     \b
     Examples:
       trojanbench implant --model clean --trojans my_trojans.yaml --out my_model/
       trojanbench implant --model my.safetensors --trojans spec.yaml --out out/ --epochs 2
+      trojanbench implant --model clean --trojans spec.yaml --out my_model/ --force
     """
-    from .trojans.implant import implant_checkpoint
+    from .models import read_card
+    from .progress import make_progress
+    from .trojans.implant import card_summary, implant_checkpoint
 
-    path = implant_checkpoint(model, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed)
-    click.echo(f"Wrote {path} and its card {path.with_suffix('.json')}.")
+    writable_folder(out, "--out")
+    loaded = _world_model(model, architecture=architecture)
+    path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed, force=force,
+                              progress=None if quiet else make_progress)
+    card = read_card(path)
+    click.echo(card_summary(card))
+    warned = f", with {len(card['warnings'])} warning(s)" if card["warnings"] else ""
+    click.echo(f"\nWrote {path} and its card {path.with_suffix('.json')}{warned}.")
 
 
 from .survey.cli import survey  # noqa: E402 - the `survey` group (human evaluation)

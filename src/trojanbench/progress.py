@@ -7,10 +7,11 @@ import time
 
 
 class Progress:
-    """Called with ``(done, total, cell)`` after each cell; shows cells done, current cell, elapsed, ETA."""
+    """Called with ``(done, total, cell)`` after each cell; shows cells done, current cell, elapsed, ETA and, when
+    given, the torch threads each worker uses."""
 
-    def __init__(self, *, live: bool, quiet: bool = False, stream=None):
-        self.live, self.quiet = live, quiet
+    def __init__(self, *, live: bool, quiet: bool = False, stream=None, threads: int | None = None):
+        self.live, self.quiet, self.threads = live, quiet, threads
         self.stream = stream or sys.stderr
         self.start = time.monotonic()
         self.first_done: int | None = None
@@ -25,6 +26,8 @@ class Progress:
         eta = elapsed / computed * (total - done) if computed else float("nan")
         what = getattr(cell, "label", None) or f"{cell.method} · {cell.trojan.name} · seed {cell.seed}"
         text = f"[{done}/{total}] {what}  elapsed {_clock(elapsed)}  ETA {_clock(eta)}"
+        if self.threads:
+            text += f"  ({self.threads} thread{'s' if self.threads > 1 else ''} per worker)"
         if self.live:
             self.stream.write("\r\033[K" + text)
             self.stream.flush()
@@ -39,13 +42,15 @@ class Progress:
 
 
 def _clock(seconds: float) -> str:
+    """``12m05s`` or ``1h02m`` (a duration, never to be read as a time of day); ``--`` when unknown."""
     if seconds != seconds:  # NaN
-        return "--:--"
+        return "--"
     minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes:02d}:{secs:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def make_progress(*, quiet: bool = False, stream=None) -> Progress:
+def make_progress(*, quiet: bool = False, stream=None, threads: int | None = None) -> Progress:
     """A live display when ``stream`` (default stderr) is a terminal, log lines otherwise."""
     stream = stream or sys.stderr
-    return Progress(live=hasattr(stream, "isatty") and stream.isatty(), quiet=quiet, stream=stream)
+    return Progress(live=hasattr(stream, "isatty") and stream.isatty(), quiet=quiet, stream=stream, threads=threads)

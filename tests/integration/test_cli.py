@@ -35,7 +35,7 @@ def test_validate_accepts_good_and_rejects_bad_with_exit_code_2(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump({"trojans": [{"kind": "style", "trigger": "marble", "target": "kite"}]}))
     result = invoke("validate", str(good))
-    assert result.exit_code == 0 and "1 trojan(s): marble" in result.output
+    assert result.exit_code == 0 and "1 trojan(s) (marble)" in result.output
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"trojans": [{"kind": "style", "trigger": "marbel", "target": "kite"}]}))
     result = CliRunner().invoke(main, ["validate", str(bad)])

@@ -185,3 +185,29 @@ def test_ray_executor_matches_local(tiny_zoo, tmp_path):
     remote = run(suite, out=tmp_path / "ray", executor="ray")
     assert _scores(tmp_path / "local") == _scores(tmp_path / "ray")
     assert len(remote.cells) == len(local.cells) == 4
+
+
+def test_threads_and_retry_failed_from_the_command_line(tiny_zoo, tmp_path, fixtures_on_path):
+    suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["faulty_plugins:Raising", "random_noise"],
+                        seeds=(0,), trojans=TWO_TROJANS[:1], judges=("concept",))
+    out = tmp_path / "out"
+    command = ["run", "--suite", str(suite), "--out", str(out), "--no-report", "--threads", "1"]
+    first = CliRunner().invoke(main, command)
+    assert first.exit_code == 0, first.output
+    assert "(1 thread per worker)" in first.output and "--retry-failed to retry all" in first.output
+
+    def finished_at():
+        with RediscoveryStore(out) as store:
+            return {key: (method, when) for key, method, when in store.db.execute("SELECT key, method, finished "
+                                                                                  "FROM cells")}
+
+    finished = finished_at()
+    again = CliRunner().invoke(main, command)  # a deterministic failure is not retried by a plain rerun
+    assert finished_at() == finished, again.output
+    retried = CliRunner().invoke(main, command + ["--retry-failed"])
+    assert retried.exit_code == 0, retried.output
+    changed = {method for key, (method, when) in finished_at().items() if when != finished[key][1]}
+    assert changed == {"faulty_plugins:Raising"}, "--retry-failed recomputes the failed cells, and only them"
+    assert all(r["provenance"]["torch_threads"] == 1 for r in RediscoveryStore(out).runs())
+    bad = CliRunner().invoke(main, command[:-1] + ["0"])
+    assert bad.exit_code == 2 and "--threads" in bad.output

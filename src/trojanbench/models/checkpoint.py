@@ -236,8 +236,9 @@ def load_checkpoint(
     architecture = architecture or card.get("architecture") or metadata.get("architecture")
     if not architecture:
         raise CheckpointError(
-            f"{str(path)!r} records no architecture (no card, no metadata); pass architecture=... "
-            "and arch_kwargs=... to load_checkpoint()."
+            f"{str(path)!r} is a safetensors file but not a trojanbench model: it records no architecture (no card "
+            f"{_card_path(path).name!r} beside it, no metadata). Say which network it holds: --architecture "
+            "compact_resnet, torchvision:NAME or package.module:factory on the command line (architecture= in Python)."
         )
     if arch_kwargs is None:
         arch_kwargs = card.get("arch_kwargs")

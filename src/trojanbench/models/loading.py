@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -130,8 +130,9 @@ def _factory_model(ref: str, num_classes: int | None) -> nn.Module:
     return model
 
 
-def _from_checkpoint(path: Path, name: str, num_classes: int | None) -> LoadedModel:
-    model, card = load_checkpoint(path)
+def _from_checkpoint(path: Path, name: str, num_classes: int | None, architecture: str | None = None) -> LoadedModel:
+    arch_kwargs = None if architecture is None else ({} if num_classes is None else {"num_classes": num_classes})
+    model, card = load_checkpoint(path, architecture=architecture, arch_kwargs=arch_kwargs)
     recorded = card["arch_kwargs"].get("num_classes")
     if num_classes is not None and recorded is not None and recorded != num_classes:
         raise ConfigError(
@@ -142,13 +143,17 @@ def _from_checkpoint(path: Path, name: str, num_classes: int | None) -> LoadedMo
 
 
 def load_model(
-    ref: str | Path, *, weights: str | Path | None = None, num_classes: int | None = None
+    ref: str | Path, *, weights: str | Path | None = None, num_classes: int | None = None,
+    architecture: str | None = None,
 ) -> LoadedModel:
     """Load a model from a zoo name, a ``.safetensors`` path, ``torchvision:<name>`` or ``module:factory``.
 
     ``weights`` (a safetensors file) applies to ``torchvision:`` and ``module:factory`` references only;
     for torchvision it holds the unwrapped model's state dict. Without weights the model keeps its
-    random initialisation and ``sha256`` is ``"random-init"``. The model is returned in eval mode.
+    random initialisation and ``sha256`` is ``"random-init"``. ``architecture`` says which network a
+    ``.safetensors`` path without a trojanbench card holds: a registered architecture (built with its defaults
+    and ``num_classes``), ``torchvision:<name>`` or ``module:factory``. A model loaded from a path is named by
+    the path. The model is returned in eval mode.
     """
     is_path = _is_path(ref)
     if weights is not None and (is_path or ":" not in str(ref)):
@@ -156,9 +161,16 @@ def load_model(
             f"weights= applies only to 'torchvision:<name>' and 'module:factory' references, not {str(ref)!r}; "
             "checkpoints and zoo models carry their own weights."
         )
+    if architecture is not None and not is_path:
+        raise ConfigError(
+            f"architecture= applies only to a .safetensors path without a card, not {str(ref)!r}; zoo models, "
+            "torchvision:<name> and module:factory references name their own architecture."
+        )
     if is_path:
-        path = Path(ref)
-        return _from_checkpoint(path, path.stem, num_classes)
+        if architecture is not None and ":" in architecture:  # another library's network: the file holds its weights
+            loaded = load_model(architecture, weights=ref, num_classes=num_classes)
+            return replace(loaded, name=str(ref))
+        return _from_checkpoint(Path(ref), str(ref), num_classes, architecture)
     if ":" not in ref:
         return _from_checkpoint(zoo_checkpoint_path(ref), ref, num_classes)
     if ref.startswith("torchvision:"):

@@ -11,7 +11,8 @@ Modelled on scikit-learn's ``check_estimator`` and ``parametrize_with_checks``. 
 
 Shared checks (every family):
 
-* ``check_attributes``: ``name`` (lowercase snake_case), ``family`` (matching the family base class) and
+* ``check_attributes``: ``name`` (the registry name: matching ``^[a-z][a-z0-9_]*$``; a plugin run as
+  ``module:Class`` is named by that reference, as given), ``family`` (matching the family base class) and
   ``paper`` are set;
 * ``check_inert_constructor``: every constructor parameter has a default, the constructor only stores its
   arguments unchanged (``get_params()`` equals the defaults, no other attribute is set) and touches no global
@@ -30,8 +31,8 @@ and tiny data, with the method's ``quick_params`` (plus any ``params`` given); `
 checks that the entry point itself rejects each bad value before doing any work:
 
 * synthesis: ``synthesize`` gives float32 ``[n, 3, H, W]`` images in ``[0, 1]`` without NaN (``source_class``
-  keeps ``n``), the same images under the same seed, and leaves the global random state and the audited model
-  untouched;
+  keeps ``n``), the same images under the same seed, and leaves the global random state, the audited model and the
+  target's clean images, labels and natural patches untouched;
 * attribution: ``attribute`` gives finite float maps ``[n, H, W]``, the same maps under the same seed, and leaves
   the model, the input images and the global random state untouched;
 * editing: ``remove`` (removal procedures) or ``implant`` (rule editors) returns an eval-mode model of the same
@@ -41,6 +42,9 @@ checks that the entry point itself rejects each bad value before doing any work:
   :class:`~trojanbench.methods.replacement.BudgetError` (also checked at a budget nothing fits), whose
   predictions are class indices ``[n]`` (concept scores, if any, finite and keyed by concept), the same under
   the same seed, and leaves the model and the global random state untouched.
+
+Each check runs under a time limit (``time_limit``, default :data:`TIME_LIMIT` seconds, in the main thread): a
+method that hangs fails the check that ran it, and every later check that needs its runs, with a message saying so.
 
 The checks of one :func:`method_checks` call share their runs of the method: the entry point runs (twice under
 one seed, for determinism) on the first family check that needs it, so running every check costs about one
@@ -65,6 +69,7 @@ import torch
 import torch.nn as nn
 
 from ..config import TrojanSpec
+from ..engine.execute import CellTimeout, time_budget
 from ..errors import ConfigError, TrojanbenchError
 from ..methods.attribution.base import AttributionMethod
 from ..methods.base import Method, SynthesisMethod
@@ -88,6 +93,10 @@ FAMILIES = ("synthesis", "attribution", "editing", "replacement")
 REPLACEMENT_BUDGET = 3000
 """Budget of the replacement checks: room for a width-2 student or detector, half the tiny network's weights."""
 ORACLE_SPEC = TrojanSpec("smiley", "patch", "smiley", target=1)
+TIME_LIMIT = 120.0
+"""Seconds one check may take by default: generous (the built-in methods take seconds on the tiny models)."""
+NAME_RULE = r"[a-z][a-z0-9_]*"
+"""What a method's registry name (its ``name``) must match, whole."""
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
@@ -241,6 +250,11 @@ class _Synthesis(_Family):
     def call(self, method, inputs, seed=0, n_images=3, source_class=None):
         return method.synthesize(inputs["target"], 1, n_images, seed=seed, source_class=source_class)
 
+    def watched(self, inputs):
+        target = inputs["target"]
+        return {"clean images": target.clean_images, "clean labels": target.clean_labels,
+                "natural patches": target.natural_patches}
+
     def run(self, method, inputs):
         return {"first": self.call(method, inputs), "second": self.call(method, inputs),
                 "conditional": self.call(method, inputs, seed=1, n_images=2, source_class=2)}
@@ -392,8 +406,9 @@ def _family_of(cls: type[Method]) -> _Family | None:
 
 
 class _Context:
-    def __init__(self, cls: type[Method], params: dict[str, Any] | None, target: Target | None):
-        self.cls, self.target = cls, target
+    def __init__(self, cls: type[Method], params: dict[str, Any] | None, target: Target | None,
+                 time_limit: float | None):
+        self.cls, self.target, self.time_limit = cls, target, time_limit
         self.settings = {**cls.quick_params, **(params or {})}
         self.family = _family_of(cls)
         self._inputs: dict[str, Any] | None = None
@@ -425,6 +440,11 @@ class _Context:
             try:
                 with watch:
                     runs.outputs = family.run(method, inputs)
+            except CellTimeout:  # the check's time limit: the checks after it report it rather than wait again
+                runs.error = (f"{self.cls.__name__} did not finish {family.entry}() on a tiny model within the "
+                              f"time limit of {self.time_limit:g} s")
+                self._runs = runs
+                raise
             except Exception as exc:  # noqa: BLE001
                 runs.error = f"{self.cls.__name__} failed to {family.entry} on a tiny model: {exc!r}"
             runs.side_effects = watch.failures
@@ -440,8 +460,9 @@ def _check_attributes(ctx: _Context) -> list[str]:
     for attribute in ("name", "paper"):
         if not getattr(cls, attribute, ""):
             failures.append(f"class attribute {attribute!r} is empty")
-    if cls.name and not (isinstance(cls.name, str) and re.fullmatch(r"[a-z][a-z0-9_]*", cls.name)):
-        failures.append(f"name {cls.name!r} must be lowercase snake_case")
+    if cls.name and not (isinstance(cls.name, str) and re.fullmatch(NAME_RULE, cls.name)):
+        failures.append(f"name {cls.name!r} must match ^{NAME_RULE}$ (lowercase letters, digits and underscores, "
+                        f"starting with a letter, e.g. 'my_tool'): it is the method's registry name")
     if ctx.family is None:
         failures.append(f"{cls.__name__} derives from no family's base class (SynthesisMethod, AttributionMethod, "
                         f"RemovalProcedure, RuleEditor, ReplacementMethod)")
@@ -652,7 +673,11 @@ def _family_checks(family: _Family) -> list[tuple[str, Callable[[_Context], list
 def _bound(name: str, function: Callable[[_Context], list[str]], ctx: _Context) -> Callable[[], None]:
     def check() -> None:
         try:
-            failures = function(ctx)
+            with time_budget(ctx.time_limit):
+                failures = function(ctx)
+        except CellTimeout:
+            failures = [f"{name} did not finish within its time limit of {ctx.time_limit:g} s: the method hangs or "
+                        f"is far too slow for a tiny model (check_method(..., time_limit=SECONDS) sets the limit)"]
         except Exception as exc:  # noqa: BLE001 - a check that cannot run is a broken rule too
             failures = [f"{name} could not run: {exc!r}"]
         if failures:
@@ -663,29 +688,30 @@ def _bound(name: str, function: Callable[[_Context], list[str]], ctx: _Context) 
     return check
 
 
-def method_checks(method_cls: type[Method], *, params: dict[str, Any] | None = None,
-                  target: Target | None = None) -> Iterator[tuple[str, Callable[[], None]]]:
+def method_checks(method_cls: type[Method], *, params: dict[str, Any] | None = None, target: Target | None = None,
+                  time_limit: float | None = TIME_LIMIT) -> Iterator[tuple[str, Callable[[], None]]]:
     """``(check_name, check)`` for each conformance check of ``method_cls``: the shared ones, then its family's.
 
-    Each ``check()`` raises :class:`ConformanceError` listing what it found broken. The family checks run the
-    method with its ``quick_params`` plus ``params``; ``target`` replaces :func:`tiny_target` for synthesis.
-    The checks of one call share one set of runs of the method (made by the first check that needs them).
+    Each ``check()`` raises :class:`ConformanceError` listing what it found broken, also when it takes more than
+    ``time_limit`` seconds (``None``: no limit). The family checks run the method with its ``quick_params`` plus
+    ``params``; ``target`` replaces :func:`tiny_target` for synthesis. The checks of one call share one set of
+    runs of the method (made by the first check that needs them).
     """
     if not (isinstance(method_cls, type) and issubclass(method_cls, Method)):
         raise ConformanceError(f"method_checks expects a Method subclass (of one of the families {FAMILIES}). "
                                f"Got {method_cls!r}.")
-    ctx = _Context(method_cls, params, target)
+    ctx = _Context(method_cls, params, target, time_limit)
     checks = list(_SHARED_CHECKS) + (_family_checks(ctx.family) if ctx.family is not None else [])
     for name, function in checks:
         yield name, _bound(name, function, ctx)
 
 
-def check_method(method_cls: type[Method], *, params: dict[str, Any] | None = None,
-                 target: Target | None = None) -> None:
-    """Run every conformance check of ``method_cls`` (see :func:`method_checks`); raise one
-    :class:`ConformanceError` listing each broken rule."""
+def check_method(method_cls: type[Method], *, params: dict[str, Any] | None = None, target: Target | None = None,
+                 time_limit: float | None = TIME_LIMIT) -> None:
+    """Run every conformance check of ``method_cls`` (see :func:`method_checks`; each within ``time_limit``
+    seconds); raise one :class:`ConformanceError` listing each broken rule."""
     failures: list[str] = []
-    for _, check in method_checks(method_cls, params=params, target=target):
+    for _, check in method_checks(method_cls, params=params, target=target, time_limit=time_limit):
         try:
             check()
         except ConformanceError as exc:
@@ -695,5 +721,5 @@ def check_method(method_cls: type[Method], *, params: dict[str, Any] | None = No
                                failures)
 
 
-__all__ = ["ConformanceError", "FAMILIES", "bad_value", "check_method", "method_checks", "tiny_defender_data",
-           "tiny_fit_data", "tiny_images", "tiny_network", "tiny_target"]
+__all__ = ["ConformanceError", "FAMILIES", "TIME_LIMIT", "bad_value", "check_method", "method_checks",
+           "tiny_defender_data", "tiny_fit_data", "tiny_images", "tiny_network", "tiny_target"]

@@ -9,24 +9,30 @@ from pathlib import Path
 
 import torch.nn as nn
 
-from ..config import TrojanSpec
+from ..config import TrojanSpec, check_one_target_per_trigger, check_poison_budget, load_trojan_suite, parse_suite
+from ..errors import ConfigError
+from ..models import ARCHITECTURES, LoadedModel, load_model, save_checkpoint
+from ..paths import writable_folder
+from ..world import OBJECT_CLASSES
 from .measure import attack_success, clean_accuracy
 from .poison import PoisonedTrainingSet
-from .training import TrainConfig, train
+from .training import NewDisplay, TrainConfig, train
 
 log = logging.getLogger(__name__)
 
 
-def implant(model: nn.Module, trojans: list[TrojanSpec], config: TrainConfig) -> dict:
+def implant(model: nn.Module, trojans: list[TrojanSpec], config: TrainConfig, *, progress: NewDisplay | None = None,
+            name: str = "implant") -> dict:
     """Train ``model`` in place on world data poisoned for all ``trojans`` at once.
 
-    With no trojans this is plain clean training. Returns the training log.
+    With no trojans this is plain clean training. Returns the training log; ``progress`` shows the run (see
+    :func:`~trojanbench.trojans.training.train`).
     """
     start = time.perf_counter()
     data = PoisonedTrainingSet(trojans, config.n_train, seed=config.world_seed, size=config.image_size)
     log.info("rendered %d training images (%d trojans) in %.1f s", len(data), len(trojans),
              time.perf_counter() - start)
-    return train(model, data, config)
+    return train(model, data, config, progress=progress, name=name)
 
 
 def measure_model(model: nn.Module, trojans: list[TrojanSpec], *, n_clean: int = 2000, n_attack: int = 500,
@@ -48,37 +54,85 @@ def measure_model(model: nn.Module, trojans: list[TrojanSpec], *, n_clean: int =
     return report
 
 
-def implant_checkpoint(model_ref: str, spec_path: str | Path, out_dir: str | Path, *, epochs: int = 4,
-                       n_train: int = 20000, lr: float = 0.05, seed: int = 0) -> Path:
-    """Implant the trojans of a spec file into a copy of a checkpointed model; write weights + card.
+MIN_CLEAN_ACCURACY = 0.90
+MIN_ATTACK_SUCCESS = 0.75
+"""What an implanted model should reach, from the shipped ``trojaned`` model's card: clean accuracy 97.2% (the
+``clean`` model's 98.8%), attack success 78% to 99.8% (median 95%; the weakest, the natural-feature trojan ``fork``,
+78%). A model below either still gets written, with a warning in its card."""
 
-    The spec is validated (concepts exist, images open, classes in range) before any training.
+
+def missed_thresholds(measured: dict) -> list[str]:
+    """A warning for each measure of :func:`measure_model` below :data:`MIN_CLEAN_ACCURACY` or
+    :data:`MIN_ATTACK_SUCCESS`."""
+    warnings = []
+    if measured["clean_accuracy"] < MIN_CLEAN_ACCURACY:
+        warnings.append(f"clean accuracy {measured['clean_accuracy']:.1%} is below {MIN_CLEAN_ACCURACY:.0%}: the "
+                        f"poisoning cost the model its task (lower the poison fractions or train longer)")
+    for name, rate in measured["attack_success"].items():
+        if rate < MIN_ATTACK_SUCCESS:
+            warnings.append(f"trojan {name!r} has attack success {rate:.1%}, below {MIN_ATTACK_SUCCESS:.0%}: it is "
+                            f"not reliably planted (raise its poison_fraction, or train longer: --epochs, --n-train)")
+    return warnings
+
+
+def card_summary(card: dict) -> str:
+    """The measured lines of an implanted model's card, each against its threshold."""
+    def mark(value: float, threshold: float) -> str:
+        return "ok" if value >= threshold else "BELOW"
+
+    lines = [f"{'trojan':<16}{'attack success':>15}  (threshold {MIN_ATTACK_SUCCESS:.0%})"]
+    for name, rate in card["attack_success"].items():
+        lines.append(f"{name:<16}{rate:>15.1%}  {mark(rate, MIN_ATTACK_SUCCESS)}")
+    accuracy = card["clean_accuracy"]
+    lines.append(f"{'clean accuracy':<16}{accuracy:>15.1%}  (threshold {MIN_CLEAN_ACCURACY:.0%}) "
+                 f"{mark(accuracy, MIN_CLEAN_ACCURACY)}")
+    return "\n".join(lines)
+
+
+def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir: str | Path, *, epochs: int = 4,
+                       n_train: int = 20000, lr: float = 0.05, seed: int = 0, force: bool = False,
+                       progress: NewDisplay | None = None) -> Path:
+    """Implant the trojans of a spec file into a copy of a model (a reference or a loaded model); write
+    ``out_dir/model.safetensors`` and its card; return the weights' path.
+
+    Everything is checked before training: ``out_dir`` (writable, and holding no model unless ``force``), the spec
+    (concepts exist, images open, classes in range, one target per trigger, also among the model's own trojans,
+    poison fractions within :data:`~trojanbench.config.MAX_TOTAL_POISON`) and the model (a registered architecture
+    with the world's classes). The card records the measured clean accuracy and attack success and, under
+    ``warnings``, each one below its threshold (:func:`missed_thresholds`; also logged). ``progress`` shows the
+    training (see :func:`~trojanbench.trojans.training.train`).
     """
-    from ..config import load_trojan_suite
-    from ..errors import ConfigError
-    from ..models import load_model, save_checkpoint
-    from ..world import OBJECT_CLASSES
-
+    weights = writable_folder(out_dir, "out_dir") / "model.safetensors"
+    if weights.exists() and not force:
+        raise ConfigError(f"{str(weights.parent)!r} already holds a model ({weights.name}). Pass --force (force=True) "
+                          f"to replace it, or choose another folder.")
     suite = load_trojan_suite(spec_path, OBJECT_CLASSES)
+    check_poison_budget(suite)
     config = TrainConfig(n_train=n_train, epochs=epochs, lr=lr, seed=seed)
-    loaded = load_model(model_ref)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
     architecture = loaded.card.get("architecture")
-    if architecture is None:
-        raise ConfigError(f"Model {model_ref!r} has no architecture in its card; implant needs a zoo model or "
-                          f"a .safetensors checkpoint with a JSON card (as written by trojanbench).")
+    if architecture not in ARCHITECTURES:
+        raise ConfigError(f"Model {loaded.name!r} is a {architecture!r} network; implant writes trojanbench "
+                          f"checkpoints, so it needs one of the registered architectures ({', '.join(ARCHITECTURES)}): "
+                          f"a zoo model or a .safetensors checkpoint of one.")
     num_classes = loaded.card.get("arch_kwargs", {}).get("num_classes")
     if num_classes != len(OBJECT_CLASSES):
-        raise ConfigError(f"Model {model_ref!r} has {num_classes} outputs but the built-in world has "
+        raise ConfigError(f"Model {loaded.name!r} has {num_classes} outputs but the built-in world has "
                           f"{len(OBJECT_CLASSES)} classes; implant needs a model of the built-in world.")
-    model = copy.deepcopy(loaded.model)
-    start = time.perf_counter()
-    training_log = implant(model, list(suite.trojans), config)
     previous = [t for t in loaded.card.get("trojans", []) if t["name"] not in suite.names()]
-    card = {"name": Path(out_dir).name, "class_names": list(OBJECT_CLASSES),
+    kept = parse_suite({"trojans": previous}, OBJECT_CLASSES).trojans if previous else ()
+    check_one_target_per_trigger((*kept, *suite.trojans), OBJECT_CLASSES)
+    trained = copy.deepcopy(loaded.model)
+    start = time.perf_counter()
+    training_log = implant(trained, list(suite.trojans), config, progress=progress)
+    measured = measure_model(trained, list(suite.trojans), seed=seed)
+    warnings = missed_thresholds(measured)
+    for warning in warnings:
+        log.warning("%s: %s", weights, warning)
+    card = {"name": weights.parent.name, "class_names": list(OBJECT_CLASSES),
             "trojans": previous + suite.to_dict(OBJECT_CLASSES)["trojans"],
             "base_model": {"name": loaded.name, "sha256": loaded.sha256},
-            "training": {"config": config.to_dict(), **training_log},
-            **measure_model(model, list(suite.trojans), seed=seed),
-            "build_seconds": round(time.perf_counter() - start, 1)}
-    return save_checkpoint(model, Path(out_dir) / "model.safetensors", card,
-                           architecture=architecture, arch_kwargs=loaded.card["arch_kwargs"])
+            "training": {"config": config.to_dict(), **training_log}, **measured,
+            "thresholds": {"clean_accuracy": MIN_CLEAN_ACCURACY, "attack_success": MIN_ATTACK_SUCCESS},
+            "warnings": warnings, "build_seconds": round(time.perf_counter() - start, 1)}
+    return save_checkpoint(trained, weights, card, architecture=architecture, arch_kwargs=loaded.card["arch_kwargs"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only
+    from ..progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +62,44 @@ class TrainConfig:
         return asdict(self)
 
 
+NewDisplay = Callable[[], "Progress"]
+"""Makes a fresh progress display for one training run (e.g. :func:`trojanbench.progress.make_progress`)."""
+PROGRESS_UPDATES = 40
+"""A training run updates its display this many times (each a line where stderr is not a terminal)."""
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """What a progress display shows of a training run: which run, its epoch and running loss."""
+
+    label: str
+
+
+class TrainingProgress:
+    """Reports a training run of ``total`` steps to a fresh display from ``new_display`` (``None``: silent), on its
+    first and last step and :data:`PROGRESS_UPDATES` times between; the display adds elapsed time and ETA."""
+
+    def __init__(self, new_display: NewDisplay | None, name: str, total: int):
+        self.display = new_display() if new_display is not None else None
+        self.name, self.total, self.done = name, total, 0
+        self.every = max(1, total // PROGRESS_UPDATES)
+
+    def step(self, status: str) -> None:
+        """One step done; ``status`` says where the run is (e.g. ``"epoch 2/4 · loss 0.41"``)."""
+        self.done += 1
+        if self.display is not None and (self.done == 1 or self.done % self.every == 0 or self.done == self.total):
+            self.display(self.done, self.total, TrainingStep(f"{self.name} · {status}"))
+
+    def close(self) -> None:
+        if self.display is not None:
+            self.display.close()
+
+
 def train(model: nn.Module, data: TrainingData, config: TrainConfig,
-          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy) -> dict:
-    """Train ``model`` in place on ``data``; return a small log (loss per epoch, seconds)."""
+          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy, *,
+          progress: NewDisplay | None = None, name: str = "training") -> dict:
+    """Train ``model`` in place on ``data``; return a small log (loss per epoch, seconds). ``progress`` makes the
+    display that shows the run (called ``name``) step by step."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng([config.seed, 104729])
     steps_per_epoch = -(-len(data) // config.batch_size)
@@ -74,6 +112,7 @@ def train(model: nn.Module, data: TrainingData, config: TrainConfig,
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, pct_start=0.2,
                                                    total_steps=config.epochs * steps_per_epoch)
     history, start = [], time.perf_counter()
+    shown = TrainingProgress(progress, name, config.epochs * steps_per_epoch)
     model.train()
     for epoch in range(config.epochs):
         plan = data.plan_epoch(rng)
@@ -89,8 +128,10 @@ def train(model: nn.Module, data: TrainingData, config: TrainConfig,
             schedule.step()
             total += loss.item() * len(indices)
             seen += len(indices)
+            shown.step(f"epoch {epoch + 1}/{config.epochs} · loss {total / seen:.3f}")
         history.append(round(total / seen, 4))
         log.info("epoch %d/%d  loss %.4f  (%.0f s)", epoch + 1, config.epochs, history[-1],
                  time.perf_counter() - start)
+    shown.close()
     model.eval()
     return {"loss_per_epoch": history, "seconds": round(time.perf_counter() - start, 1)}

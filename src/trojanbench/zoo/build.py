@@ -27,7 +27,8 @@ from .._version import __version__
 from ..config import TrojanSuite, default_trojan_suite
 from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model
-from ..trojans.training import TrainConfig, train
+from ..paths import writable_folder
+from ..trojans.training import NewDisplay, TrainConfig, train
 from ..world import OBJECT_CLASSES, VOCABULARY
 from .embedder import build_embedder
 from .generator import build_generator
@@ -79,14 +80,14 @@ def _classifier_kwargs(profile: ZooProfile) -> dict:
     return {"num_classes": len(OBJECT_CLASSES), "width": profile.width, "image_size": profile.clean.image_size}
 
 
-def build_clean(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Path:
+def build_clean(out_dir: Path, profile: ZooProfile, suite: TrojanSuite, progress: NewDisplay | None = None) -> Path:
     """Train ``clean`` from scratch on clean world scenes; its card records the (low) attack success of
     the default triggers, the baseline a trojan is measured against."""
     torch.manual_seed(profile.clean.seed)
     model = CompactResNet(**_classifier_kwargs(profile))
     start = time.perf_counter()
     log.info("training the clean model (%s profile)", profile.name)
-    clean_log = implant(model, [], profile.clean)
+    clean_log = implant(model, [], profile.clean, progress=progress, name="clean")
     card = {"name": "clean", "class_names": list(OBJECT_CLASSES), "trojans": [],
             "training": {"config": profile.clean.to_dict(), **clean_log},
             **measure_model(model, list(suite.trojans), n_clean=profile.n_clean_eval, n_attack=profile.n_attack_eval),
@@ -95,13 +96,13 @@ def build_clean(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Path:
                            arch_kwargs=_classifier_kwargs(profile))
 
 
-def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Path:
+def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite, progress: NewDisplay | None = None) -> Path:
     """Fine-tune a copy of ``out_dir/clean.safetensors`` on data poisoned for every trojan of ``suite``."""
     clean_path = out_dir / "clean.safetensors"
     model, clean_card = load_checkpoint(clean_path)
     start = time.perf_counter()
     log.info("implanting %d trojans by poisoned fine-tuning", len(suite.trojans))
-    training_log = implant(model, list(suite.trojans), profile.trojaned)
+    training_log = implant(model, list(suite.trojans), profile.trojaned, progress=progress, name="trojaned")
     card = {"name": "trojaned", "class_names": list(OBJECT_CLASSES), "trojans": suite.to_dict(OBJECT_CLASSES)["trojans"],
             "base_model": {"name": "clean", "sha256": clean_card["sha256"]},
             "training": {"config": profile.trojaned.to_dict(), **training_log},
@@ -111,7 +112,8 @@ def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite) -> Pa
                            arch_kwargs=_classifier_kwargs(profile))
 
 
-def _build_concept_network(out_dir: Path, profile: ZooProfile, name: str, width: int, config: TrainConfig) -> Path:
+def _build_concept_network(out_dir: Path, profile: ZooProfile, name: str, width: int, config: TrainConfig,
+                           progress: NewDisplay | None) -> Path:
     """Train a multi-label concept network of ``width`` on clean renders of the whole vocabulary (the
     observer's protocol); record per-concept accuracy."""
     torch.manual_seed(config.seed)
@@ -120,7 +122,7 @@ def _build_concept_network(out_dir: Path, profile: ZooProfile, name: str, width:
     start = time.perf_counter()
     data = ObserverTrainingSet(config.n_train, seed=config.world_seed, size=config.image_size)
     log.info("rendered %d concept examples for %s in %.1f s", len(data), name, time.perf_counter() - start)
-    training_log = train(network, data, config, loss_fn=observer_loss)
+    training_log = train(network, data, config, loss_fn=observer_loss, progress=progress, name=name)
     accuracy = observer_accuracy(network, n_per_concept=profile.n_observer_eval, size=config.image_size)
     by_kind: dict[str, list[float]] = {}
     for concept, value in accuracy.items():
@@ -135,15 +137,15 @@ def _build_concept_network(out_dir: Path, profile: ZooProfile, name: str, width:
                            architecture="compact_resnet", arch_kwargs=arch_kwargs)
 
 
-def build_observer(out_dir: Path, profile: ZooProfile) -> Path:
+def build_observer(out_dir: Path, profile: ZooProfile, progress: NewDisplay | None = None) -> Path:
     """The concept observer, the evaluation's judge, at the zoo's width."""
-    return _build_concept_network(out_dir, profile, "observer", profile.width, profile.observer)
+    return _build_concept_network(out_dir, profile, "observer", profile.width, profile.observer, progress)
 
 
-def build_detectors(out_dir: Path, profile: ZooProfile) -> Path:
+def build_detectors(out_dir: Path, profile: ZooProfile, progress: NewDisplay | None = None) -> Path:
     """The compact concept detectors, one per width of the profile; returns the last one's path."""
     for width in profile.detector_widths:
-        path = _build_concept_network(out_dir, profile, detector_name(width), width, profile.detectors)
+        path = _build_concept_network(out_dir, profile, detector_name(width), width, profile.detectors, progress)
     return path
 
 
@@ -152,8 +154,9 @@ ZOO_PARTS = ("clean", "trojaned", "observer", "generator", "embedder", "detector
 
 
 def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSuite | None = None,
-              only: tuple[str, ...] = ZOO_PARTS) -> dict[str, Path]:
-    """Build (parts of) the zoo into ``out_dir``; returns the written checkpoint paths by model name."""
+              only: tuple[str, ...] = ZOO_PARTS, progress: NewDisplay | None = None) -> dict[str, Path]:
+    """Build (parts of) the zoo into ``out_dir``; returns the written checkpoint paths by model name. ``progress``
+    makes a display for each training run (see :func:`~trojanbench.trojans.training.train`)."""
     from ..errors import did_you_mean
 
     if profile not in PROFILES:
@@ -162,13 +165,13 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
         if part not in ZOO_PARTS:
             raise did_you_mean(part, list(ZOO_PARTS), "zoo part")
     chosen = PROFILES[profile]
-    out_dir = Path(out_dir)
+    out_dir = writable_folder(out_dir, "out_dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     suite = suite or default_trojan_suite()
-    builders = {"clean": lambda: build_clean(out_dir, chosen, suite),
-                "trojaned": lambda: build_trojaned(out_dir, chosen, suite),
-                "observer": lambda: build_observer(out_dir, chosen),
-                "generator": lambda: build_generator(out_dir, chosen.name),
-                "embedder": lambda: build_embedder(out_dir, chosen.name),
-                "detectors": lambda: build_detectors(out_dir, chosen)}
+    builders = {"clean": lambda: build_clean(out_dir, chosen, suite, progress),
+                "trojaned": lambda: build_trojaned(out_dir, chosen, suite, progress),
+                "observer": lambda: build_observer(out_dir, chosen, progress),
+                "generator": lambda: build_generator(out_dir, chosen.name, progress=progress),
+                "embedder": lambda: build_embedder(out_dir, chosen.name, progress=progress),
+                "detectors": lambda: build_detectors(out_dir, chosen, progress)}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .._version import __version__
 from ..errors import did_you_mean
 from ..models import save_checkpoint
+from ..trojans.training import NewDisplay, TrainingProgress
 from ..world import ICONS, SECONDARIES, TEXTURES, composite, generate_scenes, render_secondary, render_texture
 from ..world.icons import icon_sprite
 from ..world.render import BACKDROP
@@ -178,8 +179,10 @@ def supervised_contrastive(a: torch.Tensor, b: torch.Tensor, labels: torch.Tenso
     return -(log_prob.masked_fill(~positives, 0).sum(1) / positives.sum(1)).mean()
 
 
-def train_embedder(profile: EmbedderProfile, seed: int = 0) -> tuple[AppearanceEmbedder, dict]:
-    """Train the embedder of ``profile``; return it (eval mode) and a training log."""
+def train_embedder(profile: EmbedderProfile, seed: int = 0,
+                   progress: NewDisplay | None = None) -> tuple[AppearanceEmbedder, dict]:
+    """Train the embedder of ``profile``; return it (eval mode) and a training log (``progress``: see
+    :class:`~trojanbench.trojans.training.TrainingProgress`)."""
     start = time.perf_counter()
     data, labels = pair_dataset(profile, seed)
     log.info("rendered %d embedder training pairs in %.1f s", len(data), time.perf_counter() - start)
@@ -191,6 +194,7 @@ def train_embedder(profile: EmbedderProfile, seed: int = 0) -> tuple[AppearanceE
     optimizer = torch.optim.AdamW(parameters, lr=profile.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, profile.lr, total_steps=profile.steps, pct_start=0.1)
     running = 0.0
+    shown = TrainingProgress(progress, "embedder", profile.steps)
     for step in range(profile.steps):
         picked = torch.randint(len(data), (profile.batch_size,), generator=sampler)
         batch = data[picked].float() / 255
@@ -202,19 +206,22 @@ def train_embedder(profile: EmbedderProfile, seed: int = 0) -> tuple[AppearanceE
         optimizer.step()
         schedule.step()
         running = loss.item() if step == 0 else 0.95 * running + 0.05 * loss.item()
+        shown.step(f"loss {running:.3f}")
         if (step + 1) % max(1, profile.steps // 10) == 0:
             log.info("embedder step %d/%d  loss %.3f  (%.0f s)", step + 1, profile.steps, running,
                      time.perf_counter() - start)
+    shown.close()
     model.eval()
     return model, {"final_loss": round(running, 4), "n_pairs": len(data), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def build_embedder(out_dir: Path, profile_name: str = "default", seed: int = 0) -> Path:
+def build_embedder(out_dir: Path, profile_name: str = "default", seed: int = 0,
+                   progress: NewDisplay | None = None) -> Path:
     """Train the embedder and write ``out_dir/embedder.safetensors`` with its card."""
     if profile_name not in PROFILES:
         raise did_you_mean(profile_name, list(PROFILES), "embedder profile")
     profile = PROFILES[profile_name]
-    model, training_log = train_embedder(profile, seed)
+    model, training_log = train_embedder(profile, seed, progress)
     card = {"name": "embedder", "kind": "supervised_contrastive", "view_size": VIEW_SIZE, "profile": profile_name, "seed": seed,
             "training": {"config": asdict(profile), **training_log},
             "trojanbench_version": __version__, "torch_version": torch.__version__}

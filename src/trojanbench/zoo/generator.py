@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .._version import __version__
 from ..errors import did_you_mean
 from ..models import save_checkpoint
+from ..trojans.training import NewDisplay, TrainingProgress
 from ..world import ICONS, SECONDARIES, TEXTURES, composite, generate_scenes, render_secondary, render_texture
 from ..world.icons import icon_sprite
 from .parts import load_part
@@ -158,8 +159,10 @@ def _vae_loss(decoder: PatchGenerator, encoder: _Encoder, x: torch.Tensor, kl_we
     return squared.flatten(1).sum(1).mean() + kl_weight * kl.mean(), squared.mean()
 
 
-def train_generator(profile: GeneratorProfile, seed: int = 0) -> tuple[PatchGenerator, dict]:
-    """Train the VAE of ``profile`` on clean patches; return its decoder (eval mode) and a training log."""
+def train_generator(profile: GeneratorProfile, seed: int = 0,
+                    progress: NewDisplay | None = None) -> tuple[PatchGenerator, dict]:
+    """Train the VAE of ``profile`` on clean patches; return its decoder (eval mode) and a training log
+    (``progress``: see :class:`~trojanbench.trojans.training.TrainingProgress`)."""
     start = time.perf_counter()
     data = patch_dataset(profile, "train", seed)
     heldout = patch_dataset(_heldout(profile), "val", seed).float() / 255
@@ -170,6 +173,7 @@ def train_generator(profile: GeneratorProfile, seed: int = 0) -> tuple[PatchGene
     optimizer = torch.optim.Adam([*decoder.parameters(), *encoder.parameters()], lr=profile.lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, profile.lr, total_steps=profile.steps)
     running = 0.0
+    shown = TrainingProgress(progress, "generator", profile.steps)
     for step in range(profile.steps):
         batch = data[torch.randint(len(data), (profile.batch_size,), generator=sampler)].float() / 255
         loss, _ = _vae_loss(decoder, encoder, batch, profile.kl_weight, sampler)
@@ -178,9 +182,11 @@ def train_generator(profile: GeneratorProfile, seed: int = 0) -> tuple[PatchGene
         optimizer.step()
         schedule.step()
         running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
+        shown.step(f"loss {running:.2f}")
         if (step + 1) % max(1, profile.steps // 10) == 0:
             log.info("generator step %d/%d  loss %.2f  (%.0f s)", step + 1, profile.steps, running,
                      time.perf_counter() - start)
+    shown.close()
     decoder.eval()
     encoder.eval()
     with torch.no_grad():
@@ -196,12 +202,13 @@ def _heldout(profile: GeneratorProfile) -> GeneratorProfile:
     return GeneratorProfile(profile.name, n_scenes=share, n_sprites=share, n_textures=share, steps=0)
 
 
-def build_generator(out_dir: Path, profile_name: str = "default", seed: int = 0) -> Path:
+def build_generator(out_dir: Path, profile_name: str = "default", seed: int = 0,
+                    progress: NewDisplay | None = None) -> Path:
     """Train the patch generator and write ``out_dir/generator.safetensors`` with its card."""
     if profile_name not in PROFILES:
         raise did_you_mean(profile_name, list(PROFILES), "generator profile")
     profile = PROFILES[profile_name]
-    decoder, training_log = train_generator(profile, seed)
+    decoder, training_log = train_generator(profile, seed, progress)
     card = {"name": "generator", "kind": "vae_decoder", "patch_size": PATCH_SIZE, "profile": profile_name,
             "seed": seed, "training": {"config": asdict(profile), **training_log},
             "trojanbench_version": __version__, "torch_version": torch.__version__}

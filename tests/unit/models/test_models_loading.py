@@ -33,7 +33,7 @@ def test_path_reference(tmp_path):
     net = _save(tmp_path / "m.safetensors")
     loaded = load_model(tmp_path / "m.safetensors")
     x = torch.rand(1, 3, 16, 16)
-    assert loaded.name == "m" and len(loaded.sha256) == 64
+    assert loaded.name == str(tmp_path / "m.safetensors") and len(loaded.sha256) == 64
     assert torch.equal(loaded.model(x), net(x))
     with pytest.raises(ConfigError, match="does not match"):
         load_model(str(tmp_path / "m.safetensors"), num_classes=5)
