@@ -1,43 +1,56 @@
-"""Speed-up of the Ray executor with 2 workers over 1, on the same cells (a measurement, not a test).
+"""Speed-up of the Ray executor with 2 local workers over the local executor, on the quick suite (a measurement,
+not a test).
 
-Runs the quick grid of a few methods (no judging: only cell computation) through a local Ray instance
-started with 1 CPU, then with 2 CPUs, in this process, and prints the ratio.
+Runs the whole quick rediscovery suite (cells computed and judged, combinations, store) three times in this
+process, each into a fresh folder: once to warm the on-disk cache (the appearance judge's banks, SNAFUE's pool),
+then timed with the local executor and with a local Ray instance of 2 CPUs, one torch thread per worker. Prints
+both times, the ratio, and whether the two runs' scores are identical (they must be).
 
-    python benchmarks/executor_scaling.py [--methods a,b,c]
+    python benchmarks/executor_scaling.py [--workers 2] [--methods a,b,c]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
-from trojanbench.engine.executors import LocalExecutor, RayExecutor
-from trojanbench.tasks.rediscovery.task import cell_jobs, plan_run
+from trojanbench import run
 
 
-def timed(executor, jobs) -> float:
+def timed_run(folder: Path, **options) -> tuple[float, dict]:
     start = time.perf_counter()
-    outcomes = list(executor.map(jobs))
-    executor.close()
-    failed = [o for o in outcomes if o.status != "ok"]
+    results = run(out=folder, quick=True, report=False, **options)
+    seconds = time.perf_counter() - start
+    failed = [c for c in results.cells if c.status != "ok"]
     if failed:
         raise SystemExit(f"{len(failed)} cells failed: {failed[0].reason}")
-    return time.perf_counter() - start
+    scores = {(r["method"], r["trojan"], r["seed"], r["judge"]): r["p_true"] for r in results.records()}
+    return seconds, scores
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default="target_fourier_fv,adversarial_patch,tabor,snafue")
+    parser.add_argument("--workers", type=int, default=2, help="Ray's local CPUs (workers)")
+    parser.add_argument("--methods", help="comma-separated subset of the default suite (default: all of it)")
     args = parser.parse_args()
-    plan = plan_run(None, quick=True, methods=args.methods.split(","), seeds=2)
-    jobs = cell_jobs(plan, plan.cells)
-    print(f"{len(jobs)} cells ({args.methods}; quick settings, one trojan per kind, 2 seeds)")
-    local = timed(LocalExecutor(), jobs)
-    one = timed(RayExecutor(num_cpus=1), jobs)
-    two = timed(RayExecutor(num_cpus=2), jobs)
-    print(f"local (in-process): {local:.1f} s")
-    print(f"ray, 1 worker:      {one:.1f} s")
-    print(f"ray, 2 workers:     {two:.1f} s   speed-up over 1 worker: {one / two:.2f}x")
+    methods = args.methods.split(",") if args.methods else None
+    with tempfile.TemporaryDirectory() as tmp:  # each run uses 1 torch thread per worker (the default policy)
+        root = Path(tmp)
+        timed_run(root / "warm-up", methods=methods)
+        local, local_scores = timed_run(root / "local", methods=methods)
+        from trojanbench.engine.executors import RayExecutor
+
+        ray_executor = RayExecutor(num_cpus=args.workers)  # started here so that the run uses these CPUs
+        try:
+            ray, ray_scores = timed_run(root / "ray", methods=methods, executor="ray")
+        finally:
+            ray_executor.close()
+    print(f"quick suite ({len(local_scores)} cell-judge scores), 1 torch thread per worker")
+    print(f"local executor:       {local:7.1f} s")
+    print(f"ray, {args.workers} local workers: {ray:7.1f} s   speed-up: {local / ray:.2f}x")
+    print(f"identical scores: {local_scores == ray_scores}")
 
 
 if __name__ == "__main__":
