@@ -76,7 +76,7 @@ def test_faulty_plugins_are_recorded_and_the_run_completes(tiny_zoo, tmp_path, f
     assert "wall-clock guard of 5 s" in by_method["faulty_plugins:Sleeping"].reason
     assert by_method["random_noise"].status == "ok"
     table = results.table()
-    assert "3 failed cell(s), not scored" in table and "1 transient" in table and "--retry-failed" in table
+    assert "3 failed cell(s), not scored" in table and "the 1 transient one(s)" in table and "--retry-failed" in table
     # failed cells are never scored as chance, and a tool with one is shown as incomplete, never ranked
     rows = {row["method"]: row for row in results.leaderboard()}
     for name in ("faulty_plugins:Raising", "faulty_plugins:NaNs", "faulty_plugins:Sleeping"):

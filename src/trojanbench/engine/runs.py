@@ -72,6 +72,8 @@ def failure_lines(failed: list[Any]) -> list[str]:
         reasons[reason] = reasons.get(reason, 0) + 1
     transient = sum(is_transient(cell.reason) for cell in failed)
     why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    return [f"{len(failed)} failed cell(s), not scored ({why}); methods with a failed cell are incomplete and not "
-            f"ranked. Rerun the same command to compute the {transient} transient one(s) again (timeouts, out of "
-            f"memory); add --retry-failed to retry all. Reasons: `trojanbench report` (Failed cells)."]
+    again = (f"Rerun the same command to compute the {transient} transient one(s) (a timeout, out of memory) "
+             f"again; add --retry-failed to retry all." if transient else
+             "Add --retry-failed to the same command to compute them again.")
+    return [f"{len(failed)} failed cell(s), not scored ({why}); a method with a failed cell is incomplete and not "
+            f"ranked. {again} Reasons: the report's Failed cells."]

@@ -28,7 +28,7 @@ class RediscoveryTask(Task):
         return run_rediscovery(suite, out=out, progress=progress, **options)
 
     def summary(self, results: Results) -> str:
-        text = "\n\n".join(results.table(judge) for judge in results.judges)
+        text = "\n\n".join(results.table(judge, failures=judge == results.judges[-1]) for judge in results.judges)
         agreement = results.judge_agreement()
         if agreement:
             text += "\n\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}"

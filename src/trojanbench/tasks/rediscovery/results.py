@@ -192,9 +192,9 @@ class Results:
             row["rank"] = rank if ranked else None
         return rows
 
-    def table(self, judge: str | None = None) -> str:
+    def table(self, judge: str | None = None, *, failures: bool = True) -> str:
         """The leaderboard: complete tools and combinations ranked, then incomplete ones, baselines and the
-        oracle, marked; with how many cells each row rests on."""
+        oracle, marked; with how many cells each row rests on (and, with ``failures``, why cells failed)."""
         judge = judge or self.primary_judge
         rows = self.leaderboard(judge)
         kinds = sorted({k for r in rows for k in r["by_kind"]})
@@ -214,7 +214,7 @@ class Results:
             lines.append(f"{'   per-trojan best':<{width}}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
                          f"after the fact: an upper bound, not a tool)")
         lines += self.validity_lines(judge)
-        return "\n".join(lines + failure_lines(self.failed_cells()))
+        return "\n".join(lines + (failure_lines(self.failed_cells()) if failures else []))
 
     def validity_lines(self, judge: str | None = None) -> list[str]:
         """Judge validity in words: the oracle's worst top-1 and random noise against chance."""
