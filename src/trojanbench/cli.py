@@ -112,8 +112,11 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
 @click.option("--seeds", type=int, help="Number of seeds (0..N-1) replacing the suite's.")
 @click.option("--budgets", help="Removal: comma-separated defender data budgets replacing the suite's (e.g. "
                                 "100,1%,5%); replacement: parameter budgets (e.g. 1%,3%,10% or 3000).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
-              help="Rediscovery: where cells run (default: local, in this process).")
+@click.option("--executor", type=click.Choice(["local", "processes", "ray"]), default=None,
+              help="Rediscovery: where cells run (default: local, in this process; processes: worker processes "
+                   "of this machine; ray: a Ray cluster).")
+@click.option("--workers", type=int, help="Rediscovery: worker processes of --executor processes, or CPUs of a "
+                                          "local Ray instance (default: the cores available).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
 @click.option("--threads", type=int, help="Torch threads per worker (default 1: several threads per process "
                                           "oversubscribe a small machine's cores).")
@@ -122,8 +125,8 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        budgets: str | None, executor: str | None, ray_address: str | None, threads: int | None, retry_failed: bool,
-        plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
+        budgets: str | None, executor: str | None, workers: int | None, ray_address: str | None, threads: int | None,
+        retry_failed: bool, plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
     """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
@@ -135,6 +138,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run
       trojanbench run --quick --out /tmp/quick
       trojanbench run --methods tabor,snafue,random_noise,oracle --trojans smiley,fork --seeds 2
+      trojanbench run --executor processes --workers 2
       trojanbench run --executor ray --plugin mypkg.tools:MyTool --methods mypkg.tools:MyTool,oracle
       trojanbench run --task localization --quick --out /tmp/quick
       trojanbench run --quick --out /tmp/quick && trojanbench run --task removal --quick --out /tmp/quick
@@ -149,7 +153,8 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     writable_folder(out, "--out")
     chosen = get_task(task)
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
-               "plugins": plugins, "budgets": _split(budgets), "executor": executor, "ray_address": ray_address}
+               "plugins": plugins, "budgets": _split(budgets), "executor": executor, "workers": workers,
+               "ray_address": ray_address}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)
     progress = make_progress(quiet=quiet, threads=threads)

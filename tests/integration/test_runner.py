@@ -211,3 +211,19 @@ def test_threads_and_retry_failed_from_the_command_line(tiny_zoo, tmp_path, fixt
     assert all(r["provenance"]["torch_threads"] == 1 for r in RediscoveryStore(out).runs())
     bad = CliRunner().invoke(main, command[:-1] + ["0"])
     assert bad.exit_code == 2 and "--threads" in bad.output
+
+
+def test_worker_processes_give_the_local_scores_and_contain_a_method_that_ends_its_process(tiny_zoo, tmp_path,
+                                                                                            fixtures_on_path):
+    suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["random_noise", "dataset_exemplars", "oracle"],
+                        seeds=(0,), trojans=TWO_TROJANS, judges=("concept", "appearance"))
+    run(suite, out=tmp_path / "local")
+    with_crash = write_suite(tmp_path / "crash.yaml", tiny_zoo["trojaned"],
+                             ["random_noise", "dataset_exemplars", "oracle", "hostile_plugins:Vanishing"],
+                             seeds=(0,), trojans=TWO_TROJANS, judges=("concept", "appearance"))
+    results = run(with_crash, out=tmp_path / "processes", executor="processes", workers=2)
+    vanished = [c for c in results.cells if c.method == "hostile_plugins:Vanishing"]
+    assert len(vanished) == 2 and all(c.reason.startswith("WorkerDied") for c in vanished)
+    assert _scores(tmp_path / "processes") == {**_scores(tmp_path / "local"),
+                                               **{k: v for k, v in _scores(tmp_path / "processes").items()
+                                                  if k[0] == "hostile_plugins:Vanishing"}}

@@ -1,6 +1,10 @@
 """Executors fan cells out to workers and hand their outcomes back to the driver, which scores and stores them.
 
 * ``local`` (default): cells run one after another in this process.
+* ``processes``: cells run in ``workers`` child processes of this machine (default: one per core it may use),
+  each kept for many cells. A cell is isolated from the run as far as a process allows: a worker that outlives
+  its cell's wall-clock guard (plus a grace period for start-up) is killed and replaced, and one that dies (a
+  method that calls ``os._exit``, a crash) fails only its cell.
 * ``ray`` (extra ``[ray]``): cells run as Ray tasks on a local or remote Ray cluster
   (``ray_address``); outcomes are collected in the driver as they finish. A task that outlives its
   wall-clock guard (plus a grace period for start-up) is cancelled and recorded as failed (transiently), and a
@@ -11,12 +15,14 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import ConfigError, did_you_mean, require_extra
+from ..params import Interval, require
 from .execute import Outcome
 
 log = logging.getLogger(__name__)
@@ -98,15 +104,118 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
+def _serve(connection) -> None:
+    """A worker process: compute each ``(work, args)`` received, send back its :class:`Outcome`; stop on ``None``."""
+    try:
+        while (message := connection.recv()) is not None:
+            work, args = message
+            connection.send(work(*args))
+    except (EOFError, KeyboardInterrupt):  # the driver went away, or the user stopped the run: the driver reports
+        pass
 
 
-def make_executor(name: str, *, ray_address: str | None = None, num_cpus: int | None = None):
-    """An executor by name (``local`` or ``ray``)."""
+@dataclass
+class _Worker:
+    process: Any
+    connection: Any
+    job: Job | None = None
+    started: float = 0.0
+
+
+class ProcessExecutor:
+    """Computes cells in ``workers`` child processes (spawned: nothing of the driver's state is shared)."""
+
+    name = "processes"
+    startup_grace = 60.0
+
+    def __init__(self, workers: int | None = None):
+        from .threads import available_cores
+
+        self.workers = workers or available_cores()
+        self._context = multiprocessing.get_context("spawn")
+        self._running: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(target=_serve, args=(theirs,), daemon=True, name="trojanbench-worker")
+        process.start()
+        theirs.close()
+        worker = _Worker(process, ours)
+        self._running.append(worker)
+        return worker
+
+    def _stop(self, worker: _Worker) -> None:
+        worker.process.kill()
+        worker.process.join()
+        worker.connection.close()
+        self._running.remove(worker)
+
+    def map(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
+        """Keep every worker busy, yield outcomes as they finish; replace a worker that hung or died."""
+        from multiprocessing.connection import wait
+
+        queue = list(jobs)
+        idle = [self._start() for _ in range(min(self.workers, len(queue)))]
+        busy: dict[Any, _Worker] = {}
+        while queue or busy:
+            while queue and idle:
+                worker = idle.pop()
+                worker.job, worker.started = queue.pop(0), time.monotonic()
+                worker.connection.send((worker.job.work, worker.job.args))
+                busy[worker.connection] = worker
+            for connection in wait(list(busy), timeout=1.0):
+                worker = busy.pop(connection)
+                try:
+                    yield connection.recv()
+                    idle.append(worker)
+                except (EOFError, OSError):
+                    worker.process.join(5)
+                    self._stop(worker)
+                    yield Outcome(worker.job.key, "failed", time.monotonic() - worker.started,
+                                  reason=f"WorkerDied: the worker process ended (exit code {worker.process.exitcode}) "
+                                         f"while computing this cell; a method may not end its process")
+                    idle.append(self._start())
+            now = time.monotonic()
+            for connection, worker in list(busy.items()):
+                if now - worker.started > worker.job.timeout + self.startup_grace:
+                    busy.pop(connection)
+                    self._stop(worker)
+                    yield Outcome(worker.job.key, "failed", now - worker.started,
+                                  reason=f"CellTimeout: exceeded its wall-clock guard of {worker.job.timeout:g} s "
+                                         f"(the worker process was stopped)")
+                    idle.append(self._start())
+
+    def close(self) -> None:
+        for worker in list(self._running):
+            try:
+                worker.connection.send(None)
+            except OSError:
+                pass
+            worker.process.join(5)
+            self._stop(worker)
+
+
+EXECUTORS = {"local": LocalExecutor, "processes": ProcessExecutor, "ray": RayExecutor}
+
+
+def check_executor(name: str, *, ray_address: str | None = None, workers: int | None = None) -> None:
+    """Refuse an unknown executor or options it does not take (before any work)."""
     if name not in EXECUTORS:
         raise did_you_mean(name, list(EXECUTORS), "executor")
+    if ray_address and name != "ray":
+        raise ConfigError("--ray-address applies only to --executor ray.")
+    if workers is not None:
+        require("--workers", workers, Interval(int, 1, None))
+        if name == "local":
+            raise ConfigError("--workers applies to --executor processes or ray (the local executor is this process).")
+
+
+def make_executor(name: str, *, ray_address: str | None = None, workers: int | None = None):
+    """An executor by name (``local``, ``processes`` or ``ray``); ``workers``: the processes of ``processes``, or
+    the CPUs of a local Ray instance."""
+    check_executor(name, ray_address=ray_address, workers=workers)
     if name == "local":
-        if ray_address:
-            raise ConfigError("--ray-address applies only to --executor ray.")
         return LocalExecutor()
-    return RayExecutor(ray_address, num_cpus)
+    if name == "processes":
+        return ProcessExecutor(workers)
+    return RayExecutor(ray_address, workers)

@@ -258,3 +258,43 @@ def test_the_registry_checks_kinds_names_and_collisions():
 def test_every_builtin_task_is_registered_with_a_description():
     assert TASKS.names() == ["editing", "localization", "rediscovery", "removal", "replacement"]
     assert all(task.description and len(task.description) < 130 for _, task in TASKS.items())
+
+
+def _exit_now(key: str):
+    import os
+
+    os._exit(3)
+
+
+def _hang(key: str):
+    while True:  # blocks the worker's own guard too: only the executor can stop it
+        try:
+            time.sleep(0.05)
+        except BaseException:  # noqa: BLE001 - the misbehaviour under test
+            pass
+
+
+def test_the_process_executor_computes_in_workers_and_contains_what_kills_or_hangs_them():
+    executor = make_executor("processes", workers=2)
+    executor.startup_grace = 15.0  # the hang below must cost the test seconds, not a minute
+    jobs = [Job(str(n), square_outcome, (str(n), n), 10.0) for n in range(4)]
+    jobs += [Job("exit", _exit_now, ("exit",), 10.0), Job("hang", _hang, ("hang",), 0.1)]
+    jobs += [Job("after", square_outcome, ("after", 5), 10.0)]
+    try:
+        outcomes = {o.key: o for o in executor.map(jobs)}
+    finally:
+        executor.close()
+    assert {key: outcomes[key].value for key in ("0", "1", "2", "3", "after")} == {"0": 0, "1": 1, "2": 4, "3": 9,
+                                                                                  "after": 25}
+    assert outcomes["exit"].reason.startswith("WorkerDied: the worker process ended (exit code 3)")
+    assert outcomes["hang"].reason.startswith("CellTimeout") and "worker process was stopped" in outcomes["hang"].reason
+    assert not executor._running, "close() stops every worker"
+
+
+def test_executor_options_are_checked_before_any_work():
+    with pytest.raises(ConfigError, match="--workers applies to --executor processes or ray"):
+        make_executor("local", workers=2)
+    with pytest.raises(ConfigError, match="--ray-address applies only"):
+        make_executor("processes", ray_address="127.0.0.1:1")
+    with pytest.raises(ConfigError, match="--workers"):
+        make_executor("processes", workers=0)

@@ -18,7 +18,7 @@ import torch
 
 from ...config import TrojanSpec, load_trojan_suite
 from ...engine.cells import Cell, code_version, content_key
-from ...engine.executors import Job, make_executor
+from ...engine.executors import Job, check_executor, make_executor
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
@@ -82,13 +82,15 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
 def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
                     quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                     seeds: int | None = None, executor: str = "local", ray_address: str | None = None,
-                    plugins: Iterable[str] = (), progress=None) -> Results:
+                    workers: int | None = None, plugins: Iterable[str] = (), progress=None) -> Results:
     """Run a rediscovery suite (default: the shipped default suite) into ``out`` and return its results.
 
-    ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
+    ``executor`` (``local``, ``processes`` or ``ray``; ``workers`` processes or local Ray CPUs) is where cells are
+    computed; ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
     """
     from ...judges import judge_provenance
 
+    check_executor(executor, ray_address=ray_address, workers=workers)
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
     origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, judge_provenance(plan.judges))
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick}
@@ -98,7 +100,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
         def compute(run_id: int, todo: list[Cell]) -> Iterator[Cell]:
             by_key = {cell.key: cell for cell in todo}
             jobs = cell_jobs(plan, todo, scorer.questions)
-            runner = make_executor(executor, ray_address=ray_address)
+            runner = make_executor(executor, ray_address=ray_address, workers=workers)
             if runner.name == "local":
                 share_model(plan.suite.model, plan.loaded)
             try:
