@@ -211,8 +211,8 @@ class Results:
                          + f"{r['top1']:>7.2f}{str(r['n_cells']) + '/' + str(r['n_planned']):>8}")
         bound = self.per_trojan_best(judge)
         if np.isfinite(bound):
-            lines.append(f"{'   per-trojan best':<{width}}{'upper bound':<12}{bound:>6.3f}  (best tool picked per trojan "
-                         f"after the fact: an upper bound, not a tool)")
+            lines.append(f"{'   per-trojan best':<{width}}{'upper bound':<12}{bound:>6.3f}  (best tool picked per "
+                         f"trojan after the fact: an upper bound, not a tool)")
         lines += self.validity_lines(judge)
         return "\n".join(lines + (failure_lines(self.failed_cells()) if failures else []))
 

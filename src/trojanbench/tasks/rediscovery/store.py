@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS questions (
                        (row.key, run_id, row.method, row.role, json.dumps(row.params, sort_keys=True), row.trojan,
                         row.kind, row.seed, row.status, row.reason, row.seconds, row.image_file, time.time()))
             db.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?,?)",
-                           [(row.key, judge, p, top1, json.dumps(probs), secs) for judge, p, top1, probs, secs in scores])
+                           [(row.key, judge, p, top1, json.dumps(probs), secs)
+                            for judge, p, top1, probs, secs in scores])
 
     def cells(self) -> list[CellRow]:
         rows = self.db.execute("SELECT key, method, role, params, trojan, kind, seed, status, reason, seconds, "
