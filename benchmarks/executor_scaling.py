@@ -1,10 +1,10 @@
-"""Speed-up of the Ray executor with 2 local workers over the local executor, on the quick suite (a measurement,
-not a test).
+"""Speed-up of 2 workers (worker processes, and a local Ray instance) over the local executor, on the quick suite
+(a measurement, not a test).
 
-Runs the whole quick rediscovery suite (cells computed and judged, combinations, store) three times in this
+Runs the whole quick rediscovery suite (cells computed and judged, combinations, store) four times in this
 process, each into a fresh folder: once to warm the on-disk cache (the appearance judge's banks, SNAFUE's pool),
-then timed with the local executor and with a local Ray instance of 2 CPUs, one torch thread per worker. Prints
-both times, the ratio, and whether the two runs' scores are identical (they must be).
+then timed with the local executor, ``--executor processes`` and a local Ray instance, one torch thread per
+worker. Prints the times, the ratios, and whether the runs' scores are identical (they must be).
 
     python benchmarks/executor_scaling.py [--workers 2] [--methods a,b,c]
 """
@@ -32,7 +32,7 @@ def timed_run(folder: Path, **options) -> tuple[float, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2, help="Ray's local CPUs (workers)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes, and Ray's local CPUs")
     parser.add_argument("--methods", help="comma-separated subset of the default suite (default: all of it)")
     args = parser.parse_args()
     methods = args.methods.split(",") if args.methods else None
@@ -40,6 +40,8 @@ def main() -> None:
         root = Path(tmp)
         timed_run(root / "warm-up", methods=methods)
         local, local_scores = timed_run(root / "local", methods=methods)
+        processes, process_scores = timed_run(root / "processes", methods=methods, executor="processes",
+                                              workers=args.workers)
         from trojanbench.engine.executors import RayExecutor
 
         ray_executor = RayExecutor(num_cpus=args.workers)  # started here so that the run uses these CPUs
@@ -48,9 +50,10 @@ def main() -> None:
         finally:
             ray_executor.close()
     print(f"quick suite ({len(local_scores)} cell-judge scores), 1 torch thread per worker")
-    print(f"local executor:       {local:7.1f} s")
-    print(f"ray, {args.workers} local workers: {ray:7.1f} s   speed-up: {local / ray:.2f}x")
-    print(f"identical scores: {local_scores == ray_scores}")
+    print(f"local executor:        {local:7.1f} s")
+    print(f"{args.workers} worker processes:    {processes:7.1f} s   speed-up: {local / processes:.2f}x")
+    print(f"ray, {args.workers} local workers:  {ray:7.1f} s   speed-up: {local / ray:.2f}x")
+    print(f"identical scores: {local_scores == process_scores == ray_scores}")
 
 
 if __name__ == "__main__":
