@@ -8,8 +8,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -158,12 +161,32 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)
     progress = make_progress(quiet=quiet, threads=threads)
-    results = run_task(task, None if suite == "default" else suite, out=out, progress=progress,
-                       report=not no_report, threads=threads, retry_failed=retry_failed, **options)
+    try:
+        with _stop_on_sigterm():
+            results = run_task(task, None if suite == "default" else suite, out=out, progress=progress,
+                               report=not no_report, threads=threads, retry_failed=retry_failed, **options)
+    except KeyboardInterrupt:
+        progress.close()
+        click.echo(f"Interrupted. The cells finished so far are kept in {out}/; run the same command again to "
+                   f"resume where it stopped.", err=True)
+        sys.exit(130)
     progress.close()
     click.echo("\n" + chosen.summary(results))
     written = "" if no_report else ", report.html, results.json and the tasks' CSV files"
     click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """A SIGTERM (``kill``, a scheduler's stop) ends the block as Ctrl-C does, so the run is recorded as stopped."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @main.command()

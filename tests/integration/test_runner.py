@@ -227,3 +227,26 @@ def test_worker_processes_give_the_local_scores_and_contain_a_method_that_ends_i
     assert _scores(tmp_path / "processes") == {**_scores(tmp_path / "local"),
                                                **{k: v for k, v in _scores(tmp_path / "processes").items()
                                                   if k[0] == "hostile_plugins:Vanishing"}}
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_run_says_so_marks_the_run_and_resumes(tiny_zoo, tmp_path, fixtures_on_path, stop):
+    suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["faulty_plugins:Slow", "random_noise"],
+                        seeds=(0, 1, 2), trojans=TWO_TROJANS, judges=("concept",))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "trojanbench.cli", "run", "--suite", str(suite), "--quiet", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600  # a hang guard: a loaded machine is only slower
+    while time.monotonic() < deadline:
+        if (out / "results.sqlite").exists() and len(RediscoveryStore(out).finished_keys("cells")) >= 1:
+            break
+        time.sleep(0.2)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "run the same command again to resume" in stderr
+    (stopped,) = RediscoveryStore(out).runs()
+    assert stopped["status"] == "interrupted" and stopped["finished"] is not None
+    subprocess.run(command, check=True, capture_output=True, timeout=1800)
+    assert [r["status"] for r in RediscoveryStore(out).runs()] == ["interrupted", "completed"]
+    assert len(load_results(out).cells) == 12

@@ -117,7 +117,8 @@ def work_budget(model: Any, images: int | None) -> Iterator[None]:
 
 
 class _UserInterrupts:
-    """Tells the user's Ctrl-C (a real SIGINT, which stops the run) from a ``KeyboardInterrupt`` a method raised."""
+    """Tells the user's Ctrl-C or a ``kill`` (a real SIGINT or SIGTERM, which stop the run) from a
+    ``KeyboardInterrupt`` a method raised."""
 
     def __init__(self) -> None:
         self.received = False
@@ -133,11 +134,12 @@ class _UserInterrupts:
             self.received = True
             raise KeyboardInterrupt
 
-        previous = signal.signal(signal.SIGINT, interrupted)
+        previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 _interrupts = _UserInterrupts()
@@ -146,7 +148,7 @@ _interrupts = _UserInterrupts()
 def attempt(work: Callable[[], Any], *, timeout: float | None, what: str, key: str = "") -> Outcome:
     """Run ``work()`` under a wall-clock guard of ``timeout`` seconds (``None``: ``work`` keeps its own guard);
     any failure is returned as a ``failed`` outcome (``what`` names the cell in the log), never raised, except
-    the user's own Ctrl-C."""
+    the user's own Ctrl-C or a SIGTERM (raised as ``KeyboardInterrupt``)."""
     start = time.perf_counter()
     try:
         with _interrupts.watch(), time_budget(timeout) if timeout is not None else nullcontext():
