@@ -16,10 +16,33 @@ from ...params import Interval
 CPPN_CONSTRAINTS = {"n_layers": Interval(int, 1, None), "n_hidden": Interval(int, 1, None)}
 
 
-def composite_activation(h: torch.Tensor) -> torch.Tensor:
-    """Mordvintsev et al.'s activation: ``atan`` and its square, normalized, stacked on the channel axis."""
-    a = torch.atan(h)
-    return torch.cat([a / 0.67, a * a / 0.6], dim=1)
+class CompositeActivation(torch.autograd.Function):
+    """Mordvintsev et al.'s activation: ``atan(h) / 0.67`` and ``atan(h)^2 / 0.6`` stacked on axis 1.
+
+    One operation with a hand-written backward, ``(g_1 / 0.67 + 2 atan(h) g_2 / 0.6) / (1 + h^2)``: it
+    writes both halves straight into its output (no ``cat``) and records one graph node instead of five.
+    Forward and backward do, rounding for rounding, the float operations autograd does for the written-out
+    formula, so the images are bit for bit those of the unfused version. That matters: feature visualization
+    is chaotic in the last bit (a change of one rounding, e.g. ``a * (1 / 0.67)`` for ``a / 0.67``, gives
+    visibly different images after 20 of the 120 steps).
+    """
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        angle = torch.atan(h)
+        out = h.new_empty(h.shape[0], 2 * h.shape[1], *h.shape[2:])
+        first, second = out.chunk(2, dim=1)
+        torch.div(angle, 0.67, out=first)
+        torch.mul(angle, angle, out=second).div_(0.6)
+        ctx.save_for_backward(h, angle)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        h, angle = ctx.saved_tensors
+        grad_first, grad_second = grad.chunk(2, dim=1)
+        through_square = (grad_second / 0.6).mul_(angle)
+        return (through_square + through_square).add_(grad_first / 0.67).div_(h * h + 1)
 
 
 class CPPNImages(nn.Module):
@@ -47,6 +70,6 @@ class CPPNImages(nn.Module):
     def forward(self) -> torch.Tensor:
         h = self.coords
         for weight, bias in zip(self.weights, self.biases):
-            h = composite_activation(torch.baddbmm(bias, weight, h.expand(len(weight), -1, -1)))
+            h = CompositeActivation.apply(torch.baddbmm(bias, weight, h.expand(len(weight), -1, -1)))
         rgb = torch.sigmoid(torch.baddbmm(self.out_bias, self.out_weight, h))
         return rgb.view(-1, 3, self.size, self.size)
