@@ -106,7 +106,7 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
 @click.option("--suite", default="default", show_default=True,
               help="Shipped suite name or suite YAML file (default: the task's shipped suite).")
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
-                                            "(~3 and ~2 minutes); localization 12 images per trojan (~1 minute); "
+                                            "(~1.5 and ~2 minutes); localization 12 images per trojan (~1 minute); "
                                             "editing and replacement one seed. All: fast method settings.")
 @click.option("--out", metavar="DIR", default="trojanbench-results", show_default=True)
 @click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
