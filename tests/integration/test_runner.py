@@ -27,7 +27,7 @@ def fixtures_on_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
 
 
-def write_suite(path: Path, model: Path, methods: list, *, seeds=(0, 1), trojans=None, timeout=60.0,
+def write_suite(path: Path, model: Path, methods: list, *, seeds=(0, 1), trojans=None, timeout=1800.0,
                 judges=("concept", "appearance"), n_images=4) -> Path:
     raw = {"name": "test", "model": str(model), "methods": methods, "judges": list(judges), "seeds": list(seeds),
            "n_images": n_images, "cell_timeout": timeout}
@@ -194,7 +194,7 @@ def test_threads_and_retry_failed_from_the_command_line(tiny_zoo, tmp_path, fixt
     command = ["run", "--suite", str(suite), "--out", str(out), "--no-report", "--threads", "1"]
     first = CliRunner().invoke(main, command)
     assert first.exit_code == 0, first.output
-    assert "(1 thread per worker)" in first.output and "--retry-failed to retry all" in first.output
+    assert "(1 thread per worker)" in first.output and "Add --retry-failed to the same command" in first.output
 
     def finished_at():
         with RediscoveryStore(out) as store:

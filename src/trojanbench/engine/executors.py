@@ -7,8 +7,8 @@
   method that calls ``os._exit``, a crash) fails only its cell.
 * ``ray`` (extra ``[ray]``): cells run as Ray tasks on a local or remote Ray cluster
   (``ray_address``); outcomes are collected in the driver as they finish. A task that outlives its
-  wall-clock guard (plus a grace period for start-up) is cancelled and recorded as failed (transiently), and a
-  worker that dies (a method that calls ``os._exit``, a crash) fails only its cell. A local instance starts
+  wall-clock guard (plus :data:`STARTUP_GRACE` for start-up) is cancelled and recorded as failed (transiently),
+  and a worker that dies (a method that calls ``os._exit``, a crash) fails only its cell. A local instance starts
   without its dashboard and with usage statistics off.
 """
 
@@ -26,6 +26,11 @@ from ..params import Interval, require
 from .execute import Outcome
 
 log = logging.getLogger(__name__)
+
+
+STARTUP_GRACE = 600.0
+"""Seconds a worker may take beyond a cell's guard before it is stopped: its first cell also imports the package,
+builds the audited model's Target and the judges, which takes minutes on a loaded machine."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class RayExecutor:
     """Computes cells as Ray tasks (one CPU each); ``address=None`` starts a local Ray instance."""
 
     name = "ray"
-    startup_grace = 60.0
+    startup_grace = STARTUP_GRACE
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
         self.ray = require_extra("ray", "ray", "The Ray executor")
@@ -126,7 +131,7 @@ class ProcessExecutor:
     """Computes cells in ``workers`` child processes (spawned: nothing of the driver's state is shared)."""
 
     name = "processes"
-    startup_grace = 60.0
+    startup_grace = STARTUP_GRACE
 
     def __init__(self, workers: int | None = None):
         from .threads import available_cores
