@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .engine.cells import content_key, digest
-from .models.checkpoint import _atomic_write
+from .models.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _write(folder: Path, path: Path, value: torch.Tensor) -> None:
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda tmp: save_file({"value": value.detach().cpu().contiguous()}, tmp))
+        atomic_write(path, lambda tmp: save_file({"value": value.detach().cpu().contiguous()}, tmp))
     except OSError as exc:
         _unwritable.add(folder)
         log.warning("Cannot write the cache folder %s (%s); going on without caching there. Set %s to a "

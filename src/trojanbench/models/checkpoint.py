@@ -51,7 +51,7 @@ def _card_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -88,7 +88,7 @@ def save_checkpoint(
     }
     metadata = {"architecture": architecture, "arch_kwargs": kwargs_json}
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     full_card = {
         **card,
         "architecture": architecture,
@@ -98,7 +98,7 @@ def save_checkpoint(
         "n_parameters": sum(p.numel() for p in model.parameters()),
     }
     text = json.dumps(full_card, indent=2, sort_keys=True) + "\n"
-    _atomic_write(_card_path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(_card_path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     logger.info("Saved checkpoint %s (sha256 %s)", path, full_card["sha256"][:12])
     return path
 
