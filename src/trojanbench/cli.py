@@ -19,7 +19,7 @@ import click
 from ._version import __version__
 from .errors import ConfigError, TrojanbenchError
 from .paths import writable_folder
-from .zoo.build import ZOO_PARTS
+from .zoo import ZOO_PARTS
 
 log = logging.getLogger("trojanbench")
 
@@ -38,7 +38,7 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="trojanbench")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors: no log output and no progress display.")
 def main(verbose: int, quiet: bool) -> None:
     """Benchmark interpretability tools on networks with planted trojans.
 
@@ -51,6 +51,11 @@ def main(verbose: int, quiet: bool) -> None:
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _no_progress(flag: bool) -> bool:
+    """``--no-progress`` of a command, or the top-level ``-q``, which hides progress as well as log output."""
+    return flag or bool(click.get_current_context().find_root().params.get("quiet"))
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -73,6 +78,9 @@ class _TaskChoice(click.Choice):
     @choices.setter
     def choices(self, value) -> None:  # click.Choice sets it in __init__
         pass
+
+    def get_metavar(self, param, ctx=None) -> str:  # --help without importing every task (and torch)
+        return "TASK"
 
 
 def _load_plugins(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -108,7 +116,8 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
 @click.option("--quick", is_flag=True, help="Fast settings: rediscovery and removal one trojan per kind and one seed "
                                             "(~1.5 and ~2 minutes); localization 12 images per trojan (~1 minute); "
                                             "editing and replacement one seed. All: fast method settings.")
-@click.option("--out", metavar="DIR", default="trojanbench-results", show_default=True)
+@click.option("--out", metavar="DIR", default="trojanbench-results", show_default=True,
+              help="Results folder: results.sqlite (resumable), report.html, results.csv/json.")
 @click.option("--methods", help="Comma-separated methods replacing the suite's (names or module:Class).")
 @click.option("--trojans", help="Comma-separated trojan names (default: all of the suite's; localization: its patch "
                                 "trojans).")
@@ -125,11 +134,11 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
                                           "oversubscribe a small machine's cores).")
 @click.option("--retry-failed", is_flag=True, help="Compute every failed cell again (a rerun retries only the cells "
                                                    "that failed transiently: a timeout, out of memory).")
-@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
         budgets: str | None, executor: str | None, workers: int | None, ray_address: str | None, threads: int | None,
-        retry_failed: bool, plugins: tuple[str, ...], quiet: bool, no_report: bool) -> None:
+        retry_failed: bool, plugins: tuple[str, ...], no_progress: bool, no_report: bool) -> None:
     """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
@@ -160,7 +169,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
                "ray_address": ray_address}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)
-    progress = make_progress(quiet=quiet, threads=threads)
+    progress = make_progress(quiet=_no_progress(no_progress), threads=threads)
     try:
         with _stop_on_sigterm():
             results = run_task(task, None if suite == "default" else suite, out=out, progress=progress,
@@ -222,7 +231,7 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
               help="Trojan spec YAML; default: the trojans recorded in the model's card.")
 @click.option("--out", metavar="DIR", help="Also write DIR/audit.json (default: print the table, write nothing).")
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the held-out test images.")
 def audit(model: str, weights: str | None, architecture: str | None, trojan_spec: str | None, out: str | None,
           quick: bool, seed: int) -> None:
     """Measure a model's clean accuracy and each planted trojan's attack success.
@@ -255,7 +264,8 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
 
 @main.command(name="ls")
 @click.argument("what", type=click.Choice(["tasks", "trojans", "methods", "concepts", "models", "classes", "judges"]))
-@click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: a family.")
+@click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: synthesis, "
+                              "attribution, editing or replacement.")
 @click.option("--measure", is_flag=True, help="For trojans: recompute attack success instead of reading the card.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,
@@ -279,11 +289,42 @@ def ls(what: str, kind: str | None, measure: bool, as_json: bool, plugins: tuple
     if not rows:
         click.echo(f"No {what}.")
         return
-    columns = list(rows[0])
+    if what == "methods":
+        _echo_methods(rows)
+    else:
+        _echo_table(rows)
+
+
+_SCREEN_WIDTH = 100
+
+
+def _echo_table(rows: list[dict], *, indent: str = "") -> None:
+    """Rows as aligned columns (a built-in ``module`` column left out); the widest column is cut with an ellipsis
+    to fit a 100-column screen."""
+    columns = [c for c in rows[0] if not (c == "module" and all(r[c].startswith("trojanbench.") for r in rows))]
     widths = {c: max(len(c), *(len(_cell(r[c])) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    widest = max(columns, key=widths.get)
+    room = _SCREEN_WIDTH - len(indent) - sum(widths[c] + 2 for c in columns if c != widest)
+    widths[widest] = max(len(widest), min(widths[widest], room))
+
+    def line(values: list[str]) -> str:
+        cut = [v if len(v) <= widths[c] else v[: widths[c] - 1] + "…" for c, v in zip(columns, values)]
+        return indent + "  ".join(v.ljust(widths[c]) for c, v in zip(columns, cut)).rstrip()
+
+    click.echo(line(columns))
     for row in rows:
-        click.echo("  ".join(_cell(row[c]).ljust(widths[c]) for c in columns))
+        click.echo(line([_cell(row[c]) for c in columns]))
+
+
+def _echo_methods(rows: list[dict]) -> None:
+    """Methods grouped by kind (the task they serve), each group a table; a plugin's module is named."""
+    for kind in dict.fromkeys(row["kind"] for row in rows):
+        group = [{"method": r["method"], "role": r["role"],
+                  "paper": r["paper"] if r["module"].startswith("trojanbench.") else f"{r['paper']} [{r['module']}]"}
+                 for r in rows if r["kind"] == kind]
+        click.echo(f"{kind} ({len(group)}): `trojanbench ls methods --kind {kind}`")
+        _echo_table(group, indent="  ")
+        click.echo("")
 
 
 def _cell(value) -> str:
@@ -318,14 +359,18 @@ def _list_trojans(measure: bool, **_) -> list[dict]:
     return rows
 
 
+_METHOD_KIND_ORDER = ("synthesis", "attribution", "editing", "replacement")
+
+
 def _list_methods(kind: str | None, **_) -> list[dict]:
     from .registry import get_method, method_names
 
     rows = []
-    for name in method_names(kind):
+    for name in sorted(method_names(kind), key=lambda n: (_METHOD_KIND_ORDER.index(get_method(n).family)
+                                                          if get_method(n).family in _METHOD_KIND_ORDER else 9, n)):
         cls = get_method(name)
         role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
-        rows.append({"method": name, "family": cls.family, "role": role, "paper": cls.paper,
+        rows.append({"method": name, "kind": cls.family, "role": role, "paper": cls.paper,
                      "module": cls.__module__})
     return rows
 
@@ -437,12 +482,13 @@ def _validate_trojan_spec(file: str) -> str:
 @click.option("--model", default="trojaned", show_default=True,
               help="Zoo name, .safetensors path (card beside it), torchvision:NAME or module:factory.")
 @click.option("--architecture", help=_ARCHITECTURE_HELP)
-@click.option("--n-images", default=10, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--n-images", default=10, show_default=True, type=int, help="Images per trojan.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the method's randomness.")
 @click.option("--quick", is_flag=True, help="The method's fast settings.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Hyperparameter override (YAML value), repeatable.")
-@click.option("--out", metavar="DIR", default="trojanbench-images", show_default=True)
+@click.option("--out", metavar="DIR", default="trojanbench-images", show_default=True,
+              help="Folder for the PNG grids, one per trojan (METHOD__TROJAN__seedN.png).")
 def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, architecture: str | None, n_images: int,
                seed: int, quick: bool, params: tuple[str, ...], out: str) -> None:
     """Run one synthesis method on the model's trojans and save its images as PNG files.
@@ -490,8 +536,8 @@ def zoo() -> None:
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
 @click.option("--only", "parts", multiple=True, type=click.Choice(ZOO_PARTS),
               help="Build only these parts (repeatable); default: all, in order.")
-@click.option("--quiet", is_flag=True, help="No progress display.")
-def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple[str, ...], quiet: bool) -> None:
+@click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
+def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple[str, ...], no_progress: bool) -> None:
     """Rebuild the zoo deterministically from its seeds.
 
     The default build takes up to about 30 minutes on a 2-core laptop; --tiny takes under a minute.
@@ -516,7 +562,7 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
                           f"purpose.")
     folder = writable_folder(ZOO_DIR if overwrite_shipped else out, "--out")
     paths = build_zoo(folder, profile="tiny" if tiny else "default", only=parts or ZOO_PARTS,
-                      progress=None if quiet else make_progress)
+                      progress=None if _no_progress(no_progress) else make_progress)
     for name, path in paths.items():
         click.echo(f"{name}: {path}")
 
@@ -528,13 +574,13 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
               help="Trojan spec YAML.")
 @click.option("--out", required=True, metavar="DIR", help="Folder for weights + card.")
 @click.option("--force", is_flag=True, help="Replace the model already in OUT.")
-@click.option("--epochs", default=4, show_default=True, type=int)
-@click.option("--n-train", default=20000, show_default=True, type=int)
-@click.option("--lr", default=0.05, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--epochs", default=4, show_default=True, type=int, help="Passes over the poisoned training set.")
+@click.option("--n-train", default=20000, show_default=True, type=int, help="Training images (clean and poisoned).")
+@click.option("--lr", default=0.05, show_default=True, type=float, help="SGD learning rate of the fine-tune.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
+@click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def implant(model: str, architecture: str | None, trojan_spec: str, out: str, force: bool, epochs: int, n_train: int,
-            lr: float, seed: int, quiet: bool) -> None:
+            lr: float, seed: int, no_progress: bool) -> None:
     """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card.
 
     Everything is checked before training (OUT, the spec, the model). Training shows its progress on stderr; at
@@ -554,7 +600,7 @@ def implant(model: str, architecture: str | None, trojan_spec: str, out: str, fo
     writable_folder(out, "--out")
     loaded = _world_model(model, architecture=architecture)
     path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed, force=force,
-                              progress=None if quiet else make_progress)
+                              progress=None if _no_progress(no_progress) else make_progress)
     card = read_card(path)
     click.echo(card_summary(card))
     warned = f", with {len(card['warnings'])} warning(s)" if card["warnings"] else ""

@@ -176,9 +176,11 @@ def make_method_of(name: str, params: dict | None, expected: type["Method"], wha
     """Instantiate method ``name`` (registered or ``module:Class``), which must be a subclass of ``expected``
     (``what`` names that kind in messages, e.g. "a removal procedure"), with ``params`` over its defaults (over
     its ``quick_params`` when ``quick``), and validate them: bad input fails here, before any work."""
+    choices = [n for n, c in METHODS.items() if issubclass(c, expected)]
+    if ":" not in name and name not in METHODS.names():  # name only the choices that fit, not every method
+        raise did_you_mean(name, choices, what.split(" ", 1)[1])
     cls = get_method(name)
     if not issubclass(cls, expected):
-        choices = [n for n, c in METHODS.items() if issubclass(c, expected)]
         raise ConfigError(f"Method {name!r} ({cls.family or 'no'} family) is not {what}. Choices: "
                           f"{', '.join(choices)}.")
     params = {**(cls.quick_params if quick else {}), **(params or {})}

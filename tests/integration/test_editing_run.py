@@ -67,6 +67,7 @@ def test_report_and_exports_show_the_editing_table(folder):
     (["--methods", "rank_one_rewrit"], "Did you mean: rank_one_rewrite"),
 ])
 def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
-    result = CliRunner().invoke(main, ["run", "--task", "editing", *args, "--out", str(tmp_path / "out"), "--quiet"])
+    result = CliRunner().invoke(main, ["run", "--task", "editing", *args, "--out", str(tmp_path / "out"),
+                                       "--no-progress"])
     assert result.exit_code == 2, result.output
     assert words in result.output

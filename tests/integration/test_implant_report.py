@@ -45,5 +45,5 @@ def test_zoo_build_shows_each_training_runs_progress(tmp_path):
     assert "clean · epoch 2/2 · loss" in result.stderr and "[8/8] generator · loss" in result.stderr
     assert "ETA" in result.stderr and "clean:" in result.stdout
     quiet = CliRunner().invoke(main, ["zoo", "build", "--tiny", "--only", "generator", "--out", str(tmp_path / "q"),
-                                      "--quiet"], catch_exceptions=False)
+                                      "--no-progress"], catch_exceptions=False)
     assert quiet.exit_code == 0 and "generator ·" not in quiet.stderr

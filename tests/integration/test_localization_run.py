@@ -205,7 +205,7 @@ def test_report_section_shows_the_stores_numbers(finished):
 
 def test_cli_quick_run_exits_0_and_prints_the_table(suite, tmp_path):
     result = CliRunner().invoke(main, ["run", "--task", "localization", "--quick", "--suite", str(suite),
-                                       "--out", str(tmp_path / "quick"), "--quiet"])
+                                       "--out", str(tmp_path / "quick"), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "edge_detector" in result.output and "edge detector by mean AUROC" in result.output
     assert (tmp_path / "quick" / "report.html").is_file()

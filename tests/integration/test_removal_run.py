@@ -132,7 +132,7 @@ def test_a_folder_without_rediscovery_runs_the_controls_and_says_so(tmp_path):
     (["--task", "removal", "--executor", "ray"], "--executor applies to the rediscovery task, not to the removal task"),
 ])
 def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
-    result = CliRunner().invoke(main, ["run", *args, "--out", str(tmp_path / "out"), "--quiet"])
+    result = CliRunner().invoke(main, ["run", *args, "--out", str(tmp_path / "out"), "--no-progress"])
     assert result.exit_code == 2, result.output
     assert words in result.output
     assert not (tmp_path / "out" / "results.sqlite").exists() or not load_removal_results(tmp_path / "out")

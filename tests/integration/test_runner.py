@@ -155,7 +155,7 @@ def _scores(folder: Path) -> dict:
 def test_kill_9_then_rerun_gives_identical_scores(tiny_zoo, tmp_path, fixtures_on_path):
     suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["faulty_plugins:Slow", "random_noise"],
                         seeds=(0, 1, 2), trojans=TWO_TROJANS, judges=("concept",))
-    command = [sys.executable, "-m", "trojanbench.cli", "run", "--suite", str(suite), "--quiet",
+    command = [sys.executable, "-m", "trojanbench.cli", "run", "--suite", str(suite), "--no-progress",
                "--plugin", "faulty_plugins:Slow"]
     reference = tmp_path / "reference"
     subprocess.run(command + ["--out", str(reference)], check=True, capture_output=True, timeout=1800)
@@ -234,7 +234,8 @@ def test_a_stopped_run_says_so_marks_the_run_and_resumes(tiny_zoo, tmp_path, fix
     suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["faulty_plugins:Slow", "random_noise"],
                         seeds=(0, 1, 2), trojans=TWO_TROJANS, judges=("concept",))
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "trojanbench.cli", "run", "--suite", str(suite), "--quiet", "--out", str(out)]
+    command = [sys.executable, "-m", "trojanbench.cli", "run", "--suite", str(suite), "--no-progress",
+               "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600  # a hang guard: a loaded machine is only slower
     while time.monotonic() < deadline:

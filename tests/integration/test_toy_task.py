@@ -154,7 +154,7 @@ def test_ls_tasks_lists_the_builtin_tasks_and_a_plugin_task(toy_plugin):
 def test_a_task_from_outside_the_package_runs_resumes_after_a_kill_and_is_reported(toy_plugin, tmp_path):
     env, computed = toy_plugin
     out = tmp_path / "out"
-    command = _cli("run", "--task", "toy", "--plugin", "toy_task:TASK", "--out", str(out), "--quiet")
+    command = _cli("run", "--task", "toy", "--plugin", "toy_task:TASK", "--out", str(out), "--no-progress")
     process = subprocess.Popen(command, env={**env, "TOY_SLEEP": "0.5"}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600  # a hang guard: a loaded machine is only slower

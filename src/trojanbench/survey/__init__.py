@@ -6,9 +6,12 @@
 everything else here does not.
 """
 
-from .scores import answers_per_cell, human_scores, krippendorff_alpha_nominal, wilson_interval
-from .store import SURVEY_FILE, SurveyStore
-from .study import Study, StudyDesign
+from .._lazy import lazy_exports
 
+__getattr__ = lazy_exports(__name__, {
+    ".scores": ["answers_per_cell", "human_scores", "krippendorff_alpha_nominal", "wilson_interval"],
+    ".store": ["SURVEY_FILE", "SurveyStore"],
+    ".study": ["Study", "StudyDesign"],
+})
 __all__ = ["SURVEY_FILE", "Study", "StudyDesign", "SurveyStore", "answers_per_cell", "human_scores",
            "krippendorff_alpha_nominal", "wilson_interval"]

@@ -26,8 +26,10 @@ def survey() -> None:
 
 @survey.command()
 @click.argument("results_dir", type=click.Path(file_okay=False))
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (behind a proxy, keep the loopback default).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
 @click.option("--admin-token", envvar=ADMIN_TOKEN_ENV, show_envvar=True,
               help="Token for the admin pages (at least 16 characters); default: a random one, logged once.")
 @click.option("--methods", help="Comma-separated methods whose cells are shown (default: every tool, baseline "
@@ -80,9 +82,10 @@ def serve(results_dir: str, host: str, port: int, admin_token: str | None, metho
               help="People's accuracy on the weaker cell (default: chance, 1/8).")
 @click.option("--difference", required=True, type=float, help="The accuracy difference to detect, e.g. 0.15.")
 @click.option("--alpha", default=0.05, show_default=True, type=float, help="Two-sided significance level.")
-@click.option("--power", default=0.8, show_default=True, type=float)
+@click.option("--power", default=0.8, show_default=True, type=float, help="Chance of detecting the difference.")
 @click.option("--cells", type=click.IntRange(1), help="Number of (tool, trojan) cells, to also size the study.")
-@click.option("--items-per-participant", default=12, show_default=True, type=click.IntRange(1))
+@click.option("--items-per-participant", default=12, show_default=True, type=click.IntRange(1),
+              help="Questions each participant answers, to size the study.")
 def plan(accuracy: float, difference: float, alpha: float, power: float, cells: int | None,
          items_per_participant: int) -> None:
     """How many answers per cell tell two accuracies apart (two-proportion test, normal approximation).
@@ -109,13 +112,14 @@ def plan(accuracy: float, difference: float, alpha: float, power: float, cells: 
 
 @survey.command()
 @click.argument("results_dir", type=click.Path(file_okay=False))
-@click.option("--participants", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--participants", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="Scripted participants to run.")
 @click.option("--judge", default="concept", show_default=True, help="The judge whose probabilities they answer by.")
 @click.option("--noise", default=0.3, show_default=True, type=click.FloatRange(0, 1),
               help="Chance of answering at random instead.")
 @click.option("--inattentive", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Fraction of participants answering everything at random.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the participants' answers.")
 @click.option("--url", help="A running survey server to use (default: serve RESULTS_DIR in this process).")
 def simulate(results_dir: str, participants: int, judge: str, noise: float, inattentive: float, seed: int,
              url: str | None) -> None:

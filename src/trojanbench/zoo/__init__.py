@@ -1,6 +1,11 @@
-"""The model zoo: building the shipped clean, trojaned and observer models."""
+"""The model zoo: building the shipped clean, trojaned and observer models.
 
-from .build import PROFILES, ZooProfile, build_zoo
-from .observer import CONCEPTS
+``ZOO_PARTS`` is defined here, without torch, for the command line; the rest is imported when first used.
+"""
 
-__all__ = ["CONCEPTS", "PROFILES", "ZooProfile", "build_zoo"]
+from .._lazy import lazy_exports
+
+ZOO_PARTS = ("clean", "trojaned", "observer", "generator", "embedder", "detectors")
+
+__getattr__ = lazy_exports(__name__, {".build": ["PROFILES", "ZooProfile", "build_zoo"], ".observer": ["CONCEPTS"]})
+__all__ = ["CONCEPTS", "PROFILES", "ZOO_PARTS", "ZooProfile", "build_zoo"]

@@ -32,6 +32,7 @@ from ..trojans.training import NewDisplay, TrainConfig, train
 from ..world import OBJECT_CLASSES, VOCABULARY
 from .embedder import build_embedder
 from .generator import build_generator
+from . import ZOO_PARTS
 from .observer import CONCEPTS, ObserverTrainingSet, detector_name, observer_accuracy, observer_loss
 
 log = logging.getLogger(__name__)
@@ -147,10 +148,6 @@ def build_detectors(out_dir: Path, profile: ZooProfile, progress: NewDisplay | N
     for width in profile.detector_widths:
         path = _build_concept_network(out_dir, profile, detector_name(width), width, profile.detectors, progress)
     return path
-
-
-ZOO_PARTS = ("clean", "trojaned", "observer", "generator", "embedder", "detectors")
-"""In build order: ``trojaned`` starts from the ``clean`` checkpoint in the same folder."""
 
 
 def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSuite | None = None,
