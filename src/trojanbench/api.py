@@ -13,24 +13,32 @@ from .registry import get_task, load_plugins
 
 
 def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-results",
-             progress: Callable[[int, int, Any], None] | None = None, report: bool = True,
+             progress: bool | Callable[[int, int, Any], None] = False, report: bool = True,
              threads: int | None = None, retry_failed: bool = False, **options: Any) -> Any:
     """Run the registered task ``task`` (its shipped suite unless ``suite`` names one) and return its results.
 
     ``options`` are the task's run options (``quick``, ``methods``, ``trojans``, ``seeds``, ``plugins`` and the
-    task's own, e.g. ``budgets``); ``progress(done, total, cell)`` is called after each cell. ``threads``: torch
+    task's own, e.g. ``budgets``); ``progress=True`` shows the progress display the command line shows (on stderr),
+    a callable ``progress(done, total, cell)`` is called after each cell instead. ``threads``: torch
     threads per worker (default 1: see :mod:`trojanbench.engine.threads`); ``retry_failed``: recompute every
     failed cell, not only those that failed transiently (see :mod:`trojanbench.engine.loop`).
     """
     from .engine.loop import retrying_failed
     from .engine.threads import resolve_threads, torch_threads
+    from .progress import make_progress
 
     load_plugins(options.get("plugins", ()))
     chosen = get_task(task)
     given = {k: v for k, v in options.items() if v is not None}
     chosen.check_options(given)
-    with torch_threads(resolve_threads(threads)), retrying_failed(retry_failed):
-        results = chosen.run(suite, out=out, progress=progress, **given)
+    threads = resolve_threads(threads)
+    display = make_progress(threads=threads) if progress is True else None
+    try:
+        with torch_threads(threads), retrying_failed(retry_failed):
+            results = chosen.run(suite, out=out, progress=display or progress or None, **given)
+    finally:
+        if display is not None:
+            display.close()
     if report:
         from .report import write_report
 

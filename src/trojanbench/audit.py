@@ -10,11 +10,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from ._version import __version__
 from .config import TrojanSuite, parse_suite
 from .errors import ConfigError
 from .models import LoadedModel, load_model
+from .progress import Step
 from .trojans import AttackSuccess, attack_success, clean_accuracy
 from .world import OBJECT_CLASSES
 
@@ -90,16 +92,25 @@ def check_world_classifier(loaded: LoadedModel) -> None:
 
 
 def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | None = None,
-                n_clean: int = 2000, n_attack: int = 500, seed: int = 0) -> AuditResult:
-    """Measure clean accuracy and every trojan's attack success on held-out test images."""
+                n_clean: int = 2000, n_attack: int = 500, seed: int = 0,
+                progress: Callable[[int, int, Any], None] | None = None) -> AuditResult:
+    """Measure clean accuracy and every trojan's attack success on held-out test images; ``progress(done, total,
+    step)`` is called after each measurement (``step.label`` names it)."""
     start = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     check_world_classifier(loaded)
     suite = suite or trojans_of(loaded)
-    measured = {spec.name: attack_success(loaded.model, spec, n=n_attack, seed=seed) for spec in suite.trojans}
+    total = len(suite.trojans) + 1
+    measured = {}
+    for done, spec in enumerate(suite.trojans, start=1):
+        measured[spec.name] = attack_success(loaded.model, spec, n=n_attack, seed=seed)
+        if progress is not None:
+            progress(done, total, Step(f"attack success of {spec.name}"))
+    accuracy = clean_accuracy(loaded.model, n=n_clean, seed=seed, trojans=list(suite.trojans))
+    if progress is not None:
+        progress(total, total, Step("clean accuracy"))
     return AuditResult(
-        model=loaded.name, sha256=loaded.sha256,
-        clean_accuracy=clean_accuracy(loaded.model, n=n_clean, seed=seed, trojans=list(suite.trojans)),
+        model=loaded.name, sha256=loaded.sha256, clean_accuracy=accuracy,
         suite=suite, attack_success=measured,
         card_attack_success=dict(loaded.card.get("attack_success", {})),
         seconds=round(time.perf_counter() - start, 1))

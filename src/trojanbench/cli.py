@@ -58,6 +58,19 @@ def _no_progress(flag: bool) -> bool:
     return flag or bool(click.get_current_context().find_root().params.get("quiet"))
 
 
+@contextmanager
+def _progress_display(no_progress: bool):
+    """A progress display for a command's work (``None`` with ``--no-progress`` or ``-q``), closed at the end."""
+    from .progress import make_progress
+
+    display = None if _no_progress(no_progress) else make_progress()
+    try:
+        yield display
+    finally:
+        if display is not None:
+            display.close()
+
+
 def _split(value: str | None) -> list[str] | None:
     """A comma-separated option as a list (``None`` when not given; an empty list when given empty)."""
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
@@ -232,8 +245,9 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
 @click.option("--out", metavar="DIR", help="Also write DIR/audit.json (default: print the table, write nothing).")
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the held-out test images.")
+@click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def audit(model: str, weights: str | None, architecture: str | None, trojan_spec: str | None, out: str | None,
-          quick: bool, seed: int) -> None:
+          quick: bool, seed: int, no_progress: bool) -> None:
     """Measure a model's clean accuracy and each planted trojan's attack success.
 
     Recomputed on held-out images of the built-in world (never read from the model card); prints a
@@ -256,7 +270,8 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
     suite = load_trojan_suite(trojan_spec, OBJECT_CLASSES) if trojan_spec else None
     loaded = _world_model(model, weights=weights, architecture=architecture)
     sizes = {"n_clean": 400, "n_attack": 100} if quick else {"n_clean": 2000, "n_attack": 500}
-    result = audit_model(loaded, suite=suite, seed=seed, **sizes)
+    with _progress_display(no_progress) as progress:
+        result = audit_model(loaded, suite=suite, seed=seed, progress=progress, **sizes)
     click.echo(result.table())
     if out is not None:
         click.echo(f"\nWrote {result.save(out)}.")
@@ -489,8 +504,9 @@ def _validate_trojan_spec(file: str) -> str:
               help="Hyperparameter override (YAML value), repeatable.")
 @click.option("--out", metavar="DIR", default="trojanbench-images", show_default=True,
               help="Folder for the PNG grids, one per trojan (METHOD__TROJAN__seedN.png).")
+@click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, architecture: str | None, n_images: int,
-               seed: int, quick: bool, params: tuple[str, ...], out: str) -> None:
+               seed: int, quick: bool, params: tuple[str, ...], out: str, no_progress: bool) -> None:
     """Run one synthesis method on the model's trojans and save its images as PNG files.
 
     \b
@@ -504,6 +520,7 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, arch
     from .audit import trojans_of
     from .methods import Target
     from .imaging import save_png_grid
+    from .progress import Step
     from .tasks.rediscovery import make_method, synthesize_for_trojan
 
     writable_folder(out, "--out")
@@ -518,10 +535,18 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, arch
     suite = trojans_of(loaded)
     specs = [suite.get(name) for name in trojan_names] if trojan_names else list(suite.trojans)
     target = Target.from_model(loaded)
-    for spec in specs:
-        images = synthesize_for_trojan(method, target, spec, n_images=n_images, seed=seed)
-        path = save_png_grid(images, Path(out) / f"{method.name}__{spec.name}__seed{seed}.png")
-        click.echo(f"{spec.name}: {path}")
+    steps = [Step(f"{method.name} · {spec.name} · seed {seed}") for spec in specs]
+    written = []
+    with _progress_display(no_progress) as progress:
+        if progress is not None:
+            progress.begin(0, len(specs), steps)
+        for done, (spec, step) in enumerate(zip(specs, steps), start=1):
+            images = synthesize_for_trojan(method, target, spec, n_images=n_images, seed=seed)
+            path = save_png_grid(images, Path(out) / f"{method.name}__{spec.name}__seed{seed}.png")
+            written.append(f"{spec.name}: {path}")
+            if progress is not None:
+                progress(done, len(specs), step)
+    click.echo("\n".join(written))
 
 
 @main.group()

@@ -152,7 +152,7 @@ def test_a_rerun_recomputes_nothing(finished, suite, monkeypatch):
 
 
 @pytest.mark.parametrize("methods, message", [
-    ("[saliencey]", "Unknown method 'saliencey'. Did you mean: saliency?"),
+    ("[saliencey]", "Unknown attribution method 'saliencey'. Did you mean: saliency?"),
     ("[tabor]", "not an attribution method"),
     ("[{name: occlusion, params: {strides: 2}}]", "has no parameter(s) ['strides']"),
     ("[{name: lime, params: {n_samples: 0}}]", "The 'n_samples' parameter"),

@@ -82,7 +82,7 @@ def test_bad_plugin_parameter_is_rejected_cleanly(installed_plugin, tiny_zoo):
 
 @pytest.mark.parametrize("reference, message", [("no_such_pkg_xyz:Tool", "Cannot import plugin module"),
                                                 ("json:NoSuchClass", "has no attribute"),
-                                                ("tabr", "Unknown method 'tabr'")])
+                                                ("tabr", "Unknown synthesis method 'tabr'")])
 def test_bad_method_references(reference, message):
     result = CliRunner().invoke(main, ["synthesize", "--method", reference])
     assert result.exit_code == 2 and message in result.output

@@ -133,7 +133,7 @@ def test_a_cell_that_hung_is_computed_again_by_the_same_command(tiny_zoo, tmp_pa
 
 
 @pytest.mark.parametrize("suite_text, message", [
-    ("name: x\nmethods: [tabr]\n", "Unknown method 'tabr'. Did you mean: tabor?"),
+    ("name: x\nmethods: [tabr]\n", "Unknown synthesis method 'tabr'. Did you mean: tabor?"),
     ("name: x\nmethods: [random_noise\n", "not valid YAML"),
     ("name: x\nmethods: [random_noise]\nseeds: [0, 0]\n", "distinct"),
     ("name: x\nmethods: [random_noise]\njudges: [concpet]\n", "Did you mean: concept"),

@@ -58,7 +58,8 @@ def run_pending(store: Store, cells: list[Any], record: dict, provenance: dict, 
                 progress: Callable[[int, int, Any], None] | None = None, *, what: str = "cells") -> int:
     """Record a run in ``store`` (``record`` plus the planned ``cell_keys``), compute the ``cells`` :func:`cells_to
     _compute` names (``compute(run_id, todo)`` commits each and yields it), call ``progress(done, total, cell)``
-    after each and mark the run ``completed`` (``interrupted`` if it was stopped); returns the run's id."""
+    after each (and ``progress.begin(done, total, todo)`` first, if it has one) and mark the run ``completed``
+    (``interrupted`` if it was stopped); returns the run's id."""
     run_id = store.start_run({**record, "cell_keys": [cell.key for cell in cells]}, provenance)
     pending = set(cells_to_compute(store, table, [cell.key for cell in cells]))
     todo = [cell for cell in cells if cell.key in pending]
@@ -67,6 +68,8 @@ def run_pending(store: Store, cells: list[Any], record: dict, provenance: dict, 
     log.info("%d %s: %d already done, %d to compute (%d failed before, retried)", len(cells), what,
              len(cells) - len(todo), len(todo), len(retries))
     finished = len(cells) - len(todo)
+    if hasattr(progress, "begin"):  # a display that shows the running cell (trojanbench.progress.Progress)
+        progress.begin(finished, len(cells), todo)
     try:
         for cell in compute(run_id, todo):
             finished += 1

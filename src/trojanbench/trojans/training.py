@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..progress import Step
 
 if TYPE_CHECKING:  # annotations only
     from ..progress import Progress
@@ -68,13 +69,6 @@ PROGRESS_UPDATES = 40
 """A training run updates its display this many times (each a line where stderr is not a terminal)."""
 
 
-@dataclass(frozen=True)
-class TrainingStep:
-    """What a progress display shows of a training run: which run, its epoch and running loss."""
-
-    label: str
-
-
 class TrainingProgress:
     """Reports a training run of ``total`` steps to a fresh display from ``new_display`` (``None``: silent), on its
     first and last step and :data:`PROGRESS_UPDATES` times between; the display adds elapsed time and ETA."""
@@ -88,7 +82,7 @@ class TrainingProgress:
         """One step done; ``status`` says where the run is (e.g. ``"epoch 2/4 · loss 0.41"``)."""
         self.done += 1
         if self.display is not None and (self.done == 1 or self.done % self.every == 0 or self.done == self.total):
-            self.display(self.done, self.total, TrainingStep(f"{self.name} · {status}"))
+            self.display(self.done, self.total, Step(f"{self.name} · {status}"))
 
     def close(self) -> None:
         if self.display is not None:
