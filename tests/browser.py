@@ -23,9 +23,53 @@ HANG_GUARD = 300
 BROKEN_IMAGES_JS = ("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
                     ".map(i => i.getAttribute('src'))")
 
+OVERFLOW_JS = """(() => {
+  const width = document.documentElement.clientWidth, found = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.right <= width + 1) continue;
+    let parent = el.parentElement, scrolls = false;
+    while (parent && parent !== document.body) {
+      if (['auto', 'scroll'].includes(getComputedStyle(parent).overflowX)) { scrolls = true; break; }
+      parent = parent.parentElement;
+    }
+    const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '');
+    if (!scrolls) found.push(name + ' to ' + Math.round(box.right) + 'px');
+  }
+  return found;
+})()"""
+SECTIONS_JS = """(() => {
+  const heads = Array.from(document.querySelectorAll('h2[id]')), end = document.documentElement.scrollHeight;
+  return heads.map((h, i) => {
+    const top = h.getBoundingClientRect().top + window.scrollY;
+    const next = i + 1 < heads.length ? heads[i + 1].getBoundingClientRect().top + window.scrollY : end;
+    return {id: h.id, top: top, height: next - top, width: document.documentElement.clientWidth};
+  });
+})()"""
+
+
+def check_report_layout(report, shots) -> tuple[list[str], list[str]]:
+    """Open ``report`` at 1280 px, screenshot each section into ``shots``; returns (section ids, overflowing
+    elements)."""
+    with Browser(width=1280) as browser:
+        browser.open_page(report.as_uri())
+        return browser.screenshot_sections(shots), browser.overflowing()
+
 
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def require_chromium() -> None:
+    """Skip the calling test without a chromium here; fail it in CI, which must have one."""
+    import os
+
+    import pytest
+
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Debian's chromium (.ci/run installs it with apt-get)")
+        pytest.skip("needs Debian's chromium (installed by .ci/run)")
 
 
 @dataclass
@@ -127,6 +171,23 @@ class Browser:
                          clip={"x": 0, "y": 0, "width": metrics["width"], "height": min(metrics["height"], 8000),
                                "scale": 1})
         return PageCheck(broken, errors, count, base64.b64decode(shot["data"]))
+
+    def overflowing(self) -> list[str]:
+        """Elements of the open page that stick out past its right edge (content a reader cannot see, not even by
+        scrolling a box that scrolls): tag, id and right edge in px."""
+        return self.evaluate(OVERFLOW_JS)
+
+    def screenshot_sections(self, folder) -> list[str]:
+        """A PNG of each section (from one ``h2[id]`` to the next) into ``folder``; returns the section ids."""
+        from pathlib import Path
+
+        sections = self.evaluate(SECTIONS_JS)
+        for section in sections:
+            shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                             clip={"x": 0, "y": section["top"], "width": section["width"],
+                                   "height": max(1, min(section["height"], 8000)), "scale": 1})
+            (Path(folder) / f"{section['id']}.png").write_bytes(base64.b64decode(shot["data"]))
+        return [section["id"] for section in sections]
 
     def close(self) -> None:
         self.connections.close()

@@ -41,7 +41,7 @@ def heatmap(values: np.ndarray, methods: list[str], trojans: list[str], path: Pa
     bar.set_label(f"p(true trigger)  (chance {chance:.3f})")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # no label cut at the edge
     plt.close(fig)
     return path
 
@@ -63,7 +63,7 @@ def bar_chart(rows: list[dict], path: Path, *, title: str, chance: float) -> Pat
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # no label cut at the edge
     plt.close(fig)
     return path
 
@@ -107,7 +107,7 @@ def localization_boxplots(rows: list[dict], values: dict[str, dict[str, np.ndarr
     first.set_yticks(positions, [f"{r['method']} ({r['role']})" for r in rows])
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # no label cut at the edge
     plt.close(fig)
     return path
 
@@ -139,7 +139,7 @@ def removal_bars(rows: list[dict], path: Path, *, title: str) -> Path:
     ax.set_xlabel("mean fidelity over trojans ((ASR removed share) x (accuracy kept)), 95% bootstrap interval")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # no label cut at the edge
     plt.close(fig)
     return path
 
@@ -171,6 +171,6 @@ def fidelity_curves(curves: dict[str, dict[str, list[tuple[int, float, float]]]]
     handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.08 + 0.04 * ((len(labels) - 1) // 4), 1, 1))
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # no label cut at the edge
     plt.close(fig)
     return path

@@ -13,6 +13,8 @@ from trojanbench.report import markdown_summary, write_report
 from trojanbench import load_editing_results, run_editing
 from trojanbench.engine.store import Store
 
+from browser import check_report_layout, require_chromium
+
 pytestmark = pytest.mark.slow
 
 METHODS = ["rank_one_rewrite", "finetune_rule"]
@@ -71,3 +73,11 @@ def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
                                        "--no-progress"])
     assert result.exit_code == 2, result.output
     assert words in result.output
+
+
+def test_report_sections_fit_a_1280_px_page(folder, tmp_path):
+    """Every section screenshotted at 1280 px (kept in tmp_path to look at), nothing sticking out of the page."""
+    require_chromium()
+    sections, overflowing = check_report_layout(folder / "report.html", tmp_path)
+    assert "editing" in sections and all((tmp_path / f"{s}.png").stat().st_size > 1000 for s in sections)
+    assert overflowing == []

@@ -17,6 +17,8 @@ from trojanbench.report import markdown_summary, write_report
 from trojanbench import load_removal_results, run, run_removal
 from trojanbench.engine.store import Store
 
+from browser import check_report_layout, require_chromium
+
 pytestmark = pytest.mark.slow
 
 DESTROYER = "test_removal_run:Destroyer"
@@ -150,3 +152,11 @@ def test_a_run_stopped_before_its_first_edit_does_not_hide_the_last_results(fold
     finally:
         store.close()
     assert {c.key for c in load_removal_results(copy).cells} == before
+
+
+def test_report_sections_fit_a_1280_px_page(folder, tmp_path):
+    """Every section screenshotted at 1280 px (kept in tmp_path to look at), nothing sticking out of the page."""
+    require_chromium()
+    sections, overflowing = check_report_layout(folder / "report.html", tmp_path)
+    assert "removal" in sections and all((tmp_path / f"{s}.png").stat().st_size > 1000 for s in sections)
+    assert overflowing == []

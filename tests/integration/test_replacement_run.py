@@ -18,6 +18,8 @@ from trojanbench.engine.store import Store
 from trojanbench.engine.suite import MethodSpec, Suite
 from trojanbench.tasks.replacement.metrics import evaluation_sets, original_predictions
 
+from browser import check_report_layout, require_chromium
+
 pytestmark = pytest.mark.slow
 
 METHODS = ("concept_linear", "magnitude_pruning", "distilled_student")
@@ -115,3 +117,11 @@ def test_the_constant_scores_its_class_frequency_among_the_tiny_models_predictio
     assert constant["fidelity"]["ood"] == pytest.approx(share(original["ood"]))
     for trojan, predictions in original["triggered"].items():
         assert constant["fidelity"]["triggered"][trojan] == pytest.approx(share(predictions))
+
+
+def test_report_sections_fit_a_1280_px_page(folder, tmp_path):
+    """Every section screenshotted at 1280 px (kept in tmp_path to look at), nothing sticking out of the page."""
+    require_chromium()
+    sections, overflowing = check_report_layout(folder / "report.html", tmp_path)
+    assert "replacement" in sections and all((tmp_path / f"{s}.png").stat().st_size > 1000 for s in sections)
+    assert overflowing == []

@@ -17,7 +17,7 @@ from trojanbench.cli import main
 from trojanbench.report import write_report
 from trojanbench import load_results, run
 
-from browser import Browser, chromium_path
+from browser import Browser, check_report_layout, chromium_path, require_chromium
 from test_runner import TWO_TROJANS, write_suite
 
 pytestmark = pytest.mark.slow
@@ -142,3 +142,11 @@ def test_report_opens_in_headless_chromium_without_broken_images_or_errors(finis
 
 def test_write_report_is_the_python_api(finished_run):
     assert write_report(finished_run) == finished_run / "report.html"
+
+
+def test_report_sections_fit_a_1280_px_page(finished_run, tmp_path):
+    """Every section screenshotted at 1280 px (kept in tmp_path to look at), nothing sticking out of the page."""
+    require_chromium()
+    sections, overflowing = check_report_layout(finished_run / "report.html", tmp_path)
+    assert "leaderboard-concept" in sections and all((tmp_path / f"{s}.png").stat().st_size > 1000 for s in sections)
+    assert overflowing == []

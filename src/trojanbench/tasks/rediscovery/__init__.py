@@ -29,11 +29,8 @@ class RediscoveryTask(Task):
 
     def summary(self, results: Results) -> str:
         text = "\n\n".join(results.table(judge, failures=judge == results.judges[-1]) for judge in results.judges)
-        agreement = results.judge_agreement()
-        if agreement:
-            text += "\n\njudge agreement (Spearman over cells): " + ", ".join(f"{k} {v:.2f}"
-                                                                              for k, v in agreement.items())
-        return text
+        agreement = results.agreement_line()
+        return text + (f"\n\n{agreement}" if agreement else "")
 
 
 TASK = register_task(RediscoveryTask())

@@ -21,6 +21,10 @@ from ...engine.stats import summarize
 from ...errors import ConfigError, did_you_mean, require_extra
 from .store import RediscoveryStore
 
+MIN_AGREEMENT_CELLS = 10
+"""The judges' agreement is shown only over at least this many shared cells."""
+BELOW_BAR_ADVICE = ("this judge often fails to pick the true trigger even when shown it, so its scores on the "
+                    "trojans below the bar say little: read the other judge there, or ask people (trojanbench survey)")
 ROLE_ORDER = {"tool": 0, "combination": 0, "baseline": 1, "oracle": 2}
 """Leaderboard order: tools and combinations of tools ranked together (a combination is an entry of its own),
 then the baselines and the oracle, which never rank."""
@@ -139,17 +143,27 @@ class Results:
                 raise did_you_mean(name, list(scores), "method in these results")
         return paired_comparison(a, b, scores[a], scores[b])
 
-    def judge_agreement(self) -> dict[str, float]:
-        """Spearman rank correlation of p_true over cells, for each pair of judges."""
+    def judge_agreement(self) -> dict[str, dict[str, float]]:
+        """Spearman rank correlation of p_true over the cells both judges scored (``{"spearman", "cells"}``), for
+        each pair of judges that share at least :data:`MIN_AGREEMENT_CELLS` cells (fewer would be noise)."""
         out = {}
         per_judge = {j: {(r["key"]): r["p_true"] for r in self.records() if r["judge"] == j and r["status"] == "ok"}
                      for j in self.judges}
         for i, a in enumerate(self.judges):
             for b in self.judges[i + 1:]:
                 shared = sorted(set(per_judge[a]) & set(per_judge[b]))
-                if len(shared) > 2:
-                    out[f"{a}~{b}"] = spearman([per_judge[a][k] for k in shared], [per_judge[b][k] for k in shared])
+                if len(shared) >= MIN_AGREEMENT_CELLS:
+                    out[f"{a}~{b}"] = {"spearman": spearman([per_judge[a][k] for k in shared],
+                                                            [per_judge[b][k] for k in shared]), "cells": len(shared)}
         return out
+
+    def agreement_line(self) -> str | None:
+        """The judges' agreement in words (``None`` with one judge or too few shared cells)."""
+        agreement = self.judge_agreement()
+        if not agreement:
+            return None
+        return "judge agreement (Spearman over cells): " + ", ".join(
+            f"{pair} {value['spearman']:.2f} ({value['cells']} cells)" for pair, value in agreement.items())
 
     def validity(self, judge: str | None = None) -> dict[str, Any]:
         """Judge validity: the oracle's top-1 per trojan and random noise's mean p_true with its interval."""
@@ -224,7 +238,8 @@ class Results:
             worst = min(validity["oracle_top1"], key=validity["oracle_top1"].get)
             value = validity["oracle_top1"][worst]
             lines.append(f"judge validity: oracle top-1 >= {value:.2f} on every trojan (lowest: {worst}); "
-                         f"{'meets' if validity['oracle_meets_bar'] else 'BELOW'} the {ORACLE_TOP1_BAR} bar")
+                         f"{'meets' if validity['oracle_meets_bar'] else 'BELOW'} the {ORACLE_TOP1_BAR} bar"
+                         + ("" if validity["oracle_meets_bar"] else f" ({BELOW_BAR_ADVICE})"))
         if "noise" in validity:
             noise = validity["noise"]
             lines.append(f"judge validity: random noise {noise['mean']:.3f} [{noise['ci_low']:.3f}, "

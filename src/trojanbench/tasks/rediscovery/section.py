@@ -15,7 +15,7 @@ import numpy as np
 from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
 from ...engine.runs import failure_lines
-from .results import ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results
+from .results import BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,8 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     recorded = model.get("attack_success", {})
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
-            "oracle_bar": ORACLE_TOP1_BAR, "gallery": _gallery(results, trojans, files),
+            "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
+            "min_agreement_cells": MIN_AGREEMENT_CELLS, "gallery": _gallery(results, trojans, files),
             "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
             "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
             "clean_accuracy": model.get("clean_accuracy"), "n_cells": len(results.cells),
@@ -172,8 +173,7 @@ def markdown(results: Results) -> list[str]:
                          f"{by_kind} | {r['top1']:.2f} |")
         lines += [""] + results.validity_lines(judge)
         lines.append("")
-    agreement = results.judge_agreement()
+    agreement = results.agreement_line()
     if agreement:
-        lines.append("Judge agreement (Spearman over cells): "
-                     + ", ".join(f"{k} {v:.2f}" for k, v in agreement.items()))
+        lines.append(agreement[0].upper() + agreement[1:])
     return lines + failure_lines(results.failed_cells())
