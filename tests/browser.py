@@ -36,6 +36,12 @@ OVERFLOW_JS = """(() => {
     const name = el.tagName.toLowerCase() + (el.id ? '#' + el.id : '');
     if (!scrolls) found.push(name + ' to ' + Math.round(box.right) + 'px');
   }
+  for (const box of document.querySelectorAll('div.wide')) {  // a table's box: it fits, it does not scroll
+    if (box.scrollWidth > box.clientWidth + 1) {
+      const table = box.querySelector('table');
+      found.push('table#' + (table ? table.id : '?') + ' scrolls: ' + box.scrollWidth + ' of ' + box.clientWidth + 'px');
+    }
+  }
   return found;
 })()"""
 SECTIONS_JS = """(() => {
@@ -173,8 +179,8 @@ class Browser:
         return PageCheck(broken, errors, count, base64.b64decode(shot["data"]))
 
     def overflowing(self) -> list[str]:
-        """Elements of the open page that stick out past its right edge (content a reader cannot see, not even by
-        scrolling a box that scrolls): tag, id and right edge in px."""
+        """Elements of the open page that stick out past its right edge (outside a box that scrolls), and tables
+        wider than their box (so a reader must scroll them): what, and by how much."""
         return self.evaluate(OVERFLOW_JS)
 
     def screenshot_sections(self, folder) -> list[str]:

@@ -61,7 +61,7 @@ def bar_chart(rows: list[dict], path: Path, *, title: str, chance: float) -> Pat
     ax.set_xlim(0, 1)
     ax.set_xlabel("mean p(true trigger) over trojans, 95% bootstrap interval")
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)  # beside the bars, never over them
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")  # no label cut at the edge
     plt.close(fig)
