@@ -32,10 +32,11 @@ def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-res
     given = {k: v for k, v in options.items() if v is not None}
     chosen.check_options(given)
     threads = resolve_threads(threads)
-    display = make_progress(threads=threads) if progress is True else None
+    display = make_progress(threads=threads) if progress is True else None  # owned here, closed here
     try:
         with torch_threads(threads), retrying_failed(retry_failed):
-            results = chosen.run(suite, out=out, progress=display or progress or None, **given)
+            results = chosen.run(suite, out=out, progress=display if progress is True else progress or None,
+                                 **given)
     finally:
         if display is not None:
             display.close()

@@ -172,7 +172,6 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     """
     from .api import run_task
     from .engine.threads import resolve_threads
-    from .progress import make_progress
     from .registry import get_task
 
     writable_folder(out, "--out")
@@ -182,17 +181,15 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
                "ray_address": ray_address}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)
-    progress = make_progress(quiet=_no_progress(no_progress), threads=threads)
     try:
         with _stop_on_sigterm():
-            results = run_task(task, None if suite == "default" else suite, out=out, progress=progress,
-                               report=not no_report, threads=threads, retry_failed=retry_failed, **options)
-    except KeyboardInterrupt:
-        progress.close()
+            results = run_task(task, None if suite == "default" else suite, out=out,
+                               progress=not _no_progress(no_progress), report=not no_report, threads=threads,
+                               retry_failed=retry_failed, **options)
+    except KeyboardInterrupt:  # run_task has closed its progress display
         click.echo(f"Interrupted. The cells finished so far are kept in {out}/; run the same command again to "
                    f"resume where it stopped.", err=True)
         sys.exit(130)
-    progress.close()
     click.echo("\n" + chosen.summary(results))
     written = "" if no_report else ", report.html, results.json and the tasks' CSV files"
     click.echo(f"\nResults in {out}/ (results.sqlite, images/{written}).")
@@ -375,19 +372,20 @@ def _list_trojans(measure: bool, **_) -> list[dict]:
 
 
 _METHOD_KIND_ORDER = ("synthesis", "attribution", "editing", "replacement")
+"""Kinds in the order of the tasks they serve; a plugin's own kind comes after them."""
 
 
 def _list_methods(kind: str | None, **_) -> list[dict]:
     from .registry import get_method, method_names
 
     rows = []
-    for name in sorted(method_names(kind), key=lambda n: (_METHOD_KIND_ORDER.index(get_method(n).family)
-                                                          if get_method(n).family in _METHOD_KIND_ORDER else 9, n)):
+    for name in method_names(kind):
         cls = get_method(name)
         role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
         rows.append({"method": name, "kind": cls.family, "role": role, "paper": cls.paper,
                      "module": cls.__module__})
-    return rows
+    order = {k: i for i, k in enumerate(_METHOD_KIND_ORDER)}
+    return sorted(rows, key=lambda row: (order.get(row["kind"], len(order)), row["method"]))
 
 
 def _list_concepts(kind: str | None, **_) -> list[dict]:
