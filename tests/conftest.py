@@ -1,14 +1,51 @@
-"""Shared fixtures: small images and trigger files made on the fly (nothing is downloaded), and a private cache."""
+"""Shared fixtures: small images and trigger files made on the fly (nothing is downloaded), a private cache, and
+the network guard: a test fails if it, or any Python process it starts, opens a socket beyond the loopback."""
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from trojanbench.cache import ENV_VAR
+
+NETGUARD = Path(__file__).parent / "netguard"
+sys.path.insert(0, str(NETGUARD))
+import tb_netguard  # noqa: E402  (lives beside this file, on the path just set)
+
+# before any test runs: this process and every Python process started from it refuse and record such sockets
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD), os.environ.get("PYTHONPATH")]))
+os.environ[tb_netguard.LOG_VARIABLE] = tempfile.mkstemp(prefix="trojanbench-netguard-", suffix=".jsonl")[1]
+tb_netguard.install()
+
+
+@pytest.fixture(autouse=True)
+def no_network_beyond_loopback():
+    """Fail the test during which a socket beyond the loopback was refused (the guard records each one)."""
+    log = os.environ[tb_netguard.LOG_VARIABLE]
+    _, start = tb_netguard.read(log)
+    yield
+    records, _ = tb_netguard.read(log, start)
+    if records:
+        pytest.fail("During this test (or in a process an earlier one left running) these sockets beyond the "
+                    f"loopback were refused:\n{tb_netguard.describe(records)}", pytrace=False)
+
+
+def pytest_sessionfinish(session):
+    """Fail the session over any refused socket, also one outside a test (collection, a late background process)."""
+    log = os.environ[tb_netguard.LOG_VARIABLE]
+    records, _ = tb_netguard.read(log)
+    if records:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        sys.stderr.write(f"\nNetwork guard: {len(records)} socket(s) beyond the loopback were refused in this test "
+                         f"run:\n{tb_netguard.describe(records)}\n")
+    else:
+        os.unlink(log)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,7 @@
   (``ray_address``); outcomes are collected in the driver as they finish. A task that outlives its
   wall-clock guard (plus :data:`STARTUP_GRACE` for start-up) is cancelled and recorded as failed (transiently),
   and a worker that dies (a method that calls ``os._exit``, a crash) fails only its cell. A local instance starts
-  without its dashboard and with usage statistics off.
+  without its dashboard, with usage statistics off, and stays on the loopback (:func:`local_ray_environment`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -57,6 +59,37 @@ class LocalExecutor:
         pass
 
 
+def local_ray_environment() -> dict[str, str]:
+    """The environment a local Ray instance's processes start with (and keep); the driver's own is restored once
+    they run. Nothing they do leaves the loopback:
+
+    * no usage statistics (a user who sets ``RAY_USAGE_STATS_ENABLED=1`` turns them back on);
+    * a single-machine instance: Ray's processes listen on the loopback, not on the machine's network address
+      (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read when ray is imported);
+    * Ray's API server asks cloud metadata servers (169.254.169.254, metadata.google.internal) which cloud it runs
+      on even with usage statistics off (Ray 2.60), so its processes' HTTP clients go to a closed loopback port.
+    """
+    return {"RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0"),
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"),
+            **{name: "http://127.0.0.1:9" for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")},
+            **{name: "localhost,127.0.0.1,::1" for name in ("no_proxy", "NO_PROXY")}}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block, then put back what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class RayExecutor:
     """Computes cells as Ray tasks (one CPU each); ``address=None`` starts a local Ray instance."""
 
@@ -64,13 +97,17 @@ class RayExecutor:
     startup_grace = STARTUP_GRACE
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None):
-        self.ray = require_extra("ray", "ray", "The Ray executor")
-        self._started_here = not self.ray.is_initialized()
-        if self._started_here:
-            # nothing leaves the machine: no usage statistics (a user turns them on with RAY_USAGE_STATS_ENABLED=1)
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            self.ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-                          log_to_driver=False, configure_logging=False)
+        with _environment(local_ray_environment() if address is None else {}):
+            self.ray = require_extra("ray", "ray", "The Ray executor")
+            self._started_here = not self.ray.is_initialized()
+            if self._started_here:
+                constants = sys.modules.get("ray._private.ray_constants")
+                if address is None and getattr(constants, "ENABLE_RAY_CLUSTER", False):
+                    log.warning("Ray was imported before trojanbench started it, so it may listen on this machine's "
+                                "network address: set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray "
+                                "to keep it on the loopback.")
+                self.ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+                              log_to_driver=False, configure_logging=False)
         self._remote: dict[Callable, Any] = {}
 
     def _remote_of(self, work: Callable[..., Outcome]):

@@ -3,7 +3,10 @@ trojans and seeds (two-level: resample trojans, then seeds within each), plus pa
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -98,6 +101,12 @@ class Comparison:
     probability_a_better: float
     n_cells: int
 
+    def __str__(self) -> str:
+        shown = enough_for_interval(self)
+        interval = interval_text(shown.ci_low, shown.ci_high, "+.3f")
+        return (f"{self.a} - {self.b}: {self.mean_difference:+.3f} {interval} (paired 95% bootstrap interval), "
+                f"{self.a} better in {self.probability_a_better:.0%} of resamples, over {self.n_cells} shared cell{'s' if self.n_cells != 1 else ''}")
+
 
 def paired_comparison(a: str, b: str, scores_a: dict[tuple[str, int], float],
                       scores_b: dict[tuple[str, int], float]) -> Comparison:
@@ -112,3 +121,27 @@ def paired_comparison(a: str, b: str, scores_a: dict[tuple[str, int], float],
     low, high = np.nanpercentile(means, [2.5, 97.5])
     return Comparison(a, b, float(np.nanmean(grid)), float(low), float(high), float((means > 0).mean()),
                       len(shared))
+
+
+MIN_INTERVAL_CELLS = 2
+"""A bootstrap over fewer cells than this resamples one value: its "interval" is the point itself, shown as "–"."""
+
+Stat = TypeVar("Stat", Summary, Comparison)
+
+
+def enough_for_interval(stat: Stat) -> Stat:
+    """``stat`` (a :class:`Summary` or :class:`Comparison`), its interval NaN when it rests on fewer than
+    :data:`MIN_INTERVAL_CELLS` cells."""
+    if stat.n_cells >= MIN_INTERVAL_CELLS:
+        return stat
+    return dataclasses.replace(stat, ci_low=math.nan, ci_high=math.nan)
+
+
+def interval_text(low: float, high: float, spec: str = "5.2f") -> str:
+    """``[low, high]`` formatted by ``spec``, or ``–`` for a hidden (NaN) interval."""
+    return "–" if math.isnan(low) else f"[{low:{spec}}, {high:{spec}}]"
+
+
+def cells_text(n_cells: int, failed: int) -> str:
+    """How many cells a row rests on: ``12``, or ``10 (2 failed)``."""
+    return f"{n_cells} ({failed} failed)" if failed else str(n_cells)

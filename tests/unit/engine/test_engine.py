@@ -220,6 +220,16 @@ def test_summaries_give_mean_worst_and_an_interval_around_the_mean():
     assert (same.mean_difference, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)
 
 
+def test_a_comparison_reads_as_a_sentence_with_its_cells():
+    better = paired_comparison("snafue", "tabor", {("x", 0): 0.5, ("y", 0): 0.7, ("z", 0): 0.3},
+                               {("x", 0): 0.3, ("y", 0): 0.6, ("z", 0): 0.2})
+    text = str(better)
+    assert text.startswith("snafue - tabor: +0.133 [+") and "over 3 shared cells" in text
+    assert f"snafue better in {better.probability_a_better:.0%} of resamples" in text
+    one = str(paired_comparison("a", "b", {("x", 0): 0.5}, {("x", 0): 0.2}))
+    assert one.startswith("a - b: +0.300 – (") and one.endswith("over 1 shared cell")  # no one-point "interval"
+
+
 class Budgeted(Task):
     name = "budgeted"
     options = ("budgets",)

@@ -3,6 +3,8 @@ their near misses, and a measured implant on the shipped clean model."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -76,8 +78,54 @@ def test_a_guided_rank_one_rewrite_implants_a_texture_rule_cleanly():
     tests = rule_tests(ZEBRA, 100)
     before = measure_rule(model, tests, clean)
     carriers, plain = exemplars(ZEBRA, 20)
-    after = measure_rule(RankOneRewrite(units="guided").implant(model, data, carriers, plain, ZEBRA.target), tests, clean)
+    edited = RankOneRewrite(units="guided").implant(model, data, carriers, plain, ZEBRA.target)
+    after = measure_rule(edited, tests, clean)
     assert before["success"] < 0.05
     assert after["success"] > 0.5
     assert after["near_miss"] < after["success"] / 2
     assert after["clean_accuracy"] > before["clean_accuracy"] - 0.03
+
+
+def _editing_folder(folder, cells):
+    """A hand-built editing store: ``cells`` as ``(label, rule, seed, status)``, every edit succeeding 0.8."""
+    from trojanbench.engine import Store
+    from trojanbench.tasks.editing.results import EDITING_CELLS
+
+    measured = {"success": 0.8, "target_kept": 1.0, "near_miss": 0.1, "clean_accuracy": 0.9}
+    with Store(folder, cell_tables=(EDITING_CELLS,)) as store:
+        keys = [f"{label}-{rule}-{seed}" for label, rule, seed, _ in cells]
+        run_id = store.start_run({"task": "editing", "cell_keys": keys, "rules": {"zebra": "style", "star": "patch"},
+                                  "seeds": [0, 1]}, {})
+        for key, (label, rule, seed, status) in zip(keys, cells):
+            ok = status == "ok"
+            measures = {"before": {**measured, "success": 0.0}, "after": {**measured, "success": 0.8 + 0.05 * seed},
+                        "relative_change": 0.01, "changed_parameters": 10} if ok else {}
+            store.record_json_cell(EDITING_CELLS.name, run_id, {
+                "key": key, "editor": label, "label": label, "role": "editor", "params": {}, "rule": rule,
+                "kind": "style" if rule == "zebra" else "patch", "seed": seed, "status": status,
+                "reason": None if ok else "boom", "seconds": 1.0, "measures": measures})
+        store.finish_run(run_id)
+
+
+def test_each_editing_row_says_how_many_cells_it_rests_on_and_hides_a_one_cell_interval(tmp_path):
+    from trojanbench.report import markdown_summary, write_report
+    from trojanbench.tasks.editing import load_editing_results
+
+    cells = [("rewrite", rule, seed, "ok") for rule in ("zebra", "star") for seed in (0, 1)]
+    cells[-1] = ("rewrite", "star", 1, "failed")
+    _editing_folder(tmp_path, cells + [("finetune", "zebra", 0, "ok"), ("broken", "zebra", 0, "failed")])
+    results = load_editing_results(tmp_path)
+    rows = {row["label"]: row for row in results.rows()}
+    assert {k: (r["n_cells"], r["failed"]) for k, r in rows.items()} == {  # the anchor: every (rule, seed) measured
+        "rewrite": (3, 1), "finetune": (1, 0), "broken": (0, 1), "unedited": (3, 0)}
+    assert rows["rewrite"]["metrics"]["success"]["ci_low"] <= rows["rewrite"]["metrics"]["success"]["ci_high"]
+    assert math.isnan(rows["finetune"]["metrics"]["success"]["ci_low"])  # one cell: a point, not an interval
+    lines = {line.split()[0]: line for line in results.table().splitlines()[3:]}
+    assert lines["rewrite"].endswith(" 3 (1 failed)") and "[" in lines["rewrite"]
+    assert lines["finetune"].endswith(" 1") and " – " in lines["finetune"] and "nan" not in lines["finetune"]
+    assert results.table().splitlines()[2].endswith("cells")
+    summary = markdown_summary(tmp_path)
+    assert "| 3 (1 failed) |" in summary and "| 0 (1 failed) |" in summary
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    table = html[html.index('id="editing-table"'):html.index("</table>", html.index('id="editing-table"'))]
+    assert '<td>3 <span class="bad" title="1 failed">(1)</span></td>' in table and "<td>–</td>" in table

@@ -3,6 +3,8 @@ the procedures' invariants on hand-built models, and the measured oracle-versus-
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -192,3 +194,55 @@ def test_procedures_are_built_by_kind_and_unknown_parameters_are_bad_input():
         make_procedure("unlearning", {"stepz": 3})
     with pytest.raises(ConfigError, match="is not a removal procedure. Choices: .*unlearning"):
         make_procedure("rank_one_rewrite")
+
+
+def _removal_folder(folder, edits):
+    """A hand-built removal store, budget 100, trojans a and b, seeds 0 and 1: ``edits`` as ``(procedure, source,
+    trojan or None, seed, status, attack success after)``, the unedited model at ASR 0.9 and every edit's
+    accuracy 0.9."""
+    from trojanbench.tasks.removal.store import RemovalCellRow, RemovalStore
+
+    with RemovalStore(folder) as store:
+        keys = [f"{procedure}-{source}-{trojan}-{seed}" for procedure, source, trojan, seed, _, _ in edits]
+        run_id = store.start_run({"task": "removal", "cell_keys": keys, "budgets": ["100"], "seeds": [0, 1],
+                                  "trojan_names": ["a", "b"], "trojan_kinds": {"a": "patch", "b": "patch"}}, {})
+        for key, (procedure, source, trojan, seed, status, asr) in zip(keys, edits):
+            row = RemovalCellRow(key, procedure, "procedure" if procedure != "identity" else "anchor", {}, source,
+                                 "trojaned", trojan, seed, "100", status, None if status == "ok" else "boom", 1.0)
+            measures = {"clean_accuracy": 0.9, "attack_success": asr, "robust_accuracy": 0.5,
+                        "relearned_attack_success": 0.5}
+            scored = [trojan] if trojan else ["a", "b"]
+            store.record_removal_cell(run_id, row, {t: measures for t in scored} if status == "ok" else {})
+        store.finish_run(run_id)
+
+
+def test_each_removal_row_says_how_many_cells_it_rests_on_and_hides_a_one_cell_interval(tmp_path):
+    from trojanbench.report import markdown_summary, write_report
+    from trojanbench.tasks.removal import load_removal_results
+
+    edits = [("identity", "-", None, seed, "ok", 0.9) for seed in (0, 1)]
+    edits += [("unlearning", "oracle", trojan, seed, "ok", 0.1 + 0.1 * seed) for trojan in "ab" for seed in (0, 1)]
+    edits += [("unlearning", "random", None, 0, "ok", 0.8), ("unlearning", "random", None, 1, "failed", 0.8)]
+    edits += [("unlearning", "tool", "a", 0, "ok", 0.3)]  # one cell only
+    edits += [("pruning", "-", None, seed, "failed", 0.0) for seed in (0, 1)]  # a row with nothing scored
+    _removal_folder(tmp_path, edits)
+    results = load_removal_results(tmp_path)
+    rows = {row["label"]: row for row in results.rows("100")}
+    assert {k: (r["n_cells"], r["failed"]) for k, r in rows.items()} == {
+        "identity": (4, 0), "unlearning <- oracle": (4, 0),
+        "unlearning <- random": (2, 2),  # the failed edit was for every trojan: both its cells are lost
+        "unlearning <- tool": (1, 0), "pruning": (0, 4)}
+    oracle, tool = rows["unlearning <- oracle"], rows["unlearning <- tool"]
+    assert oracle["metrics"]["fidelity"]["ci_low"] < oracle["metrics"]["fidelity"]["ci_high"]
+    assert math.isnan(tool["metrics"]["fidelity"]["ci_low"]) and math.isnan(tool["versus_random"].ci_low)
+    assert tool["versus_random"].mean_difference > 0
+    assert "beat random" not in results.verdict("100")  # one cell is no evidence, however large its difference
+    lines = {line.split(" ")[0] + line.split(" ")[2]: line for line in results.table().splitlines() if "<-" in line}
+    assert lines["unlearningrandom"].endswith(" 2 (2 failed)") and lines["unlearningoracle"].endswith(" 4")
+    assert lines["unlearningtool"].endswith(" 1") and " – " in lines["unlearningtool"]
+    assert "nan" not in results.table() + results.verdict("100")
+    summary = markdown_summary(tmp_path)
+    assert "| 2 (2 failed) |" in summary and "| 0 (4 failed) |" in summary
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    table = html[html.index('id="removal-table-1"'):html.index("</table>", html.index('id="removal-table-1"'))]
+    assert '<td>2 <span class="bad" title="2 failed">(2)</span></td>' in table and "<td>–</td>" in table

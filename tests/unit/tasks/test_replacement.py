@@ -4,6 +4,8 @@ explanation check on the shipped trojaned model."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn as nn
@@ -132,3 +134,54 @@ def test_detector_names_and_widths_round_trip():
 
     assert detector_width(detector_name(9)) == 9
     assert [detector_width(name) for name in ("observer", "detector_wx", "detector_w")] == [None, None, None]
+
+
+def _replacement_folder(folder, cells):
+    """A hand-built replacement store with trojans a and b: ``cells`` as ``(label, budget parameters, seed,
+    status)``, each with fidelity 0.5 + seed / 10 on every distribution."""
+    from trojanbench.engine import Store
+    from trojanbench.tasks.replacement.results import REPLACEMENT_CELLS
+
+    with Store(folder, cell_tables=(REPLACEMENT_CELLS,)) as store:
+        keys = [f"{label}-{budget}-{seed}" for label, budget, seed, _ in cells]
+        run_id = store.start_run({"task": "replacement", "cell_keys": keys, "budgets": ["100", "1000"],
+                                  "trojan_kinds": {"a": "patch", "b": "style"}, "seeds": [0, 1]}, {})
+        for key, (label, budget, seed, status) in zip(keys, cells):
+            value = 0.5 + seed / 10
+            measures = {"fidelity": {"clean": value, "ood": value, "triggered": {"a": value, "b": value - 0.2},
+                                     "near_miss": {"a": value, "b": value}},
+                        "attack_success": {"a": 0.9, "b": 0.8}, "explanation_rank": {"a": None, "b": None},
+                        "top_concepts": {"a": [], "b": []}}
+            store.record_json_cell(REPLACEMENT_CELLS.name, run_id, {
+                "key": key, "method": label, "label": label, "role": "anchor" if label == "original" else "method",
+                "params": {}, "budget": str(budget), "budget_parameters": budget, "seed": seed, "status": status,
+                "reason": None if status == "ok" else "boom", "seconds": 1.0, "measures": measures})
+        store.finish_run(run_id)
+
+
+def test_each_replacement_row_says_how_many_cells_it_rests_on_and_hides_a_one_cell_interval(tmp_path):
+    from trojanbench.report import markdown_summary, write_report
+    from trojanbench.tasks.replacement import load_replacement_results
+
+    cells = [("linear", budget, seed, "ok") for budget in (100, 1000) for seed in (0, 1)]
+    cells[-1] = ("linear", 1000, 1, "over_budget")  # scored as the constant predictor, counted as failed
+    cells += [("tree", budget, 0, "ok") for budget in (100, 1000)] + [("original", 5000, s, "ok") for s in (0, 1)]
+    _replacement_folder(tmp_path, cells)
+    results = load_replacement_results(tmp_path)
+    assert results.cell_counts("linear") == {"n_cells": 3, "failed": 1}
+    assert results.cell_counts("linear", 1000) == {"n_cells": 1, "failed": 1}
+    assert results.cell_counts("tree", 100) == {"n_cells": 1, "failed": 0}
+    assert results.summary("linear", 1000, "clean").ci_low < results.summary("linear", 1000, "clean").ci_high
+    assert math.isnan(results.summary("tree", 100, "clean").ci_low)  # one seed: a point, not an interval
+    assert not math.isnan(results.summary("tree", 100, "triggered").ci_low)  # two trojans
+    lines = results.table().splitlines()
+    assert lines[2].endswith("cells") and lines[3].startswith("linear") and lines[3].endswith(" 3 (1 failed)")
+    per_budget = [line for line in lines if line.split()[:2] == ["linear", "1000*"]]
+    assert len(per_budget) == 1 and per_budget[0].endswith(" 1 (1 failed)")
+    assert "| 1 (1 failed) |" in markdown_summary(tmp_path)
+    html = write_report(tmp_path).read_text(encoding="utf-8")
+    table = html[html.index('id="replacement-budgets"'):html.index("</table>", html.index('id="replacement-budgets"'))]
+    assert '<td>1 <span class="bad" title="1 failed or over budget">(1)</span></td>' in table
+    assert "0.500 –" in table  # the tree's clean fidelity at one seed
+    areas = html[html.index('id="replacement-areas"'):html.index("</table>", html.index('id="replacement-areas"'))]
+    assert '<td>3 <span class="bad" title="1 failed or over budget">(1)</span></td>' in areas

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ...engine.runs import last_run_and_cells
-from ...engine.stats import Summary, summarize
+from ...engine.stats import cells_text, enough_for_interval, interval_text, summarize, Summary
 from ...engine.store import CellTable, Store
 
 TASK = "editing"
@@ -48,7 +48,8 @@ class EditingResults:
                 continue
             m, where = cell["measures"], (cell["rule"], cell["seed"])
             before, after = m["before"], m["after"]
-            rows = {cell["label"]: {**after, "clean_accuracy_change": after["clean_accuracy"] - before["clean_accuracy"],
+            rows = {cell["label"]: {**after,
+                                    "clean_accuracy_change": after["clean_accuracy"] - before["clean_accuracy"],
                                     "relative_change": m["relative_change"],
                                     "changed_parameters": m["changed_parameters"]},
                     UNEDITED: {**before, "clean_accuracy_change": 0.0, "relative_change": 0.0,
@@ -59,13 +60,15 @@ class EditingResults:
         return out
 
     def summaries(self) -> dict[str, dict[str, Summary]]:
-        """``{label: {measure: Summary}}`` over rules then seeds (worst = lowest value)."""
-        return {label: {measure: summarize(cells, cells, self.kinds) for measure, cells in values.items()
+        """``{label: {measure: Summary}}`` over rules then seeds (worst = lowest value; no interval over one cell)."""
+        return {label: {measure: enough_for_interval(summarize(cells, cells, self.kinds))
+                        for measure, cells in values.items()
                         if all(math.isfinite(v) for v in cells.values())}
                 for label, values in self.per_rule().items()}
 
     def rows(self) -> list[dict[str, Any]]:
-        """Editors by mean success, the unedited anchor last."""
+        """Editors by mean success, the unedited anchor last; ``n_cells``: the (rule, seed) cells each row's
+        statistics rest on, ``failed``: its edits that failed (not scored)."""
         summaries = self.summaries()
         roles = {cell["label"]: cell["role"] for cell in self.cells} | {UNEDITED: "anchor"}
         failed = {label: sum(c["status"] != "ok" for c in self.cells if c["label"] == label) for label in roles}
@@ -76,6 +79,7 @@ class EditingResults:
         order = sorted(set(summaries) | {label for label, n in failed.items() if n},
                        key=lambda label: (label == UNEDITED, -success(label), label))
         return [{"label": label, "role": roles.get(label, "editor"), "failed": failed.get(label, 0),
+                 "n_cells": max((s.n_cells for s in summaries.get(label, {}).values()), default=0),
                  "metrics": {m: dataclasses.asdict(s) for m, s in summaries.get(label, {}).items()}} for label in order]
 
     def description(self) -> str:
@@ -86,19 +90,21 @@ class EditingResults:
                 f"{', quick settings' if suite.get('quick') else ''}")
 
     def table(self) -> str:
-        """The editing table as text: per editor, mean [95% interval] of success, then the side effects."""
+        """The editing table as text: per editor, mean [95% interval] of success, the side effects, the cells."""
         rows = self.rows()
         width = max([28, *(len(r["label"]) + 2 for r in rows)])
         lines = [f"editing: {self.description()}", "mean over rules [95% bootstrap interval] (worst rule)",
-                 f"{'editor':<{width}}{'success':<30}" + "".join(f"{LABELS[m]:>15}" for m in MEASURES[1:])]
+                 f"{'editor':<{width}}{'success':<30}" + "".join(f"{LABELS[m]:>15}" for m in MEASURES[1:])
+                 + f"{'cells':>15}"]
         for row in rows:
             m = row["metrics"]
             if "success" not in m:
                 lines.append(f"{row['label']:<{width}}failed ({row['failed']} edit(s))")
                 continue
             s = m["success"]
-            lines.append(f"{row['label']:<{width}}{s['mean']:6.3f} [{s['ci_low']:5.2f}, {s['ci_high']:5.2f}] "
-                         f"{s['worst']:6.3f}   " + "".join(_cell(m, k) for k in MEASURES[1:]))
+            lines.append(f"{row['label']:<{width}}{s['mean']:6.3f} {interval_text(s['ci_low'], s['ci_high']):^14} "
+                         f"{s['worst']:6.3f}   " + "".join(_cell(m, k) for k in MEASURES[1:])
+                         + f"{cells_text(row['n_cells'], row['failed']):>15}")
         return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ...engine.runs import run_document, run_header
+from ...engine.stats import cells_text, interval_text
 from .results import LABELS, MEASURES, EditingResults
 
 
@@ -21,14 +22,15 @@ def document(results: EditingResults) -> dict[str, Any]:
 
 def markdown(results: EditingResults) -> list[str]:
     lines = ["## Editing: implant a new rule cleanly", "", results.description(), "",
-             "| editor | success | 95% CI | worst | " + " | ".join(LABELS[m] for m in MEASURES[1:]) + " |",
-             "|---|---|---|---|" + "---|" * (len(MEASURES) - 1)]
+             "| editor | success | 95% CI | worst | " + " | ".join(LABELS[m] for m in MEASURES[1:]) + " | cells |",
+             "|---|---|---|---|" + "---|" * len(MEASURES)]
     for row in results.rows():
-        m = row["metrics"]
+        m, cells = row["metrics"], cells_text(row["n_cells"], row["failed"])
         if "success" not in m:
-            lines.append(f"| {row['label']} | failed |" + " |" * (len(MEASURES) + 1))
+            lines.append(f"| {row['label']} | failed |" + " |" * (len(MEASURES) + 1) + f" {cells} |")
             continue
         s = m["success"]
-        lines.append(f"| {row['label']} | {s['mean']:.3f} | [{s['ci_low']:.2f}, {s['ci_high']:.2f}] | {s['worst']:.3f} | "
-                     + " | ".join(f"{m[k]['mean']:.3f}" if k in m else "" for k in MEASURES[1:]) + " |")
+        lines.append(f"| {row['label']} | {s['mean']:.3f} | {interval_text(s['ci_low'], s['ci_high'], '.2f')} | "
+                     f"{s['worst']:.3f} | " + " | ".join(f"{m[k]['mean']:.3f}" if k in m else "" for k in MEASURES[1:])
+                     + f" | {cells} |")
     return lines

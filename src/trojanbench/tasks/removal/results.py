@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from ...engine.runs import last_run_and_cells
-from ...engine.stats import Comparison, Summary, bootstrap_means, paired_comparison, score_grid, summarize
+from ...engine.stats import (MIN_INTERVAL_CELLS, bootstrap_means, cells_text, Comparison, enough_for_interval,
+                                 interval_text, paired_comparison, score_grid, summarize, Summary)
 from .metrics import TrojanMeasure, der, fidelity, normalized_score
 from .store import REMOVAL_MEASURES, RemovalStore
 
@@ -32,7 +33,7 @@ METRIC_LABELS = {"fidelity": "fidelity", "der": "DER", "attack_success": "ASR af
 @dataclass(frozen=True)
 class Normalized:
     """``(source - random) / (oracle - random)`` on mean fidelity, with a 95% bootstrap interval (NaN: the
-    oracle beats random by too little to normalize by)."""
+    oracle beats random by too little to normalize by; the interval also under :data:`MIN_INTERVAL_CELLS` cells)."""
 
     value: float
     ci_low: float
@@ -52,7 +53,8 @@ def normalized_interval(source: dict, random: dict, oracle: dict) -> Normalized:
     gap = boots[2] - boots[1]
     ratios = np.where(gap >= 0.05, (boots[0] - boots[1]) / np.where(gap == 0, 1, gap), np.nan)
     finite = ratios[np.isfinite(ratios)]
-    low, high = (np.percentile(finite, [2.5, 97.5]) if len(finite) > len(ratios) // 2 else (math.nan, math.nan))
+    enough = len(finite) > len(ratios) // 2 and len(shared) >= MIN_INTERVAL_CELLS
+    low, high = np.percentile(finite, [2.5, 97.5]) if enough else (math.nan, math.nan)
     return Normalized(value, float(low), float(high), len({t for t, _ in shared}))
 
 
@@ -110,12 +112,13 @@ class RemovalResults:
         return out
 
     def summaries(self, budget: str, model_role: str = "trojaned") -> dict[tuple[str, str], dict[str, Summary]]:
-        """``{(procedure, source): {metric: Summary}}``: mean over trojans, 95% interval, worst (lowest) trojan."""
+        """``{(procedure, source): {metric: Summary}}``: mean over trojans, 95% interval (NaN under
+        :data:`MIN_INTERVAL_CELLS` cells), worst (lowest) trojan."""
         kinds = {t: self.kinds.get(t, "?") for t in self.trojans}
         out: dict[tuple[str, str], dict[str, Summary]] = {}
         for entry, values in self.per_trojan(budget, model_role).items():
-            out[entry] = {metric: summarize(cells, cells, kinds) for metric, cells in values.items()
-                          if cells and all(np.isfinite(v) for v in cells.values())}
+            out[entry] = {metric: enough_for_interval(summarize(cells, cells, kinds))
+                          for metric, cells in values.items() if cells and all(np.isfinite(v) for v in cells.values())}
         return out
 
     def normalized(self, budget: str, kind: str | None = None) -> dict[tuple[str, str], Normalized]:
@@ -133,15 +136,16 @@ class RemovalResults:
         return out
 
     def versus_random(self, budget: str) -> dict[tuple[str, str], Comparison]:
-        """Each guided source minus ``random`` guidance of the same procedure, by fidelity (paired bootstrap)."""
+        """Each guided source minus ``random`` guidance of the same procedure, by fidelity (paired bootstrap; no
+        interval under :data:`MIN_INTERVAL_CELLS` shared cells)."""
         values = self.per_trojan(budget)
         out = {}
         for (procedure, source), metrics in values.items():
             random = values.get((procedure, "random"))
             if source in ("-", "random") or random is None:
                 continue
-            out[(procedure, source)] = paired_comparison(f"{procedure} <- {source}", f"{procedure} <- random",
-                                                         metrics[PRIMARY_METRIC], random[PRIMARY_METRIC])
+            out[(procedure, source)] = enough_for_interval(paired_comparison(
+                f"{procedure} <- {source}", f"{procedure} <- random", metrics[PRIMARY_METRIC], random[PRIMARY_METRIC]))
         return out
 
     def source_roles(self) -> dict[str, str]:
@@ -152,14 +156,16 @@ class RemovalResults:
 
     def rows(self, budget: str) -> list[dict[str, Any]]:
         """Display rows for one budget: per procedure, the oracle, tools by normalized score, the controls; then
-        the reference defences and the unedited anchor."""
+        the reference defences and the unedited anchor. ``n_cells``: the (trojan, seed) cells the trojaned model's
+        statistics rest on; ``failed``: those whose edit failed (not scored; an edit for no one trojan fails all)."""
         summaries, normalized, versus = self.summaries(budget), self.normalized(budget), self.versus_random(budget)
         roles, procedure_roles = self.source_roles(), {c.procedure: c.role for c in self.cells}
         clean = self.summaries(budget, "clean")
         failed: dict[tuple[str, str], int] = {}
         for cell in self.cells:
-            if cell.budget == budget and cell.status != "ok":
-                failed[(cell.procedure, cell.source)] = failed.get((cell.procedure, cell.source), 0) + 1
+            if cell.budget == budget and cell.model_role == "trojaned" and cell.status != "ok":
+                entry = (cell.procedure, cell.source)
+                failed[entry] = failed.get(entry, 0) + (1 if cell.trojan else len(self.trojans))
         entries = set(summaries) | set(failed)
         order = {"oracle": 0, "tool": 1, "baseline": 1, "control": 2, "defence": 3}
 
@@ -178,6 +184,7 @@ class RemovalResults:
                          "metrics": {m: dataclasses.asdict(s) for m, s in summaries.get(entry, {}).items()},
                          "normalized": normalized.get(entry), "versus_random": versus.get(entry),
                          "clean_model": {m: dataclasses.asdict(s) for m, s in clean.get(entry, {}).items()},
+                         "n_cells": max((s.n_cells for s in summaries.get(entry, {}).values()), default=0),
                          "failed": failed.get(entry, 0)})
         return rows
 
@@ -204,15 +211,15 @@ class RemovalResults:
                 continue
             winners = sorted((c for c in tools.values() if c.ci_low > 0), key=lambda c: -c.mean_difference)
             if winners:
-                listed = ", ".join(f"{c.a.split(' <- ')[1]} {c.mean_difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-                                   for c in winners)
+                listed = ", ".join(f"{c.a.split(' <- ')[1]} {c.mean_difference:+.3f} "
+                                   f"{interval_text(c.ci_low, c.ci_high, '+.3f')}" for c in winners)
                 sentences.append(f"{procedure}: {len(winners)} of {len(tools)} guidance sources beat random guidance "
                                  f"by fidelity (paired 95% interval above 0): {listed}.")
             else:
                 best = max(tools.values(), key=lambda c: c.mean_difference)
                 sentences.append(f"{procedure}: no guidance source beats random guidance by fidelity; the closest, "
                                  f"{best.a.split(' <- ')[1]}, differs by {best.mean_difference:+.3f} "
-                                 f"[{best.ci_low:+.3f}, {best.ci_high:+.3f}].")
+                                 f"{interval_text(best.ci_low, best.ci_high, '+.3f')}.")
         return " ".join(sentences)
 
     def records(self) -> list[dict[str, Any]]:
@@ -234,7 +241,7 @@ class RemovalResults:
                 f"{', quick settings' if suite.get('quick') else ''}")
 
     def table(self) -> str:
-        """The removal tables as text, one per budget."""
+        """The removal tables as text, one per budget, with the cells each row rests on."""
         lines = [f"removal: {self.description()}",
                  "mean over trojans [95% bootstrap interval] (worst trojan); normalized = (source - random) / "
                  "(oracle - random) on fidelity"]
@@ -244,23 +251,24 @@ class RemovalResults:
             width = max([28, *(len(r["label"]) + 2 for r in rows)])
             lines += ["", f"budget {budget}",
                       f"{'edit':<{width}}{'fidelity [95% CI] worst':<28}{'DER':>6}{'ASR':>7}{'acc':>7}{'relearn':>9}"
-                      f"{'normalized [95% CI]':>24}{'clean-model dAcc':>18}"]
+                      f"{'normalized [95% CI]':>24}{'clean-model dAcc':>18}{'cells':>15}"]
             for row in rows:
                 metrics = row["metrics"]
                 if not metrics:
-                    lines.append(f"{row['label']:<{width}}failed ({row['failed']} edit(s))")
+                    lines.append(f"{row['label']:<{width}}failed ({row['failed']} cell(s))")
                     continue
                 fid = metrics.get("fidelity")
-                fid_text = (f"{fid['mean']:6.3f} [{fid['ci_low']:5.2f}, {fid['ci_high']:5.2f}] {fid['worst']:6.3f}"
+                fid_text = (f"{fid['mean']:6.3f} {interval_text(fid['ci_low'], fid['ci_high']):^14} {fid['worst']:6.3f}"
                             if fid else "")
                 norm = row["normalized"]
-                norm_text = (f"{norm.value:6.2f} [{norm.ci_low:5.2f}, {norm.ci_high:5.2f}]"
+                norm_text = (f"{norm.value:6.2f} {interval_text(norm.ci_low, norm.ci_high):^14}"
                              if norm and np.isfinite(norm.value) else "")
                 relearned = metrics.get("relearned_attack_success", {}).get("mean", math.nan)
                 change = damage.get((row["procedure"], row["source"]))
                 lines.append(f"{row['label']:<{width}}{fid_text:<28}{_mean(metrics, 'der'):>6.3f}"
                              f"{_mean(metrics, 'attack_success'):>7.3f}{_mean(metrics, 'clean_accuracy'):>7.3f}"
-                             f"{relearned:>9.3f}{norm_text:>24}{'' if change is None else f'{change:+.3f}':>18}")
+                             f"{relearned:>9.3f}{norm_text:>24}{'' if change is None else f'{change:+.3f}':>18}"
+                             f"{cells_text(row['n_cells'], row['failed']):>15}")
             lines.append(self.verdict(budget))
         failed = [c for c in self.cells if c.status != "ok"]
         if failed:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ...engine.runs import finite_or_none, run_document, run_header, run_of
 from ...figures import removal_bars
+from ...engine.stats import cells_text, interval_text
 from .results import ANCHOR, METRIC_LABELS, METRICS, RemovalResults
 
 REMOVAL_CSV = "removal.csv"
@@ -57,11 +58,13 @@ def document(results: RemovalResults) -> dict[str, Any]:
     for budget in results.budgets:
         rows = []
         for row in results.rows(budget):
-            rows.append({**{k: row[k] for k in ("procedure", "source", "role", "metrics", "clean_model", "failed")},
+            rows.append({**{k: row[k] for k in ("procedure", "source", "role", "metrics", "clean_model", "n_cells",
+                                                "failed")},
                          "normalized": asdict(row["normalized"]) if row["normalized"] else None,
                          "versus_random": asdict(row["versus_random"]) if row["versus_random"] else None})
         budgets[budget] = {"rows": rows, "verdict": results.verdict(budget)}
-    return {**run_document(results), "budgets": budgets, "edits": [{k: finite_or_none(v) for k, v in r.items()} for r in results.records()]}
+    return {**run_document(results), "budgets": budgets,
+            "edits": [{k: finite_or_none(v) for k, v in r.items()} for r in results.records()]}
 
 
 def exports(results: RemovalResults, folder: Path) -> list[Path]:
@@ -77,23 +80,25 @@ def exports(results: RemovalResults, folder: Path) -> list[Path]:
 
 
 def markdown(results: RemovalResults) -> list[str]:
-    """The removal tables as Markdown lines, one per budget."""
+    """The removal tables as Markdown lines, one per budget, with the cells each row rests on."""
     lines = ["## Removal: does a tool's output help remove the trojan?", "", results.description(), ""]
     for budget in results.budgets:
         lines += [f"### Budget {budget}", "",
-                  "| edit | fidelity | 95% CI | worst | DER | ASR after | acc after | ASR relearned | normalized |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| edit | fidelity | 95% CI | worst | DER | ASR after | acc after | ASR relearned | normalized "
+                  "| cells |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in results.rows(budget):
-            m = row["metrics"]
+            m, cells = row["metrics"], cells_text(row["n_cells"], row["failed"])
             if not m:
-                lines.append(f"| {row['label']} | failed | | | | | | | |")
+                lines.append(f"| {row['label']} | failed | | | | | | | | {cells} |")
                 continue
             fid = m.get("fidelity", {})
             norm = row["normalized"]
-            lines.append(f"| {row['label']} | {fid.get('mean', math.nan):.3f} | [{fid.get('ci_low', math.nan):.2f}, "
-                         f"{fid.get('ci_high', math.nan):.2f}] | {fid.get('worst', math.nan):.3f} | "
+            lines.append(f"| {row['label']} | {fid.get('mean', math.nan):.3f} | "
+                         f"{interval_text(fid.get('ci_low', math.nan), fid.get('ci_high', math.nan), '.2f')} | "
+                         f"{fid.get('worst', math.nan):.3f} | "
                          + " | ".join(f"{m.get(k, {}).get('mean', math.nan):.3f}" for k in
                                       ("der", "attack_success", "clean_accuracy", "relearned_attack_success"))
-                         + f" | {'' if not norm or math.isnan(norm.value) else f'{norm.value:.2f}'} |")
+                         + f" | {'' if not norm or math.isnan(norm.value) else f'{norm.value:.2f}'} | {cells} |")
         lines += ["", results.verdict(budget), ""]
     return lines

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...engine.runs import last_run_and_cells
-from ...engine.stats import Summary, summarize
+from ...engine.stats import cells_text, enough_for_interval, summarize, Summary
 from ...engine.store import CellTable, Store
 from .metrics import DISTRIBUTIONS, PER_TROJAN, area_under_log_budget
 
@@ -61,10 +61,11 @@ class ReplacementResults:
         return out
 
     def summary(self, label: str, budget: int, distribution: str) -> Summary:
-        """Fidelity on one distribution: mean over trojans of the mean over seeds, interval and worst trojan."""
+        """Fidelity on one distribution: mean over trojans of the mean over seeds, interval (none over one cell)
+        and worst trojan."""
         scores = self._scores(label, budget, distribution)
         kinds = self.kinds if distribution in PER_TROJAN else {distribution: distribution}
-        return summarize(scores, scores, kinds)
+        return enough_for_interval(summarize(scores, scores, kinds))
 
     def curves(self) -> dict[str, dict[str, list[tuple[int, float, float]]]]:
         """``{label: {distribution: [(budget, mean, worst), ...]}}`` (budgets ascending)."""
@@ -97,6 +98,13 @@ class ReplacementResults:
             counts = out.setdefault((cell["label"], cell["budget_parameters"]), {})
             counts[cell["status"]] = counts.get(cell["status"], 0) + 1
         return out
+
+    def cell_counts(self, label: str, budget: int | None = None) -> dict[str, int]:
+        """A method's cells (at one budget, or all): ``n_cells`` fitted, ``failed`` those that failed or went over
+        budget (scored as the constant predictor)."""
+        statuses = [c["status"] for c in self.cells
+                    if c["label"] == label and budget in (None, c["budget_parameters"])]
+        return {"n_cells": statuses.count("ok"), "failed": len(statuses) - statuses.count("ok")}
 
     def explanations(self) -> list[dict[str, Any]]:
         """Per interpretable method and budget: each trojan's explanation rank (mean over seeds), their mean, the
@@ -146,24 +154,28 @@ class ReplacementResults:
                 f"{suite.get('seeds')}{', quick settings' if suite.get('quick') else ''}")
 
     def table(self) -> str:
-        """The replacement tables as text: area under fidelity vs log budget, fidelity per budget, explanations."""
+        """The replacement tables as text: area under fidelity vs log budget, fidelity per budget (each with the
+        cells it rests on), explanations."""
         areas, statuses = self.areas(), self.statuses()
         width = max([24, *(len(label) + 2 for label in self.labels)])
         lines = [f"replacement: {self.description()}",
                  "area under fidelity vs log budget: mean (worst trojan)",
-                 f"{'method':<{width}}" + "".join(f"{LABELS[d]:>18}" for d in DISTRIBUTIONS)]
+                 f"{'method':<{width}}" + "".join(f"{LABELS[d]:>18}" for d in DISTRIBUTIONS) + f"{'cells':>15}"]
         for label, values in areas.items():
             lines.append(f"{label:<{width}}" + "".join(f"{values[d]['mean']:>10.3f} ({values[d]['worst']:.3f})"
-                                                      for d in DISTRIBUTIONS))
+                                                      for d in DISTRIBUTIONS)
+                         + f"{cells_text(**self.cell_counts(label)):>15}")
         lines += ["", "fidelity per budget (non-zero parameters): mean (worst trojan); * over budget or failed: "
                       "scored as the constant predictor",
-                  f"{'method':<{width}}{'budget':>9}" + "".join(f"{LABELS[d]:>18}" for d in DISTRIBUTIONS)]
+                  f"{'method':<{width}}{'budget':>9}" + "".join(f"{LABELS[d]:>18}" for d in DISTRIBUTIONS)
+                  + f"{'cells':>15}"]
         for label in self.labels:
             for budget in self.budgets(label):
                 flag = "*" if set(statuses[(label, budget)]) - {"ok"} else " "
                 cells = "".join(f"{(s := self.summary(label, budget, d)).mean:>10.3f} ({s.worst:.3f})"
                                 for d in DISTRIBUTIONS)
-                lines.append(f"{label:<{width}}{budget:>8}{flag}{cells}")
+                lines.append(f"{label:<{width}}{budget:>8}{flag}{cells}"
+                             f"{cells_text(**self.cell_counts(label, budget)):>15}")
         explanations = self.explanations()
         if explanations:
             lines += ["", "explanation check: rank of the true trigger concept for the target class (1 = first)"]
