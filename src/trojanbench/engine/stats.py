@@ -104,8 +104,9 @@ class Comparison:
     def __str__(self) -> str:
         shown = enough_for_interval(self)
         interval = interval_text(shown.ci_low, shown.ci_high, "+.3f")
+        cells = f"{self.n_cells} shared cell{'s' if self.n_cells != 1 else ''}"
         return (f"{self.a} - {self.b}: {self.mean_difference:+.3f} {interval} (paired 95% bootstrap interval), "
-                f"{self.a} better in {self.probability_a_better:.0%} of resamples, over {self.n_cells} shared cell{'s' if self.n_cells != 1 else ''}")
+                f"{self.a} better in {self.probability_a_better:.0%} of resamples, over {cells}")
 
 
 def paired_comparison(a: str, b: str, scores_a: dict[tuple[str, int], float],

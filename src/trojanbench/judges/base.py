@@ -40,14 +40,35 @@ class Judge:
         return {}
 
     @torch.no_grad()
-    def score(self, images: torch.Tensor, question: Question) -> np.ndarray:
-        """Probability over ``question.options`` (sums to 1) given the tool's ``images`` ``[n, 3, H, W]``."""
+    def votes(self, images: torch.Tensor, question: Question) -> torch.Tensor:
+        """``[n_images, n_options]``: each image's vote, a probability over ``question.options``."""
         if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
             raise ConfigError(f"A judge needs images shaped [n >= 1, 3, H, W]. Got {tuple(images.shape)}.")
         logits = self.option_scores(images.float().clamp(0, 1), question)
         with_none = torch.cat([logits, torch.zeros(len(logits), 1)], 1).softmax(1)
-        votes = with_none[:, :-1] + with_none[:, -1:] / logits.shape[1]
-        return votes.mean(0).double().numpy()
+        return with_none[:, :-1] + with_none[:, -1:] / logits.shape[1]
+
+    def score(self, images: torch.Tensor, question: Question) -> np.ndarray:
+        """Probability over ``question.options`` (sums to 1) given the tool's ``images`` ``[n, 3, H, W]``: the
+        mean vote."""
+        return self.votes(images, question).mean(0).double().numpy()
+
+
+TIE_TOLERANCE = 1e-6
+"""Options whose probabilities differ by less than this are tied (the store keeps probabilities to 6 decimals)."""
+
+
+def top1_hits(probabilities, index: int) -> np.ndarray:
+    """Per row of ``[n, n_options]`` probabilities, whether option ``index`` alone has the highest. A tie at the top
+    is a miss, so a judge that sees nothing (every option equally likely) never credits whichever comes first."""
+    probabilities = np.atleast_2d(np.asarray(probabilities, dtype=float))
+    tied_at_top = probabilities >= probabilities.max(1, keepdims=True) - TIE_TOLERANCE
+    return tied_at_top[:, index] & (tied_at_top.sum(1) == 1)
+
+
+def top1_hit(probabilities, truth: int) -> int:
+    """1 when the true option alone has the highest of ``probabilities`` (one distribution), else 0."""
+    return int(top1_hits(probabilities, truth)[0])
 
 
 @functools.lru_cache(maxsize=512)

@@ -18,7 +18,7 @@ from trojanbench.engine.isolation import changed_parts, fingerprint
 from trojanbench.engine.loop import cells_to_compute, retrying_failed
 from trojanbench.engine.threads import available_cores, resolve_threads, torch_threads
 from trojanbench.errors import ConfigError
-from trojanbench.tasks.rediscovery.compute import top1_hit
+from trojanbench.judges import top1_hit
 
 TABLE = CellTable("limit_cells", (("status", "TEXT NOT NULL"), ("reason", "TEXT"), ("seconds", "REAL NOT NULL"),
                                   ("params", "TEXT NOT NULL"), ("measures", "TEXT NOT NULL")), order_by="key")

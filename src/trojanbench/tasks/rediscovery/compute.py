@@ -23,9 +23,6 @@ from ...imaging import to_uint8
 from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
 
-TIE_TOLERANCE = 1e-6
-"""Options whose probabilities differ by less than this are tied (the store keeps probabilities to 6 decimals)."""
-
 _targets: dict[str, tuple[Any, dict[str, str]]] = {}
 _shared: dict[str, Any] = {}
 
@@ -53,7 +50,7 @@ def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[str]) -> li
                                                                                       float]]:
     """Each judge's verdict on ``[n, H, W, 3]`` uint8 images (the stored images, so that a report regenerated from
     the store judges exactly what was judged): ``(judge, p_true, top-1 hit, probabilities, seconds)``."""
-    from ...judges import get_judge
+    from ...judges import get_judge, top1_hit
 
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
     verdicts = []
@@ -64,14 +61,6 @@ def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[str]) -> li
         verdicts.append((name, float(probabilities[truth]), top1_hit(probabilities, truth),
                          [round(float(p), 6) for p in probabilities], time.perf_counter() - start))
     return verdicts
-
-
-def top1_hit(probabilities, truth: int) -> int:
-    """1 when the true option alone has the highest probability. A tie at the top counts as a miss, so a judge
-    that sees nothing (every option equally likely) never credits whichever option happens to come first."""
-    probabilities = np.asarray(probabilities, dtype=float)
-    tied_at_top = probabilities >= probabilities.max() - TIE_TOLERANCE
-    return int(tied_at_top[truth] and tied_at_top.sum() == 1)
 
 
 def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: float | None,

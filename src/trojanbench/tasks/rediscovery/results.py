@@ -19,6 +19,7 @@ from ...engine.runs import failure_lines, last_run_and_cells
 from ...engine.stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, score_grid, spearman
 from ...engine.stats import summarize
 from ...errors import ConfigError, did_you_mean, require_extra
+from .battery import battery_lines, per_trojan
 from .store import RediscoveryStore
 
 MIN_AGREEMENT_CELLS = 10
@@ -49,7 +50,10 @@ class Results:
             keys = {cell.key for cell in self.cells}
             self._scores = [score for score in store.scores() if score["key"] in keys]
             self.questions = store.questions()
+            battery = store.battery()
         self.judges = sorted({s["judge"] for s in self._scores}, key=self._judge_order)
+        self._battery = {key: checks for key, checks in battery.items()
+                         if key[0] in self.judges and key[1:] in self.questions}
 
     def __bool__(self) -> bool:
         return bool(self.cells)
@@ -230,8 +234,13 @@ class Results:
         lines += self.validity_lines(judge)
         return "\n".join(lines + (failure_lines(self.failed_cells()) if failures else []))
 
+    def battery(self, judge: str | None = None) -> dict[str, dict[str, Any]]:
+        """The judge's validity battery per trojan (:func:`.battery.per_trojan`: each check's worst seed)."""
+        judge = judge or self.primary_judge
+        return per_trojan({(t, seed): checks for (j, t, seed), checks in self._battery.items() if j == judge})
+
     def validity_lines(self, judge: str | None = None) -> list[str]:
-        """Judge validity in words: the oracle's worst top-1 and random noise against chance."""
+        """Judge validity in words: the oracle's worst top-1, random noise against chance, and the battery."""
         validity = self.validity(judge)
         lines = []
         if "oracle_top1" in validity:
@@ -245,7 +254,7 @@ class Results:
             lines.append(f"judge validity: random noise {noise['mean']:.3f} [{noise['ci_low']:.3f}, "
                          f"{noise['ci_high']:.3f}], {'contains' if noise['contains_chance'] else 'EXCLUDES'} "
                          f"chance {CHANCE:.3f}")
-        return lines
+        return lines + battery_lines(judge or self.primary_judge, self.battery(judge))
 
     def summary_dict(self) -> dict[str, Any]:
         return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}

@@ -15,6 +15,7 @@ import numpy as np
 from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
 from ...engine.runs import failure_lines
+from .battery import CHECK_LABELS
 from .results import BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ def data(results: Results, files: Path) -> dict[str, Any]:
                          chance=CHANCE)
         judges.append({"name": judge, "rows": rows, "kinds": sorted({k for _, k in trojans}),
                        "validity": results.validity(judge), "per_trojan_best": results.per_trojan_best(judge),
+                       "battery": results.battery(judge),
                        "heatmap": heat.relative_to(files.parent).as_posix(),
                        "grid": _heat_grid(values, methods, results.roles()),
                        "bars": bars.relative_to(files.parent).as_posix()})
@@ -134,7 +136,8 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
-            "min_agreement_cells": MIN_AGREEMENT_CELLS, "gallery": _gallery(results, trojans, files),
+            "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
+            "gallery": _gallery(results, trojans, files),
             "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
             "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
             "clean_accuracy": model.get("clean_accuracy"), "n_cells": len(results.cells),
@@ -142,12 +145,13 @@ def data(results: Results, files: Path) -> dict[str, Any]:
 
 
 def document(results: Results) -> dict[str, Any]:
-    """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, agreement and
-    every cell score."""
+    """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, the judges'
+    battery per trojan, agreement and every cell score."""
     run = results.run
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
             "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
+            "battery": {j: results.battery(j) for j in results.judges},
             "judge_agreement": results.judge_agreement(), "cells": results.records()}
 
 

@@ -1,5 +1,6 @@
 """The rediscovery task's tables: ``cells`` (one row per finished cell, ``ok`` or ``failed`` with the reason),
-``scores`` (one row per cell and judge) and ``questions`` (the multiple-choice question of each trojan and seed).
+``scores`` (one row per cell and judge), ``questions`` (the multiple-choice question of each trojan and seed) and
+``battery`` (each judge's validity checks on each question, :mod:`trojanbench.judges.battery`).
 A cell's images are one PNG strip, ``images/<cell key>.png``."""
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ CREATE TABLE IF NOT EXISTS scores (
     probabilities TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (key, judge));
 CREATE TABLE IF NOT EXISTS questions (
     trojan TEXT NOT NULL, seed INTEGER NOT NULL, question TEXT NOT NULL, PRIMARY KEY (trojan, seed));
+CREATE TABLE IF NOT EXISTS battery (
+    key TEXT PRIMARY KEY, judge TEXT NOT NULL, trojan TEXT NOT NULL, seed INTEGER NOT NULL, checks TEXT NOT NULL,
+    seconds REAL NOT NULL, finished REAL NOT NULL);
 """
 
     def load_images(self, row: CellRow) -> np.ndarray:
@@ -76,6 +80,20 @@ CREATE TABLE IF NOT EXISTS questions (
     def questions(self) -> dict[tuple[str, int], dict]:
         rows = self.db.execute("SELECT trojan, seed, question FROM questions")
         return {(r[0], r[1]): json.loads(r[2]) for r in rows}
+
+    def record_battery(self, key: str, judge: str, trojan: str, seed: int, checks: list[dict],
+                       seconds: float) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO battery VALUES (?,?,?,?,?,?,?)",
+                       (key, judge, trojan, seed, json.dumps(checks), seconds, time.time()))
+
+    def battery_keys(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT key FROM battery")}
+
+    def battery(self, keys: set[str] | None = None) -> dict[tuple[str, str, int], list[dict]]:
+        """``{(judge, trojan, seed): checks}``, the newest of each (only those of ``keys``, if given)."""
+        rows = self.db.execute("SELECT key, judge, trojan, seed, checks FROM battery ORDER BY finished")
+        return {(r[1], r[2], r[3]): json.loads(r[4]) for r in rows if keys is None or r[0] in keys}
 
     def rediscovery_images(self, model_sha256: str) -> dict[tuple[str, str, int], CellRow]:
         """``{(method, trojan, seed): row}`` of finished rediscovery cells with images, from runs on the model

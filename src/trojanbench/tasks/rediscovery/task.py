@@ -2,7 +2,8 @@
 
 Order of work: validate everything (suite, methods and their hyperparameters, judges, model, trojans)
 before any cell runs; skip cells already in the store (content-hash keys); fan the rest out to the
-executor; judge and commit each cell as it arrives; then score the combinations of tools.
+executor; judge and commit each cell as it arrives; then score the combinations of tools, and run each judge's
+validity battery on each question (:mod:`.battery`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_s
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
+from .battery import compute_battery
 from .compute import compute_cell, judge_images, share_model
 from .results import Results
 from .store import CellRow, RediscoveryStore
@@ -113,6 +115,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
             store.add_planned(run_id, scorer.combinations(run_id))
 
         run_pending(store, plan.cells, record, origin, "cells", compute, progress)
+        compute_battery(plan, store, scorer.questions)
     return Results(out)
 
 

@@ -1,0 +1,44 @@
+"""The judge-validity battery in a rediscovery run: every judge on every question, stored once, read back per
+trojan, in the report and in results.json."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from test_runner import TWO_TROJANS, write_suite
+
+from trojanbench import load_results, run, write_report
+from trojanbench.tasks.rediscovery.battery import CHECK_LABELS
+
+
+def _battery_rows(folder):
+    with sqlite3.connect(folder / "results.sqlite") as db:
+        return sorted(db.execute("SELECT judge, trojan, seed, finished FROM battery"))
+
+
+def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path):
+    suite = write_suite(tmp_path / "suite.yaml", tiny_zoo["trojaned"], ["random_noise"], seeds=(0, 1),
+                        trojans=TWO_TROJANS)
+    out = tmp_path / "out"
+    results = run(suite, out=out)
+    rows = _battery_rows(out)
+    assert [(j, t, s) for j, t, s, _ in rows] == [(j, t, s) for j in ("appearance", "concept")
+                                                  for t in ("fork", "smiley") for s in (0, 1)]
+    run(suite, out=out)
+    assert _battery_rows(out) == rows, "a second run recomputes no battery"
+
+    for judge in ("concept", "appearance"):
+        table = results.battery(judge)
+        assert set(table) == {"smiley", "fork"} and all(entry["seeds"] == 2 for entry in table.values())
+        for entry in table.values():
+            assert set(entry["checks"]) == set(CHECK_LABELS)  # the perturbed null too: the run has the model
+            assert entry["passed"] == all(check["margin"] >= 0 for check in entry["checks"].values())
+    assert any(line.startswith("judge battery (concept)") for line in results.validity_lines("concept"))
+
+    write_report(out)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="battery-concept"' in html and 'id="battery-appearance"' in html
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert document["battery"] == json.loads(json.dumps({j: load_results(out).battery(j)
+                                                        for j in ("concept", "appearance")}))
