@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -122,6 +123,41 @@ def paired_comparison(a: str, b: str, scores_a: dict[tuple[str, int], float],
     low, high = np.nanpercentile(means, [2.5, 97.5])
     return Comparison(a, b, float(np.nanmean(grid)), float(low), float(high), float((means > 0).mean()),
                       len(shared))
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Spearman rank correlation between two judges' means of the same methods, with a 95% bootstrap interval
+    (trojans, then seeds, resampled together for every method and both judges)."""
+
+    spearman: float
+    ci_low: float
+    ci_high: float
+    n_methods: int
+
+
+def rank_agreement(a: dict[str, dict[tuple[str, int], float]], b: dict[str, dict[tuple[str, int], float]],
+                   seed: int = 0, n_boot: int = N_BOOTSTRAP) -> RankAgreement:
+    """How alike two judges rank the methods both scored (``{method: {(trojan, seed): score}}`` each), by their
+    mean scores over the cells both judges share."""
+    methods = sorted(set(a) & set(b))
+    cells = sorted({cell for m in methods for cell in set(a[m]) & set(b[m])})
+    trojans, seeds = sorted({t for t, _ in cells}), sorted({s for _, s in cells})
+    grids = np.full((2, len(methods), len(trojans), len(seeds)), np.nan)
+    for j, scores in enumerate((a, b)):
+        for i, method in enumerate(methods):
+            for trojan, cell_seed in set(a[method]) & set(b[method]):
+                grids[j, i, trojans.index(trojan), seeds.index(cell_seed)] = scores[method][(trojan, cell_seed)]
+    point = spearman(*np.nanmean(grids.reshape(2, len(methods), -1), axis=2))
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(trojans), (n_boot, len(trojans)))
+    cols = rng.integers(0, len(seeds), (n_boot, len(trojans), len(seeds)))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample may leave a method without cells
+        means = np.nanmean(grids[:, :, rows[..., None], cols].reshape(2, len(methods), n_boot, -1), axis=3)
+        draws = [spearman(means[0, :, k], means[1, :, k]) for k in range(n_boot)]
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return RankAgreement(point, float(low), float(high), len(methods))
 
 
 MIN_INTERVAL_CELLS = 2

@@ -13,7 +13,7 @@ import pytest
 from trojanbench.engine import CellTable, Store, Task, attempt, content_key, run_pending
 from trojanbench.engine.executors import Job, make_executor
 from trojanbench.engine.runs import last_run_and_cells, task_runs
-from trojanbench.engine.stats import paired_comparison, summarize
+from trojanbench.engine.stats import paired_comparison, rank_agreement, summarize
 from trojanbench.engine.suite import TaskSuite, parse_suite_config, with_overrides
 from trojanbench.params import Interval
 from trojanbench.errors import ConfigError, UnknownNameError
@@ -218,6 +218,22 @@ def test_summaries_give_mean_worst_and_an_interval_around_the_mean():
     assert summary.by_kind == {"patch": pytest.approx(0.25), "style": pytest.approx(0.65)}
     same = paired_comparison("a", "b", scores, scores)
     assert (same.mean_difference, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)
+
+
+def test_rank_agreement_of_two_judges_over_methods_with_its_interval():
+    rng = np.random.default_rng(0)
+    level = {f"m{i}": i / 10 for i in range(6)}
+    judge = {m: {(t, s): base + rng.normal(0, 0.01) for t in "abcd" for s in (0, 1)} for m, base in level.items()}
+    same = rank_agreement(judge, judge)
+    assert (same.spearman, same.ci_low, same.ci_high, same.n_methods) == (1.0, 1.0, 1.0, 6)
+    reversed_judge = {m: {cell: -v for cell, v in scores.items()} for m, scores in judge.items()}
+    opposite = rank_agreement(judge, reversed_judge)
+    assert opposite.spearman == -1.0 and opposite.ci_high == -1.0
+    noise = {m: {cell: rng.random() for cell in scores} for m, scores in judge.items()}
+    unrelated = rank_agreement(judge, noise)
+    assert unrelated.ci_low < unrelated.spearman < unrelated.ci_high and unrelated.ci_high - unrelated.ci_low > 0.3
+    only_shared = rank_agreement(judge, {m: judge[m] for m in list(judge)[:4]})
+    assert only_shared.n_methods == 4
 
 
 def test_a_comparison_reads_as_a_sentence_with_its_cells():

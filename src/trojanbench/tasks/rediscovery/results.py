@@ -16,14 +16,18 @@ from typing import Any
 import numpy as np
 
 from ...engine.runs import failure_lines, last_run_and_cells
-from ...engine.stats import CHANCE, Comparison, Summary, bootstrap_interval, paired_comparison, score_grid, spearman
-from ...engine.stats import summarize
+from ...engine.stats import (CHANCE, Comparison, RankAgreement, Summary, bootstrap_interval, paired_comparison,
+                             rank_agreement, score_grid, spearman, summarize)
 from ...errors import ConfigError, did_you_mean, require_extra
 from .battery import battery_lines, per_trojan
 from .store import RediscoveryStore
 
 MIN_AGREEMENT_CELLS = 10
-"""The judges' agreement is shown only over at least this many shared cells."""
+"""The judges' agreement over cells is shown only over at least this many shared cells."""
+MIN_AGREEMENT_TOOLS = 4
+"""The judges' agreement over tools is shown only over at least this many shared tools."""
+AGREEMENT_TARGET = 0.8
+"""Judges whose rankings of the tools agree less than this give leaderboards that depend on the judge."""
 BELOW_BAR_ADVICE = ("this judge often fails to pick the true trigger even when shown it, so its scores on the "
                     "trojans below the bar say little: read the other judge there, or ask people (trojanbench survey)")
 ROLE_ORDER = {"tool": 0, "combination": 0, "baseline": 1, "oracle": 2}
@@ -161,13 +165,24 @@ class Results:
                                                             [per_judge[b][k] for k in shared]), "cells": len(shared)}
         return out
 
+    def tool_agreement(self) -> dict[str, RankAgreement]:
+        """How alike each pair of judges ranks the tools (Spearman of their means, 95% bootstrap interval), for
+        pairs that share at least :data:`MIN_AGREEMENT_TOOLS` tools: the agreement a leaderboard's order rests on."""
+        roles, out = self.roles(), {}
+        tools = {j: {m: s for m, s in self._by_method(j).items() if roles[m] == "tool"} for j in self.judges}
+        for i, a in enumerate(self.judges):
+            for b in self.judges[i + 1:]:
+                if len(set(tools[a]) & set(tools[b])) >= MIN_AGREEMENT_TOOLS:
+                    out[f"{a}~{b}"] = rank_agreement(tools[a], tools[b])
+        return out
+
     def agreement_line(self) -> str | None:
-        """The judges' agreement in words (``None`` with one judge or too few shared cells)."""
-        agreement = self.judge_agreement()
-        if not agreement:
-            return None
-        return "judge agreement (Spearman over cells): " + ", ".join(
-            f"{pair} {value['spearman']:.2f} ({value['cells']} cells)" for pair, value in agreement.items())
+        """The judges' agreement in words (``None`` with one judge or too few shared tools and cells)."""
+        over_tools, over_cells = self.tool_agreement(), self.judge_agreement()
+        parts = [f"over tools' means {pair} {v.spearman:.2f} [{v.ci_low:.2f}, {v.ci_high:.2f}] ({v.n_methods} tools; "
+                 f"target >= {AGREEMENT_TARGET})" for pair, v in over_tools.items()]
+        parts += [f"over cells {pair} {v['spearman']:.2f} ({v['cells']} cells)" for pair, v in over_cells.items()]
+        return "judge agreement (Spearman): " + ", ".join(parts) if parts else None
 
     def validity(self, judge: str | None = None) -> dict[str, Any]:
         """Judge validity: the oracle's top-1 per trojan and random noise's mean p_true with its interval."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
 from ...engine.runs import failure_lines
 from .battery import CHECK_LABELS
-from .results import BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES, ROLE_ORDER, Results
+from .results import (AGREEMENT_TARGET, BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES,
+                      ROLE_ORDER, Results)
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,8 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     model = last["provenance"].get("model", {})
     recorded = model.get("attack_success", {})
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
-            "agreement": results.judge_agreement(), "trojans": trojans, "chance": CHANCE,
+            "agreement": results.judge_agreement(), "tool_agreement": results.tool_agreement(),
+            "agreement_target": AGREEMENT_TARGET, "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
             "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
             "gallery": _gallery(results, trojans, files),
@@ -152,7 +155,9 @@ def document(results: Results) -> dict[str, Any]:
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
             "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
             "battery": {j: results.battery(j) for j in results.judges},
-            "judge_agreement": results.judge_agreement(), "cells": results.records()}
+            "judge_agreement": results.judge_agreement(),
+            "tool_agreement": {pair: asdict(value) for pair, value in results.tool_agreement().items()},
+            "cells": results.records()}
 
 
 def exports(results: Results, folder: Path) -> list[Path]:
