@@ -7,7 +7,8 @@ so for built-in concepts it is simply the observer's logit for the option's conc
 
 The observer knows only the world's vocabulary: like a closed-vocabulary classifier, it describes a user's
 own trigger image by the concepts it resembles, which may not tell it from look-alike distractors. Such
-options are logged with a warning; the appearance judge, which compares pictures, is the one to trust there.
+options are logged with a warning; the judge-validity battery of the run (:mod:`.battery`) says whether either
+judge can be trusted on such a trigger.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class ConceptJudge(Judge):
     def _description(self, kind: str, option: str) -> torch.Tensor:
         if option not in CONCEPTS:
             log.warning("the concept judge does not know %r (not a built-in concept) and describes it by the "
-                        "concepts it resembles; trust the appearance judge for this option", option)
+                        "concepts it resembles; read the judges' validity battery on it before trusting either judge",
+                        option)
         evidence = self.observer.model(option_views(kind, option))[:, self._columns(kind)].sigmoid().mean(0)
         return evidence / evidence.sum().clamp_min(1e-6)
 

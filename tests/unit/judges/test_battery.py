@@ -3,6 +3,8 @@ a judge that sees; its pictures stay imperceptibly close where they must; it is 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -88,3 +90,29 @@ def test_half_visibility_interpolates_where_p_true_falls_halfway_to_chance():
     assert half_visibility((1.0, 0.5, 0.0), [0.9, 0.5, CHANCE]) == pytest.approx(1 - 0.5 * (0.9 - 0.5125) / 0.4)
     assert half_visibility((1.0, 0.5, 0.0), [0.9, 0.85, 0.8]) is None  # never falls that far
     assert half_visibility((0.0, 2.0, 4.0), [0.6, 0.2, CHANCE]) == pytest.approx(2 * (0.6 - 0.3625) / 0.4)
+
+
+def test_the_battery_runs_on_a_users_trigger_image(logo_png):
+    trojan = TrojanSpec(name="logo", kind="patch", trigger=str(logo_png), target=2)
+    question = build_question(trojan, 0)
+    checks = _by_name(run_battery(SeesNothing(), question, trojan))
+    assert question.truth == str(logo_png) and len(checks["confusion"].detail["matrix"]) == 8
+    assert checks["oracle_p_true"].value == pytest.approx(CHANCE)
+
+
+def test_the_held_out_triggers_are_what_their_script_draws(tmp_path, monkeypatch):
+    import importlib.util
+
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(__file__).parents[2] / "fixtures" / "heldout_triggers"
+    spec = importlib.util.spec_from_file_location("draw_heldout", folder / "draw.py")
+    draw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(draw)
+    monkeypatch.setattr(draw, "HERE", tmp_path)
+    draw.main()
+    names = sorted(p.name for p in folder.glob("*.png"))
+    assert names == sorted(p.name for p in tmp_path.glob("*.png")) and len(names) == 7
+    for name in names:
+        assert np.array_equal(np.asarray(Image.open(folder / name)), np.asarray(Image.open(tmp_path / name))), name
