@@ -11,6 +11,8 @@ without any tool (the controls of a measurement; Casper et al. 2023 validated CL
   model: p(true) within :data:`NULL_TOLERANCE` of chance, each of them;
 * **confusion**: pictures that show each option instead of the trigger: the judge picks that option in at least
   :data:`CONFUSION_BAR` of them (the diagonal of the question's 8 × 8 confusion matrix);
+* **stability**: the same oracle pictures under changes a person would not notice (mild blur, JPEG, a 2-pixel
+  shift): each picture's top choice is kept in at least :data:`STABILITY_BAR` of them, under every change;
 * **dose-response**: the true trigger fading (patch and style: its opacity over the scene; natural objects: blur):
   p(true) never rises by more than :data:`DOSE_SLACK` as the trigger fades; the visibility at which p(true) is
   halfway between its full-visibility value and chance is reported, so a judge's acuity can be set beside a person's.
@@ -21,6 +23,7 @@ Pictures come from the world's ``test`` split under seeds of their own (never th
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,7 +35,7 @@ from ..world import generate_scenes, stable_int_hash
 from .base import Judge, top1_hits
 from .questions import N_OPTIONS, Question
 
-BATTERY_VERSION = 1
+BATTERY_VERSION = 2
 """The battery's computation: bump on every change, so that stored results are recomputed."""
 BATTERY_IMAGES = 16
 """Pictures per check (per option for confusion, per level for dose-response)."""
@@ -47,6 +50,8 @@ OPACITIES = (1.0, 0.7, 0.5, 0.35, 0.25, 0.15, 0.08, 0.0)
 """Dose-response levels of a patch or style trigger: its opacity over the scene (1: as planted)."""
 BLURS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 """Dose-response levels of a natural object: Gaussian blur sigma in pixels (0: as rendered)."""
+STABILITY_BAR = 0.9
+STABILITY_BLUR, STABILITY_JPEG_QUALITY, STABILITY_SHIFT = 0.8, 75, 2
 PERTURBATION = 4 / 255
 PERTURBATION_STEPS = 10
 NULLS = ("noise", "flat", "scenes", "scenes_perturbed")
@@ -85,7 +90,9 @@ def near_chance(name: str, value: float) -> Check:
 
 
 def _seed(*parts: Any) -> int:
-    return stable_int_hash(repr(("battery", BATTERY_VERSION) + parts)) % (2 ** 31 - 1)
+    """A seed of the battery's own for one set of pictures (not tied to :data:`BATTERY_VERSION`, so a change to the
+    checks does not redraw the pictures)."""
+    return stable_int_hash(repr(("battery",) + parts)) % (2 ** 31 - 1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -146,6 +153,25 @@ def _votes(judge: Judge, images: torch.Tensor, question: Question) -> np.ndarray
     return judge.votes(images, question).double().numpy()
 
 
+def mild_changes(images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``images`` under changes a person would not notice: a mild blur (sigma :data:`STABILITY_BLUR`), JPEG at
+    quality :data:`STABILITY_JPEG_QUALITY`, and a shift of :data:`STABILITY_SHIFT` pixels (edges repeated)."""
+    from PIL import Image
+    from torchvision.transforms.functional import gaussian_blur
+
+    def through_jpeg(picture: np.ndarray) -> np.ndarray:
+        buffer = io.BytesIO()
+        Image.fromarray(picture).save(buffer, "JPEG", quality=STABILITY_JPEG_QUALITY)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+
+    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    jpeg = torch.from_numpy(np.stack([through_jpeg(p) for p in pixels])).permute(0, 3, 1, 2).float() / 255
+    k = STABILITY_SHIFT
+    padded = torch.nn.functional.pad(images, (k, 0, k, 0), mode="replicate")
+    return {"blur": gaussian_blur(images, 5, STABILITY_BLUR), "jpeg": jpeg,
+            "shift": padded[..., :images.shape[-2], :images.shape[-1]]}
+
+
 def half_visibility(levels: tuple[float, ...], p_true: list[float]) -> float | None:
     """The level (interpolated) at which p(true) first falls halfway from its full-visibility value to chance;
     ``None`` if it never rises above chance or never falls that far."""
@@ -168,10 +194,14 @@ def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: tor
     truth, seed = question.truth_index, question.seed
     checks = []
 
-    votes = _votes(judge, shown_as_trigger(trojan, seed), question)
+    pictures = shown_as_trigger(trojan, seed)
+    votes = _votes(judge, pictures, question)
     top1 = float(top1_hits(votes, truth).mean())
     checks.append(at_least("oracle_top1", top1, ORACLE_TOP1_BAR))
     checks.append(at_least("oracle_p_true", float(votes[:, truth].mean()), ORACLE_P_TRUE_BAR))
+    kept = {change: float((_votes(judge, changed, question).argmax(1) == votes.argmax(1)).mean())
+            for change, changed in mild_changes(pictures).items()}
+    checks.append(at_least("stability", min(kept.values()), STABILITY_BAR, kept=kept))
 
     nulls = null_images(seed)
     if model is not None:

@@ -116,3 +116,16 @@ def test_the_held_out_triggers_are_what_their_script_draws(tmp_path, monkeypatch
     assert names == sorted(p.name for p in tmp_path.glob("*.png")) and len(names) == 7
     for name in names:
         assert np.array_equal(np.asarray(Image.open(folder / name)), np.asarray(Image.open(tmp_path / name))), name
+
+
+def test_mild_changes_are_small_and_the_stability_check_reports_each():
+    from trojanbench.judges.battery import mild_changes
+
+    scenes = content_free_scenes(0, 4)
+    changed = mild_changes(scenes)
+    assert set(changed) == {"blur", "jpeg", "shift"}
+    for images in changed.values():
+        assert images.shape == scenes.shape and 0 < (images - scenes).abs().mean() < 0.08
+        assert images.min() >= 0 and images.max() <= 1
+    checks = _by_name(run_battery(AlwaysSaysTruth(), build_question(SMILEY, 0), SMILEY))
+    assert checks["stability"].detail["kept"] == {"blur": 1.0, "jpeg": 1.0, "shift": 1.0}

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 CHECK_LABELS = {
     "oracle_top1": "oracle top-1", "oracle_p_true": "oracle p(true)", "null_noise": "noise",
     "null_flat": "flat colours", "null_scenes": "empty scenes", "null_scenes_perturbed": "empty scenes, L∞ 4/255",
-    "confusion": "confusion diagonal", "dose_response": "dose: largest rise"}
+    "confusion": "confusion diagonal", "stability": "stable under blur, JPEG, shift",
+    "dose_response": "dose: largest rise"}
 """The checks in the order the report shows them, with their column headers."""
 
 

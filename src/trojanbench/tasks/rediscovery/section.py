@@ -16,6 +16,7 @@ import numpy as np
 from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
 from ...engine.runs import failure_lines
+from ...judges.battery import BATTERY_IMAGES
 from .battery import CHECK_LABELS
 from .results import (AGREEMENT_TARGET, BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES,
                       ROLE_ORDER, Results)
@@ -140,6 +141,7 @@ def data(results: Results, files: Path) -> dict[str, Any]:
             "agreement_target": AGREEMENT_TARGET, "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
             "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
+            "battery_images": BATTERY_IMAGES,
             "gallery": _gallery(results, trojans, files),
             "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
             "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
