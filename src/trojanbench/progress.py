@@ -58,14 +58,18 @@ class Progress:
         eta = elapsed / computed * (total - done) if computed else float("nan")
         running = self.todo[computed] if computed < len(self.todo) else None
         threads = f"  ({self.threads} thread{'s' if self.threads > 1 else ''} per worker)" if self.threads else ""
+        # a step after the planned cells (e.g. the judges' battery) names itself while it runs
+        after_cells = finished is not None and bool(self.todo) and running is None and finished not in self.todo
         if running is not None:
             now = f"running {label(running)}"
-        else:  # nothing left to start (or a caller without a plan, e.g. a training run): what just finished
-            now = label(finished) if finished is not None and not self.todo else "finishing"
+        elif finished is not None and (not self.todo or after_cells):  # no plan (a training run), or work after it
+            now = label(finished)
+        else:
+            now = "finishing"
         if self._display is not None:
             self._display.update(done, total, now, eta_at=time.monotonic() + eta, threads=threads)
         elif finished is not None:  # plain lines: one per finished cell, with what runs next
-            said = f"done {label(finished)}; {now}" if self.todo else now
+            said = f"done {label(finished)}; {now}" if self.todo and not after_cells else now
             timing = f"elapsed {clock(elapsed)}  ETA {clock(eta)}{threads}"
             self.stream.write(f"{time.strftime('%H:%M:%S')} [{done}/{total}] {said}  {timing}\n")
             self.stream.flush()

@@ -32,6 +32,17 @@ def test_plain_lines_name_what_finished_and_what_runs_next():
     assert re.search(r"elapsed \d+m\d\ds  ETA \d+m\d\ds  \(1 thread per worker\)", lines[1])
 
 
+def test_a_step_after_the_planned_cells_names_itself():
+    out = io.StringIO()
+    progress = Progress(live=False, stream=out)
+    progress.begin(0, 1, [Step("tabor · smiley · seed 0")])
+    progress(1, 1, Step("tabor · smiley · seed 0"))
+    progress(1, 1, Step("judge battery: concept · smiley · seed 0"))
+    lines = out.getvalue().splitlines()
+    assert "[1/1] done tabor · smiley · seed 0; finishing" in lines[1]
+    assert "[1/1] judge battery: concept · smiley · seed 0  elapsed" in lines[2]
+
+
 def test_quiet_prints_nothing():
     out = io.StringIO()
     progress = Progress(live=True, quiet=True, stream=out)

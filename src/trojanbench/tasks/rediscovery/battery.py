@@ -13,6 +13,7 @@ from typing import Any
 
 from ...engine.cells import content_key
 from ...judges.battery import BATTERY_VERSION, run_battery
+from ...progress import Step
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,10 @@ def battery_key(judge, question, trojan, model_sha256: str) -> str:
                         model_sha256])
 
 
-def compute_battery(plan, store, questions: dict) -> int:
+def compute_battery(plan, store, questions: dict, progress=None) -> int:
     """Run the battery of every judge of ``plan`` on every question (``{(trojan, seed): Question}``) not yet in
-    ``store``; returns how many were computed."""
-    done, computed = store.battery_keys(), 0
+    ``store``, naming each on the run's ``progress`` display as it starts; returns how many were computed."""
+    done, computed, cells = store.battery_keys(), 0, len(plan.cells)
     for judge in plan.judges:
         start = time.perf_counter()
         for trojan in plan.trojans:
@@ -43,6 +44,8 @@ def compute_battery(plan, store, questions: dict) -> int:
                 key = battery_key(judge, question, trojan, plan.loaded.sha256)
                 if key in done:
                     continue
+                if progress is not None:
+                    progress(cells, cells, Step(f"judge battery: {judge.name} · {trojan.name} · seed {seed}"))
                 began = time.perf_counter()
                 checks = run_battery(judge, question, trojan, plan.loaded.model)
                 store.record_battery(key, judge.name, trojan.name, seed, [c.to_dict() for c in checks],

@@ -115,7 +115,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
             store.add_planned(run_id, scorer.combinations(run_id))
 
         run_pending(store, plan.cells, record, origin, "cells", compute, progress)
-        compute_battery(plan, store, scorer.questions)
+        compute_battery(plan, store, scorer.questions, progress)
     return Results(out)
 
 
