@@ -54,7 +54,6 @@ STABILITY_BAR = 0.9
 STABILITY_BLUR, STABILITY_JPEG_QUALITY, STABILITY_SHIFT = 0.8, 75, 2
 PERTURBATION = 4 / 255
 PERTURBATION_STEPS = 10
-NULLS = ("noise", "flat", "scenes", "scenes_perturbed")
 
 
 @dataclass(frozen=True)
@@ -117,9 +116,10 @@ def toward_class(model: torch.nn.Module, images: torch.Tensor, target: int, epsi
     moved = images.clone()
     labels = torch.full((len(images),), target, dtype=torch.long)
     for _ in range(steps):
-        moved.requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(model(moved), labels)
-        (gradient,) = torch.autograd.grad(loss, moved)
+        with torch.enable_grad():
+            moved.requires_grad_(True)
+            loss = torch.nn.functional.cross_entropy(model(moved), labels)
+            (gradient,) = torch.autograd.grad(loss, moved)
         with torch.no_grad():
             moved = (moved - step * gradient.sign()).clamp(images - epsilon, images + epsilon).clamp(0, 1)
     return moved.detach()
@@ -210,7 +210,7 @@ def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: tor
         checks.append(near_chance(f"null_{name}", float(_votes(judge, images, question)[:, truth].mean())))
 
     shown = [_votes(judge, shown_as_trigger(question.option_spec(i), seed), question) for i in range(N_OPTIONS)]
-    matrix = np.array([[top1_hits(votes, j).mean() for j in range(N_OPTIONS)] for votes in shown])
+    matrix = np.array([[top1_hits(option_votes, j).mean() for j in range(N_OPTIONS)] for option_votes in shown])
     diagonal = np.diag(matrix)
     worst = int(diagonal.argmin())
     mistaken = matrix[worst].copy()

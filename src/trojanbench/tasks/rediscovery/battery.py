@@ -32,12 +32,12 @@ def battery_key(judge, question, trojan, model_sha256: str) -> str:
                         model_sha256])
 
 
-def compute_battery(plan, store, questions: dict, progress=None) -> int:
+def compute_battery(plan, store, questions: dict, progress=None) -> None:
     """Run the battery of every judge of ``plan`` on every question (``{(trojan, seed): Question}``) not yet in
-    ``store``, naming each on the run's ``progress`` display as it starts; returns how many were computed."""
-    done, computed, cells = store.battery_keys(), 0, len(plan.cells)
+    ``store``, naming each on the run's ``progress`` display as it starts."""
+    done, cells = store.battery_keys(), len(plan.cells)
     for judge in plan.judges:
-        start = time.perf_counter()
+        start, computed = time.perf_counter(), 0
         for trojan in plan.trojans:
             for seed in plan.suite.seeds:
                 question = questions[(trojan.name, seed)]
@@ -51,9 +51,8 @@ def compute_battery(plan, store, questions: dict, progress=None) -> int:
                 store.record_battery(key, judge.name, trojan.name, seed, [c.to_dict() for c in checks],
                                      time.perf_counter() - began)
                 computed += 1
-        log.info("judge battery: %s on %d questions (%.1f s)", judge.name, len(plan.trojans) * len(plan.suite.seeds),
-                 time.perf_counter() - start)
-    return computed
+        if computed:
+            log.info("judge battery: %s on %d questions (%.1f s)", judge.name, computed, time.perf_counter() - start)
 
 
 def per_trojan(rows: dict[tuple[str, int], list[dict]]) -> dict[str, dict[str, Any]]:
