@@ -39,6 +39,7 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
     write_report(out)
     html = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="battery-concept"' in html and 'id="battery-appearance"' in html
+    assert "can the judges be trusted?" in html and 'href="#battery-concept"' in html  # at the top of the report
     passed = sum(entry["passed"] for judge in ("concept", "appearance") for entry in results.battery(judge).values())
     assert html.count("✓ battery") == passed and html.count("✗ battery") == 4 - passed  # the grids' trojan headers
     document = json.loads((out / "results.json").read_text(encoding="utf-8"))
