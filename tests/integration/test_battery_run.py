@@ -42,6 +42,8 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
     assert "can the judges be trusted?" in html and 'href="#battery-concept"' in html  # at the top of the report
     passed = sum(entry["passed"] for judge in ("concept", "appearance") for entry in results.battery(judge).values())
     assert html.count("✓ battery") == passed and html.count("✗ battery") == 4 - passed  # the grids' trojan headers
-    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert document["battery"] == json.loads(json.dumps({j: load_results(out).battery(j)
-                                                        for j in ("concept", "appearance")}))
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))["battery"]
+    for judge in ("concept", "appearance"):
+        assert document[judge]["per_trojan"] == json.loads(json.dumps(load_results(out).battery(judge)))
+        assert [(q["trojan"], q["seed"]) for q in document[judge]["questions"]] == [
+            ("fork", 0), ("fork", 1), ("smiley", 0), ("smiley", 1)]

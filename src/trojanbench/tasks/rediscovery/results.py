@@ -249,10 +249,14 @@ class Results:
         lines += self.validity_lines(judge)
         return "\n".join(lines + (failure_lines(self.failed_cells()) if failures else []))
 
+    def battery_questions(self, judge: str | None = None) -> dict[tuple[str, int], list[dict]]:
+        """The judge's validity battery on each question: ``{(trojan, seed): checks}``."""
+        judge = judge or self.primary_judge
+        return {(t, seed): checks for (j, t, seed), checks in sorted(self._battery.items()) if j == judge}
+
     def battery(self, judge: str | None = None) -> dict[str, dict[str, Any]]:
         """The judge's validity battery per trojan (:func:`.battery.per_trojan`: each check's worst seed)."""
-        judge = judge or self.primary_judge
-        return per_trojan({(t, seed): checks for (j, t, seed), checks in self._battery.items() if j == judge})
+        return per_trojan(self.battery_questions(judge))
 
     def validity_lines(self, judge: str | None = None) -> list[str]:
         """Judge validity in words: the oracle's worst top-1, random noise against chance, and the battery."""

@@ -151,12 +151,15 @@ def data(results: Results, files: Path) -> dict[str, Any]:
 
 def document(results: Results) -> dict[str, Any]:
     """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, the judges'
-    battery per trojan, agreement and every cell score."""
+    battery (per trojan, worst seed, and per question), agreement and every cell score."""
     run = results.run
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
             "summaries": results.summary_dict(), "validity": {j: results.validity(j) for j in results.judges},
-            "battery": {j: results.battery(j) for j in results.judges},
+            "battery": {j: {"per_trojan": results.battery(j),
+                            "questions": [{"trojan": t, "seed": seed, "checks": checks}
+                                          for (t, seed), checks in results.battery_questions(j).items()]}
+                        for j in results.judges},
             "judge_agreement": results.judge_agreement(),
             "tool_agreement": {pair: asdict(value) for pair, value in results.tool_agreement().items()},
             "cells": results.records()}
