@@ -74,6 +74,40 @@ def run_replacement(suite: Any = None, **options: Any):
     return run_task("replacement", suite, **options)
 
 
+def check_judges(trojans: Any = None, *, judges: Any = ("concept", "appearance"), seeds: int = 3,
+                 model: Any = "trojaned", progress: bool = False) -> dict[str, dict[str, Any]]:
+    """Put each judge through its validity battery (:mod:`trojanbench.judges.battery`) on the questions of
+    ``trojans`` (a trojan spec YAML path or a :class:`~trojanbench.config.TrojanSuite`; default: the trojans in
+    ``model``'s card) under seeds ``0 .. seeds - 1``, before any tool runs: can these judges be trusted on these
+    triggers? Returns ``{judge: {trojan: {"checks", "seeds", "passed"}}}`` (each check's worst seed); nothing is
+    written. ``model`` (a zoo name or a :class:`~trojanbench.models.LoadedModel`) moves the perturbed null toward
+    each trojan's target class."""
+    from .audit import check_world_classifier, trojans_of
+    from .config import TrojanSuite, load_trojan_suite
+    from .errors import ConfigError
+    from .judges import get_judge
+    from .models import load_model
+    from .params import Interval, require
+    from .progress import make_progress
+    from .tasks.rediscovery.battery import judge_battery
+    from .world import OBJECT_CLASSES
+
+    seeds = require("seeds", seeds, Interval(int, 1, 100), owner="check_judges")
+    judges = [get_judge(name) for name in ([judges] if isinstance(judges, str) else judges)]
+    if not judges:
+        raise ConfigError("check_judges needs at least one judge (e.g. judges=['concept']; see trojanbench ls judges).")
+    loaded = model if hasattr(model, "sha256") else load_model(model)
+    check_world_classifier(loaded)
+    suite = trojans if isinstance(trojans, TrojanSuite) else (
+        load_trojan_suite(trojans, OBJECT_CLASSES) if trojans is not None else trojans_of(loaded))
+    display = make_progress() if progress else None
+    try:
+        return judge_battery(judges, list(suite.trojans), range(seeds), loaded.model, display)
+    finally:
+        if display is not None:
+            display.close()
+
+
 def load_results(folder: str | Path, task: str = "rediscovery") -> Any:
     """The results of ``task`` in ``folder``."""
     return get_task(task).results(folder)

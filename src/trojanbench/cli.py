@@ -274,6 +274,35 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
         click.echo(f"\nWrote {result.save(out)}.")
 
 
+@main.command(name="check-judges")
+@click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
+              help="Trojan spec YAML (your own trigger images welcome); default: the trojans in the model's card.")
+@click.option("--judges", default="concept,appearance", show_default=True, help="Comma-separated judge names.")
+@click.option("--seeds", default=3, show_default=True, type=int, help="Questions per trojan (one per seed).")
+@click.option("--model", default="trojaned", show_default=True,
+              help="Zoo name or .safetensors path (card beside it): its target classes steer the perturbed null.")
+@click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
+def check_judges(trojan_spec: str | None, judges: str, seeds: int, model: str, no_progress: bool) -> None:
+    """Put each judge through its validity battery on your trojans' questions, before any tool runs.
+
+    Oracle pictures, nulls, a confusion matrix, stability and dose-response, per trojan (each check's worst
+    seed, "!" where it fails): where a judge fails, its scores on that trojan rest on a judge a person would
+    not agree with. Writes nothing.
+
+    \b
+    Examples:
+      trojanbench check-judges
+      trojanbench check-judges --trojans my_trojans.yaml --judges appearance --seeds 1
+    """
+    from .api import check_judges as run_checks
+    from .tasks.rediscovery.battery import battery_table
+
+    tables = run_checks(trojan_spec, judges=_split(judges), seeds=seeds, model=_world_model(model),
+                        progress=not _no_progress(no_progress))
+    for judge, table in tables.items():
+        click.echo(f"\njudge: {judge}\n{battery_table(judge, table)}")
+
+
 @main.command(name="ls")
 @click.argument("what", type=click.Choice(["tasks", "trojans", "methods", "concepts", "models", "classes", "judges"]))
 @click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: synthesis, "

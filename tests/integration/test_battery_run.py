@@ -47,3 +47,30 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
         assert document[judge]["per_trojan"] == json.loads(json.dumps(load_results(out).battery(judge)))
         assert [(q["trojan"], q["seed"]) for q in document[judge]["questions"]] == [
             ("fork", 0), ("fork", 1), ("smiley", 0), ("smiley", 1)]
+
+
+def test_check_judges_puts_the_judges_through_the_battery_on_a_users_trigger(tmp_path, logo_png):
+    import yaml
+    from click.testing import CliRunner
+
+    from trojanbench import check_judges
+    from trojanbench.cli import main
+
+    spec = tmp_path / "mine.yaml"
+    spec.write_text(yaml.safe_dump({"trojans": [{"name": "logo", "kind": "patch", "trigger": str(logo_png),
+                                                 "target": "bowtie"}]}))
+    shown = CliRunner().invoke(main, ["check-judges", "--trojans", str(spec), "--judges", "concept", "--seeds", "1",
+                                      "--no-progress"])
+    assert shown.exit_code == 0, shown.output
+    table = check_judges(str(spec), judges=["concept"], seeds=1)["concept"]
+    assert list(table) == ["logo"] and set(table["logo"]["checks"]) == set(CHECK_LABELS)
+    assert "judge: concept" in shown.output and f"every check passed on {int(table['logo']['passed'])} of 1" in \
+        shown.output
+    row = next(line for line in shown.output.splitlines() if line.startswith("logo"))
+    assert f"{table['logo']['checks']['oracle_top1']['value']:.2f}" in row  # the CLI prints what the API returns
+    assert not any(tmp_path.glob("*.sqlite")), "check-judges writes nothing"
+
+    for bad, message in ((["--judges", "concpt"], "Did you mean: concept"), (["--seeds", "0"], "seeds"),
+                         (["--judges", ""], "at least one judge")):
+        refused = CliRunner().invoke(main, ["check-judges", "--trojans", str(spec), "--no-progress", *bad])
+        assert refused.exit_code == 2 and message in refused.output, refused.output

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from ...engine.cells import content_key
+from ...judges import build_question
 from ...judges.battery import BATTERY_VERSION, run_battery
 from ...progress import Step
 
@@ -23,6 +24,10 @@ CHECK_LABELS = {
     "confusion": "confusion diagonal", "stability": "stable under blur, JPEG, shift",
     "dose_response": "dose: largest rise"}
 """The checks in the order the report shows them, with their column headers."""
+SHORT_LABELS = {"oracle_top1": "top-1", "oracle_p_true": "p(true)", "null_noise": "noise", "null_flat": "flat",
+                "null_scenes": "empty", "null_scenes_perturbed": "moved", "confusion": "confusion",
+                "stability": "stable", "dose_response": "dose"}
+"""The same, as the text table's narrow headers (the report and the lines below it say what each means)."""
 
 
 def battery_key(judge, question, trojan, model_sha256: str) -> str:
@@ -55,6 +60,26 @@ def compute_battery(plan, store, questions: dict, progress=None) -> None:
             log.info("judge battery: %s on %d questions (%.1f s)", judge.name, computed, time.perf_counter() - start)
 
 
+def judge_battery(judges: list, trojans: list, seeds: Iterable[int], model=None,
+                  progress=None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each judge's battery on the questions of ``trojans`` under ``seeds``, computed afresh and stored nowhere:
+    ``{judge: per_trojan(...)}`` (what ``trojanbench check-judges`` prints); ``progress(done, total, step)`` is
+    called after each question."""
+    seeds = list(seeds)
+    total, done, out = len(judges) * len(trojans) * len(seeds), 0, {}
+    for judge in judges:
+        rows = {}
+        for trojan in trojans:
+            for seed in seeds:
+                checks = run_battery(judge, build_question(trojan, seed), trojan, model)
+                rows[(trojan.name, seed)] = [check.to_dict() for check in checks]
+                done += 1
+                if progress is not None:
+                    progress(done, total, Step(f"judge battery: {judge.name} · {trojan.name} · seed {seed}"))
+        out[judge.name] = per_trojan(rows)
+    return out
+
+
 def per_trojan(rows: dict[tuple[str, int], list[dict]]) -> dict[str, dict[str, Any]]:
     """``{trojan: {"checks": {name: worst seed's check}, "seeds": n, "passed": bool}}`` from one judge's rows
     ``{(trojan, seed): checks}``."""
@@ -69,6 +94,20 @@ def per_trojan(rows: dict[tuple[str, int], list[dict]]) -> dict[str, dict[str, A
     for entry in out.values():
         entry["passed"] = all(check["passed"] for check in entry["checks"].values())
     return out
+
+
+def battery_table(judge: str, table: dict[str, dict[str, Any]]) -> str:
+    """One judge's battery as a text table: per trojan, each check's worst seed ("!": failed), the half-visibility
+    point, then :func:`battery_lines` (where "moved" is the empty scenes moved toward the target class)."""
+    width = max([8, *(len(trojan) + 2 for trojan in table)])
+    lines = [f"{'trojan':<{width}}" + "".join(f"{SHORT_LABELS[n]:>10}" for n in CHECK_LABELS) + f"{'half vis.':>11}"]
+    for trojan, entry in table.items():
+        cells = "".join(f"{c['value']:>9.2f}{' ' if c['passed'] else '!'}" if (c := entry["checks"].get(n)) else
+                        f"{'-':>10}" for n in CHECK_LABELS)
+        dose = entry["checks"].get("dose_response")
+        half = dose["detail"]["half_visibility"] if dose else None
+        lines.append(f"{trojan:<{width}}{cells}{'-' if half is None else f'{half:.2f}':>11}")
+    return "\n".join(lines + battery_lines(judge, table))
 
 
 def battery_lines(judge: str, table: dict[str, dict[str, Any]]) -> list[str]:
