@@ -46,7 +46,8 @@ def test_python_api_block_runs_and_prints_what_it_says(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     out = done.stdout
     assert "judge: concept" in out and "method" in out and "oracle" in out and "random_noise" in out  # leaderboard
-    assert "Comparison(a='snafue', b='tabor'" in out and "mean_difference=" in out                   # compare
+    assert "judge battery (concept): every check passed on" in out                                   # battery
+    assert re.search(r"snafue - tabor: [+-]\d\.\d{3} .* resamples, over \d+ shared cells?\n", out)      # compare
     assert "localization:" in out and "guided_grad_cam" in out and "edge_detector" in out
     assert "attack success" in out and "clean accuracy" in out                                       # audit table
     assert "trojaned" in out and "'smiley'" in out                                                   # model, suite
