@@ -67,7 +67,7 @@ def test_check_judges_puts_the_judges_through_the_battery_on_a_users_trigger(tmp
     assert "judge: concept" in shown.output and f"every check passed on {int(table['logo']['passed'])} of 1" in \
         shown.output
     row = next(line for line in shown.output.splitlines() if line.startswith("logo"))
-    assert f"{table['logo']['checks']['oracle_top1']['value']:.2f}" in row  # the CLI prints what the API returns
+    assert f"{table['logo']['checks']['oracle_top1']['value']:.3f}" in row  # the CLI prints what the API returns
     assert not any(tmp_path.glob("*.sqlite")), "check-judges writes nothing"
 
     for bad, message in ((["--judges", "concpt"], "Did you mean: concept"), (["--seeds", "0"], "seeds"),

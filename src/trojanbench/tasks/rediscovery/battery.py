@@ -102,7 +102,7 @@ def battery_table(judge: str, table: dict[str, dict[str, Any]]) -> str:
     width = max([8, *(len(trojan) + 2 for trojan in table)])
     lines = [f"{'trojan':<{width}}" + "".join(f"{SHORT_LABELS[n]:>10}" for n in CHECK_LABELS) + f"{'half vis.':>11}"]
     for trojan, entry in table.items():
-        cells = "".join(f"{c['value']:>9.2f}{' ' if c['passed'] else '!'}" if (c := entry["checks"].get(n)) else
+        cells = "".join(f"{c['value']:>9.3f}{' ' if c['passed'] else '!'}" if (c := entry["checks"].get(n)) else
                         f"{'-':>10}" for n in CHECK_LABELS)
         dose = entry["checks"].get("dose_response")
         half = dose["detail"]["half_visibility"] if dose else None
@@ -121,6 +121,6 @@ def battery_lines(judge: str, table: dict[str, dict[str, Any]]) -> list[str]:
         failing = {t: e["checks"][name] for t, e in table.items()
                    if name in e["checks"] and not e["checks"][name]["passed"]}
         if failing:
-            values = ", ".join(f"{t} {c['value']:.2f}" for t, c in failing.items())
+            values = ", ".join(f"{t} {c['value']:.3f}" for t, c in failing.items())  # 3 decimals: 0.599 < 0.6
             lines.append(f"  {label} (bar {next(iter(failing.values()))['bar']}) failed on {len(failing)}: {values}")
     return lines
