@@ -86,7 +86,7 @@ def check_judges(trojans: Any = None, *, judges: Any = ("concept", "appearance")
     from .config import TrojanSuite, load_trojan_suite
     from .errors import ConfigError
     from .judges import get_judge
-    from .models import load_model
+    from .models import LoadedModel, load_model
     from .params import Interval, require
     from .progress import make_progress
     from .tasks.rediscovery.battery import judge_battery
@@ -96,7 +96,7 @@ def check_judges(trojans: Any = None, *, judges: Any = ("concept", "appearance")
     judges = [get_judge(name) for name in ([judges] if isinstance(judges, str) else judges)]
     if not judges:
         raise ConfigError("check_judges needs at least one judge (e.g. judges=['concept']; see trojanbench ls judges).")
-    loaded = model if hasattr(model, "sha256") else load_model(model)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
     check_world_classifier(loaded)
     suite = trojans if isinstance(trojans, TrojanSuite) else (
         load_trojan_suite(trojans, OBJECT_CLASSES) if trojans is not None else trojans_of(loaded))

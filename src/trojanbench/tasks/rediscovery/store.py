@@ -90,10 +90,10 @@ CREATE TABLE IF NOT EXISTS battery (
     def battery_keys(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT key FROM battery")}
 
-    def battery(self, keys: set[str] | None = None) -> dict[tuple[str, str, int], list[dict]]:
-        """``{(judge, trojan, seed): checks}``, the newest of each (only those of ``keys``, if given)."""
-        rows = self.db.execute("SELECT key, judge, trojan, seed, checks FROM battery ORDER BY finished")
-        return {(r[1], r[2], r[3]): json.loads(r[4]) for r in rows if keys is None or r[0] in keys}
+    def battery(self) -> dict[tuple[str, str, int], list[dict]]:
+        """``{(judge, trojan, seed): checks}``, the newest of each."""
+        rows = self.db.execute("SELECT judge, trojan, seed, checks FROM battery ORDER BY finished")
+        return {(r[0], r[1], r[2]): json.loads(r[3]) for r in rows}
 
     def rediscovery_images(self, model_sha256: str) -> dict[tuple[str, str, int], CellRow]:
         """``{(method, trojan, seed): row}`` of finished rediscovery cells with images, from runs on the model
