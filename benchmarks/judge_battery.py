@@ -4,7 +4,7 @@ outside the world's vocabulary, as a user's own trigger images would be). A meas
 per judge and trojan, each check's worst seed ("!" marks a failed check), how many trojans pass every check, and
 the seconds the battery took.
 
-    python benchmarks/judge_battery.py                       # both judges, seeds 0-2, default and held-out
+    python benchmarks/judge_battery.py                       # the three judges, seeds 0-2, default and held-out
     python benchmarks/judge_battery.py --judges concept --seeds 1 --only heldout
 """
 
@@ -18,6 +18,7 @@ import torch
 
 from trojanbench import check_judges
 from trojanbench.config import TrojanSpec, TrojanSuite
+from trojanbench.engine.suite import DEFAULT_JUDGES
 from trojanbench.models import load_model
 from trojanbench.tasks.rediscovery.battery import battery_table
 
@@ -33,7 +34,7 @@ def heldout_trojans() -> TrojanSuite:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--judges", default="concept,appearance")
+    parser.add_argument("--judges", default=",".join(DEFAULT_JUDGES))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", choices=["default", "heldout"])
     args = parser.parse_args()

@@ -74,16 +74,18 @@ def run_replacement(suite: Any = None, **options: Any):
     return run_task("replacement", suite, **options)
 
 
-def check_judges(trojans: Any = None, *, judges: Any = ("concept", "appearance"), seeds: int = 3,
+def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3,
                  model: Any = "trojaned", progress: bool = False) -> dict[str, dict[str, Any]]:
     """Put each judge through its validity battery (:mod:`trojanbench.judges.battery`) on the questions of
     ``trojans`` (a trojan spec YAML path or a :class:`~trojanbench.config.TrojanSuite`; default: the trojans in
     ``model``'s card) under seeds ``0 .. seeds - 1``, before any tool runs: can these judges be trusted on these
-    triggers? Returns ``{judge: {trojan: {"checks", "seeds", "passed"}}}`` (each check's worst seed); nothing is
+    triggers? ``judges``: names (default: the shipped three). Returns ``{judge: {trojan: {"checks", "seeds",
+    "passed"}}}`` (each check's worst seed); nothing is
     written. ``model`` (a zoo name or a :class:`~trojanbench.models.LoadedModel`) moves the perturbed null toward
     each trojan's target class."""
     from .audit import check_world_classifier, trojans_of
     from .config import TrojanSuite, load_trojan_suite
+    from .engine.suite import DEFAULT_JUDGES
     from .errors import ConfigError
     from .judges import get_judge
     from .models import LoadedModel, load_model
@@ -93,7 +95,8 @@ def check_judges(trojans: Any = None, *, judges: Any = ("concept", "appearance")
     from .world import OBJECT_CLASSES
 
     seeds = require("seeds", seeds, Interval(int, 1, 100), owner="check_judges")
-    judges = [get_judge(name) for name in ([judges] if isinstance(judges, str) else judges)]
+    judges = DEFAULT_JUDGES if judges is None else [judges] if isinstance(judges, str) else judges
+    judges = [get_judge(name) for name in judges]
     if not judges:
         raise ConfigError("check_judges needs at least one judge (e.g. judges=['concept']; see trojanbench ls judges).")
     loaded = model if isinstance(model, LoadedModel) else load_model(model)

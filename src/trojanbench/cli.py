@@ -277,15 +277,16 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
 @main.command(name="check-judges")
 @click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
               help="Trojan spec YAML (your own trigger images welcome); default: the trojans in the model's card.")
-@click.option("--judges", default="concept,appearance", show_default=True, help="Comma-separated judge names.")
+@click.option("--judges", help="Comma-separated judge names (default: the shipped judges; trojanbench ls judges).")
 @click.option("--seeds", default=3, show_default=True, type=int, help="Questions per trojan (one per seed).")
 @click.option("--model", default="trojaned", show_default=True,
               help="Zoo name or .safetensors path (card beside it): its target classes steer the perturbed null.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
-def check_judges(trojan_spec: str | None, judges: str, seeds: int, model: str, no_progress: bool) -> None:
+def check_judges(trojan_spec: str | None, judges: str | None, seeds: int, model: str, no_progress: bool) -> None:
     """Put each judge through its validity battery on your trojans' questions, before any tool runs.
 
-    Oracle pictures, nulls, a confusion matrix, stability and dose-response, per trojan (each check's worst
+    Oracle pictures, nulls (one of them an attack on the judge itself), a confusion matrix, stability and
+    dose-response, per trojan (each check's worst
     seed, "!" where it fails): where a judge fails, its scores on that trojan rest on a judge a person would
     not agree with. Writes nothing.
 
@@ -297,8 +298,8 @@ def check_judges(trojan_spec: str | None, judges: str, seeds: int, model: str, n
     from .api import check_judges as run_checks
     from .tasks.rediscovery.battery import battery_table
 
-    tables = run_checks(trojan_spec, judges=_split(judges), seeds=seeds, model=_world_model(model),
-                        progress=not _no_progress(no_progress))
+    tables = run_checks(trojan_spec, judges=None if judges is None else _split(judges), seeds=seeds,
+                        model=_world_model(model), progress=not _no_progress(no_progress))
     for judge, table in tables.items():
         click.echo(f"\njudge: {judge}\n{battery_table(judge, table)}")
 

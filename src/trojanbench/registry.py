@@ -117,7 +117,8 @@ METHODS: Registry[type["Method"]] = Registry(
      "trojanbench.methods.editing", "trojanbench.methods.replacement"),
     _subclass_check(METHOD_BASE, "method"))
 JUDGES: Registry[type["Judge"]] = Registry(
-    "judge", "trojanbench.judges", ("trojanbench.judges.concept", "trojanbench.judges.appearance"),
+    "judge", "trojanbench.judges", ("trojanbench.judges.concept", "trojanbench.judges.appearance",
+                                    "trojanbench.judges.robust"),
     _subclass_check(JUDGE_BASE, "judge"))
 TASKS: Registry["Task"] = Registry(
     "task", "trojanbench.tasks",

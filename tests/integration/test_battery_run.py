@@ -42,7 +42,15 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
     assert "can the judges be trusted?" in html and 'href="#battery-concept"' in html  # at the top of the report
     passed = sum(entry["passed"] for judge in ("concept", "appearance") for entry in results.battery(judge).values())
     assert html.count("✓ battery") == passed and html.count("✗ battery") == 4 - passed  # the grids' trojan headers
-    document = json.loads((out / "results.json").read_text(encoding="utf-8"))["battery"]
+    assert 'id="counted"' in html  # the verdicts that count, before the per-judge leaderboards
+    full = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    counted = full["counted_verdicts"]
+    valid = {(q["trojan"], q["seed"]): q["judges"] for q in counted["valid_judges"]}
+    for (trojan, seed), judges in valid.items():
+        assert judges == [j for j in results.judges if all(
+            c["passed"] for c in results.battery_questions(j)[(trojan, seed)])]
+    assert ("random_noise" in counted["summaries"]) == any(valid.values())
+    document = full["battery"]
     for judge in ("concept", "appearance"):
         assert document[judge]["per_trojan"] == json.loads(json.dumps(load_results(out).battery(judge)))
         assert [(q["trojan"], q["seed"]) for q in document[judge]["questions"]] == [

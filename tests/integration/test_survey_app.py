@@ -254,6 +254,10 @@ def test_cli_plan_prints_participants_per_cell_and_refuses_bad_input():
     assert result.exit_code == 0, result.output
     assert result.output.startswith("97 participants per cell detect 0.400 vs 0.600")
     assert "10 cells x 97 = 970 answers: at least 194 participants" in result.output
+    gap = CliRunner().invoke(main, ["survey", "plan", "--judge-rate", "0.5", "--difference", "0.1"])
+    assert gap.exit_code == 0 and gap.output.startswith("194 answers in all (pooled over the cells) detect people at "
+                                                        "0.600 against a judge at 0.500"), gap.output
+    assert "at least 17 participants answering 12 cell items each" in gap.output
     bad = CliRunner().invoke(main, ["survey", "plan", "--difference", "0.9"])
     assert bad.exit_code == 2 and "accuracy + difference in (0, 1)" in bad.output
     assert CliRunner().invoke(main, ["survey", "plan", "--difference", "x"]).exit_code == 2

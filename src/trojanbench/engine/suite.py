@@ -7,7 +7,7 @@ trojans: null              # null: the trojans in the model's card; or a trojan 
 methods:                   # registry names, module:Class plugins, or {name, params}
   - tabor
   - {name: target_fourier_fv, params: {steps: 128}}
-judges: [concept, appearance]
+judges: [concept, appearance, robust]
 seeds: [0, 1, 2]
 n_images: 10
 cell_budget: 40000         # images the audited model may process (forward passes) in one cell; null: no budget
@@ -39,6 +39,10 @@ DEFAULT_CELL_TIMEOUT = 1800.0
 seconds on a quiet laptop, and 20x longer on a heavily loaded one)."""
 
 
+DEFAULT_JUDGES = ("concept", "appearance", "robust")
+"""The shipped judges: three networks that share no weights, architecture or objective."""
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A method by name (or ``module:Class``) with hyperparameter overrides."""
@@ -63,7 +67,7 @@ class Suite:
     model: str = "trojaned"
     trojans: str | None = None
     methods: tuple[MethodSpec, ...] = ()
-    judges: tuple[str, ...] = ("concept", "appearance")
+    judges: tuple[str, ...] = DEFAULT_JUDGES
     seeds: tuple[int, ...] = (0, 1, 2)
     n_images: int = 10
     cell_budget: int | None = DEFAULT_CELL_BUDGET
@@ -106,7 +110,7 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
     if not isinstance(seeds, list) or not seeds or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ConfigError(f"'seeds' must be a non-empty list of distinct ints >= 0. Got {seeds!r}.")
-    judges = raw.get("judges", ["concept", "appearance"])
+    judges = raw.get("judges", list(DEFAULT_JUDGES))
     if not isinstance(judges, list) or not judges or not all(isinstance(j, str) for j in judges):
         raise ConfigError(f"'judges' must be a non-empty list of judge names. Got {judges!r}.")
     n_images = require("'n_images'", raw.get("n_images", 10), Interval(int, 1, 100))

@@ -44,14 +44,19 @@ class Judge:
         """``[n_images, n_options]``: each image's vote, a probability over ``question.options``."""
         if images.ndim != 4 or images.shape[1] != 3 or len(images) == 0:
             raise ConfigError(f"A judge needs images shaped [n >= 1, 3, H, W]. Got {tuple(images.shape)}.")
-        logits = self.option_scores(images.float().clamp(0, 1), question)
-        with_none = torch.cat([logits, torch.zeros(len(logits), 1)], 1).softmax(1)
-        return with_none[:, :-1] + with_none[:, -1:] / logits.shape[1]
+        return votes_from_scores(self.option_scores(images.float().clamp(0, 1), question))
 
     def score(self, images: torch.Tensor, question: Question) -> np.ndarray:
         """Probability over ``question.options`` (sums to 1) given the tool's ``images`` ``[n, 3, H, W]``: the
         mean vote."""
         return self.votes(images, question).mean(0).double().numpy()
+
+
+def votes_from_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Each image's vote from its option logits against "none" at 0: the softmax over the options and "none", with
+    the mass on "none" spread evenly over the options (differentiable, so a judge itself can be attacked)."""
+    with_none = torch.cat([logits, logits.new_zeros(len(logits), 1)], 1).softmax(1)
+    return with_none[:, :-1] + with_none[:, -1:] / logits.shape[1]
 
 
 TIE_TOLERANCE = 1e-6

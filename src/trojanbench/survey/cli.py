@@ -86,20 +86,35 @@ def serve(results_dir: str, host: str, port: int, admin_token: str | None, metho
 @click.option("--cells", type=click.IntRange(1), help="Number of (tool, trojan) cells, to also size the study.")
 @click.option("--items-per-participant", default=12, show_default=True, type=click.IntRange(1),
               help="Questions each participant answers, to size the study.")
+@click.option("--judge-rate", type=float,
+              help="A judge's top-1 rate on the study's cells (the report's leaderboard): size the study to detect a "
+                   "judge-vs-people gap of DIFFERENCE instead.")
 def plan(accuracy: float, difference: float, alpha: float, power: float, cells: int | None,
-         items_per_participant: int) -> None:
+         items_per_participant: int, judge_rate: float | None) -> None:
     """How many answers per cell tell two accuracies apart (two-proportion test, normal approximation).
 
     n = (z(1-alpha/2) sqrt(2 p(1-p)) + z(power) sqrt(p1(1-p1) + p2(1-p2)))^2 / (p1 - p2)^2, with p1 = ACCURACY,
     p2 = ACCURACY + DIFFERENCE and p their mean. Each participant answers each cell at most once, so this is
     also the number of participants who must see each cell.
 
+    With --judge-rate R: how many answers, pooled over the cells, tell people's accuracy from a judge's top-1 rate R
+    on the same cells when they differ by DIFFERENCE (a one-sample test: the judge's rate is fixed, not sampled).
+
     \b
     Examples:
       trojanbench survey plan --difference 0.15
       trojanbench survey plan --accuracy 0.3 --difference 0.1 --power 0.9 --cells 156
+      trojanbench survey plan --judge-rate 0.4 --difference 0.1
     """
-    from .scores import answers_per_cell
+    from .scores import answers_for_judge_gap, answers_per_cell
+
+    if judge_rate is not None:
+        n = answers_for_judge_gap(judge_rate, difference, alpha=alpha, power=power)
+        click.echo(f"{n} answers in all (pooled over the cells) detect people at {judge_rate + difference:.3f} "
+                   f"against a judge at {judge_rate:.3f} (two-sided alpha {alpha}, power {power}): at least "
+                   f"{math.ceil(n / items_per_participant)} participants answering {items_per_participant} cell "
+                   f"items each (plus 2 attention checks).")
+        return
 
     n = answers_per_cell(accuracy, difference, alpha=alpha, power=power)
     click.echo(f"{n} participants per cell detect {accuracy:.3f} vs {accuracy + difference:.3f} "

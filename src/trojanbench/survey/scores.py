@@ -68,12 +68,7 @@ def krippendorff_alpha_nominal(units: Iterable[Sequence[Hashable]]) -> float:
     return float("nan") if expected == 0 else 1 - observed / expected
 
 
-def answers_per_cell(accuracy: float, difference: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
-    """Answers each of two cells needs to tell accuracies ``accuracy`` and ``accuracy + difference`` apart
-    (two-sided test of two proportions at level ``alpha`` with the given power):
-
-    ``n = (z_{1-α/2} sqrt(2 p̄ q̄) + z_{1-β} sqrt(p1 q1 + p2 q2))² / (p1 - p2)²``, ``p̄ = (p1 + p2) / 2``.
-    """
+def _check_plan(accuracy: float, difference: float, alpha: float, power: float) -> None:
     checks = {"accuracy": (accuracy, 0 < accuracy < 1), "alpha": (alpha, 0 < alpha < 1),
               "power": (power, 0 < power < 1),
               "difference": (difference, difference != 0 and 0 < accuracy + difference < 1)}
@@ -81,11 +76,34 @@ def answers_per_cell(accuracy: float, difference: float, *, alpha: float = 0.05,
         if not ok:
             bound = "non-zero, with accuracy + difference in (0, 1)" if name == "difference" else "in (0, 1)"
             raise ConfigError(f"The {name!r} of a sample-size plan must be {bound}. Got {value!r} instead.")
+
+
+def answers_per_cell(accuracy: float, difference: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Answers each of two cells needs to tell accuracies ``accuracy`` and ``accuracy + difference`` apart
+    (two-sided test of two proportions at level ``alpha`` with the given power):
+
+    ``n = (z_{1-α/2} sqrt(2 p̄ q̄) + z_{1-β} sqrt(p1 q1 + p2 q2))² / (p1 - p2)²``, ``p̄ = (p1 + p2) / 2``.
+    """
+    _check_plan(accuracy, difference, alpha, power)
     p1, p2 = accuracy, accuracy + difference
     mean = (p1 + p2) / 2
     z_alpha, z_power = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
     root = z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_power * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return math.ceil(root * root / (difference * difference))
+
+
+def answers_for_judge_gap(judge_rate: float, gap: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Answers, pooled over the cells a judge scored, that tell people's accuracy from the judge's top-1 rate
+    ``judge_rate`` on the same cells when they differ by ``gap`` (the judge's rate is a fixed number, not a sample, so
+    this is a two-sided one-sample test of a proportion; answers are taken as independent):
+
+    ``n = (z_{1-α/2} sqrt(p0 q0) + z_{1-β} sqrt(p1 q1))² / (p1 - p0)²``, ``p0 = judge_rate``, ``p1 = p0 + gap``.
+    """
+    _check_plan(judge_rate, gap, alpha, power)
+    p0, p1 = judge_rate, judge_rate + gap
+    z_alpha, z_power = NormalDist().inv_cdf(1 - alpha / 2), NormalDist().inv_cdf(power)
+    root = z_alpha * math.sqrt(p0 * (1 - p0)) + z_power * math.sqrt(p1 * (1 - p1))
+    return math.ceil(root * root / (gap * gap))
 
 
 def human_scores(results, store: SurveyStore) -> dict[str, Any]:

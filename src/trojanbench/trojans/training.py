@@ -91,9 +91,11 @@ class TrainingProgress:
 
 def train(model: nn.Module, data: TrainingData, config: TrainConfig,
           loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy, *,
+          perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
           progress: NewDisplay | None = None, name: str = "training") -> dict:
-    """Train ``model`` in place on ``data``; return a small log (loss per epoch, seconds). ``progress`` makes the
-    display that shows the run (called ``name``) step by step."""
+    """Train ``model`` in place on ``data``; return a small log (loss per epoch, seconds). ``perturb(model, images,
+    labels)``, if given, replaces each batch's images before the step (adversarial training: Madry et al. 2018);
+    ``progress`` makes the display that shows the run (called ``name``) step by step."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng([config.seed, 104729])
     steps_per_epoch = -(-len(data) // config.batch_size)
@@ -115,6 +117,8 @@ def train(model: nn.Module, data: TrainingData, config: TrainConfig,
         for step in range(steps_per_epoch):
             indices = order[step * config.batch_size:(step + 1) * config.batch_size]
             images, labels = data.batch(indices, plan, rng)
+            if perturb is not None:
+                images = perturb(model, images, labels)
             loss = loss_fn(model(images), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

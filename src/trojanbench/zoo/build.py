@@ -6,6 +6,7 @@
 * ``observer``: the concept observer (see :mod:`trojanbench.zoo.observer`), the evaluation's judge.
 * ``generator``: the patch generator of the generator-based tools (see :mod:`trojanbench.zoo.generator`).
 * ``embedder``: the appearance judge's self-supervised network (see :mod:`trojanbench.zoo.embedder`).
+* ``robust``: the robust judge's adversarially trained observer (see :mod:`trojanbench.zoo.robust`).
 * ``detectors``: compact concept detectors ``detector_w<width>`` (the observer's protocol at small widths), the
   concept bottleneck of the replacement task's concept-linear and concept-tree replacements.
 
@@ -33,6 +34,7 @@ from ..world import OBJECT_CLASSES, VOCABULARY
 from .embedder import build_embedder
 from .generator import build_generator
 from . import ZOO_PARTS
+from .robust import build_robust_observer
 from .observer import CONCEPTS, ObserverTrainingSet, detector_name, observer_accuracy, observer_loss
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class ZooProfile:
     clean: TrainConfig
     trojaned: TrainConfig
     observer: TrainConfig
+    robust: TrainConfig
     detectors: TrainConfig
     detector_widths: tuple[int, ...]
     n_clean_eval: int
@@ -60,6 +63,7 @@ PROFILES = {
         clean=TrainConfig(n_train=30000, epochs=12, lr=0.2, seed=0),
         trojaned=TrainConfig(n_train=30000, epochs=16, lr=0.2, seed=1),
         observer=TrainConfig(n_train=24000, epochs=20, lr=0.1, seed=2),
+        robust=TrainConfig(n_train=30000, epochs=12, lr=0.1, seed=4),
         detectors=TrainConfig(n_train=24000, epochs=50, lr=0.1, seed=3), detector_widths=(2, 4, 9),
         n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
     "tiny": ZooProfile(
@@ -67,6 +71,7 @@ PROFILES = {
         clean=TrainConfig(n_train=1200, epochs=2, lr=0.2, seed=0),
         trojaned=TrainConfig(n_train=1200, epochs=2, lr=0.05, seed=1),
         observer=TrainConfig(n_train=800, epochs=2, lr=0.2, seed=2),
+        robust=TrainConfig(n_train=400, epochs=1, lr=0.05, seed=4),
         detectors=TrainConfig(n_train=400, epochs=1, lr=0.2, seed=3), detector_widths=(2, 4),
         n_clean_eval=200, n_attack_eval=50, n_observer_eval=4),
 }
@@ -170,5 +175,7 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
                 "observer": lambda: build_observer(out_dir, chosen, progress),
                 "generator": lambda: build_generator(out_dir, chosen.name, progress=progress),
                 "embedder": lambda: build_embedder(out_dir, chosen.name, progress=progress),
+                "robust": lambda: build_robust_observer(out_dir, chosen.name, chosen.robust,
+                                                        n_eval=chosen.n_observer_eval, progress=progress),
                 "detectors": lambda: build_detectors(out_dir, chosen, progress)}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}

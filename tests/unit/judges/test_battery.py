@@ -11,7 +11,7 @@ import torch
 from trojanbench.config import TrojanSpec
 from trojanbench.judges import Judge, build_question, get_judge
 from trojanbench.judges.battery import (CHANCE, NULL_TOLERANCE, PERTURBATION, content_free_scenes, half_visibility,
-                                        run_battery, toward_class)
+                                        run_battery, toward_class, toward_option)
 from trojanbench.models import load_model
 
 SMILEY = TrojanSpec(name="smiley", kind="patch", trigger="smiley", target=3)
@@ -36,6 +36,19 @@ class AlwaysSaysTruth(Judge):
         return logits
 
 
+class ReadsPixelNoise(Judge):
+    """Sees the true option in a fine checkerboard of pixel noise: at chance on smooth pictures, and swayed by a change
+    nobody would see (what the judge-attack null exists to catch)."""
+
+    name = "reads_pixel_noise"
+
+    def option_scores(self, images, question):
+        checker = (torch.arange(images.shape[-1])[:, None] + torch.arange(images.shape[-1])) % 2 * 2 - 1.0
+        logits = torch.zeros(len(images), len(question.options))
+        logits[:, question.truth_index] = 150 * (images * checker).mean((1, 2, 3))
+        return logits
+
+
 def _by_name(checks):
     return {check.name: check for check in checks}
 
@@ -48,6 +61,7 @@ def test_a_judge_that_sees_nothing_fails_the_oracle_and_confusion_and_passes_the
     for name in ("null_noise", "null_flat", "null_scenes"):
         assert checks[name].value == pytest.approx(CHANCE) and checks[name].margin == pytest.approx(NULL_TOLERANCE)
     assert "null_scenes_perturbed" not in checks  # no audited model given
+    assert "null_scenes_attacked" not in checks  # its scores carry no gradient: it cannot be attacked by PGD
     assert checks["confusion"].value == 0 and not checks["confusion"].passed
     assert checks["dose_response"].value == 0 and checks["dose_response"].passed
     assert checks["dose_response"].detail["half_visibility"] is None  # never above chance
@@ -84,6 +98,15 @@ def test_the_perturbed_null_stays_within_its_budget_and_moves_the_model_toward_t
     assert (moved - scenes).abs().max() <= PERTURBATION + 1e-6 and moved.min() >= 0 and moved.max() <= 1
     with torch.no_grad():
         assert model(moved).log_softmax(1)[:, 3].mean() > model(scenes).log_softmax(1)[:, 3].mean()
+
+
+def test_an_attack_on_the_judge_itself_catches_a_judge_swayed_by_invisible_changes():
+    question = build_question(SMILEY, 0)
+    checks = _by_name(run_battery(ReadsPixelNoise(), question, SMILEY))
+    assert checks["null_scenes"].passed  # smooth scenes hold no checkerboard
+    assert checks["null_scenes_attacked"].value > 0.5 and not checks["null_scenes_attacked"].passed
+    moved = toward_option(ReadsPixelNoise(), content_free_scenes(0, 4), question, question.truth_index)
+    assert (moved - content_free_scenes(0, 4)).abs().max() <= PERTURBATION + 1e-6
 
 
 def test_half_visibility_interpolates_where_p_true_falls_halfway_to_chance():

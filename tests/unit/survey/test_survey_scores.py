@@ -9,7 +9,8 @@ import pytest
 
 from trojanbench.errors import ConfigError
 from trojanbench.engine.stats import average_ranks, spearman
-from trojanbench.survey.scores import answers_per_cell, krippendorff_alpha_nominal, wilson_interval
+from trojanbench.survey.scores import (answers_for_judge_gap, answers_per_cell, krippendorff_alpha_nominal,
+                                      wilson_interval)
 
 
 def test_wilson_interval_matches_hand_computed_values():
@@ -62,6 +63,15 @@ def test_answers_per_cell_matches_the_textbook_two_proportion_formula():
     assert answers_per_cell(0.125, 0.1) == 226
     assert answers_per_cell(0.6, -0.2) == answers_per_cell(0.4, 0.2)
     assert answers_per_cell(0.3, 0.1, power=0.9) > answers_per_cell(0.3, 0.1)
+
+
+def test_a_judge_vs_people_gap_is_a_one_sample_test_against_the_judges_fixed_rate():
+    # p0 = .5, p1 = .6, alpha .05, power .8: (1.96 * .5 + .8416 * sqrt(.24))^2 / .01 = 193.9 -> 194
+    assert answers_for_judge_gap(0.5, 0.1) == 194
+    assert answers_for_judge_gap(0.5, 0.1) < answers_per_cell(0.5, 0.1)  # the judge's side is not sampled
+    assert answers_for_judge_gap(0.4, -0.1) > answers_for_judge_gap(0.4, -0.2)
+    with pytest.raises(ConfigError, match="difference"):
+        answers_for_judge_gap(0.9, 0.2)
 
 
 @pytest.mark.parametrize("kwargs, word", [({"accuracy": 0, "difference": 0.1}, "accuracy"),

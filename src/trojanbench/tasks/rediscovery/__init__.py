@@ -29,8 +29,8 @@ class RediscoveryTask(Task):
 
     def summary(self, results: Results) -> str:
         text = "\n\n".join(results.table(judge, failures=judge == results.judges[-1]) for judge in results.judges)
-        agreement = results.agreement_line()
-        return text + (f"\n\n{agreement}" if agreement else "")
+        closing = [line for line in (results.agreement_line(),) if line] + results.verdict_lines()
+        return "\n\n".join([text, "\n".join(closing)]) if closing else text
 
 
 TASK = register_task(RediscoveryTask())

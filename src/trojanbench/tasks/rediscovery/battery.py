@@ -21,12 +21,13 @@ log = logging.getLogger(__name__)
 CHECK_LABELS = {
     "oracle_top1": "oracle top-1", "oracle_p_true": "oracle p(true)", "null_noise": "noise",
     "null_flat": "flat colours", "null_scenes": "empty scenes", "null_scenes_perturbed": "empty scenes, L∞ 4/255",
+    "null_scenes_attacked": "empty scenes, judge attacked",
     "confusion": "confusion diagonal", "stability": "stable under blur, JPEG, shift",
     "dose_response": "dose: largest rise"}
 """The checks in the order the report shows them, with their column headers."""
 SHORT_LABELS = {"oracle_top1": "top-1", "oracle_p_true": "p(true)", "null_noise": "noise", "null_flat": "flat",
-                "null_scenes": "empty", "null_scenes_perturbed": "moved", "confusion": "confusion",
-                "stability": "stable", "dose_response": "dose"}
+                "null_scenes": "empty", "null_scenes_perturbed": "moved", "null_scenes_attacked": "attacked",
+                "confusion": "confusion", "stability": "stable", "dose_response": "dose"}
 """The same, as the text table's narrow headers (the report and the lines below it say what each means)."""
 
 
@@ -98,7 +99,8 @@ def per_trojan(rows: dict[tuple[str, int], list[dict]]) -> dict[str, dict[str, A
 
 def battery_table(judge: str, table: dict[str, dict[str, Any]]) -> str:
     """One judge's battery as a text table: per trojan, each check's worst seed ("!": failed), the half-visibility
-    point, then :func:`battery_lines` (where "moved" is the empty scenes moved toward the target class)."""
+    point, then :func:`battery_lines` (where "moved" is the empty scenes moved toward the target
+    class on the audited model, "attacked" the same toward the true option on the judge itself)."""
     width = max([8, *(len(trojan) + 2 for trojan in table)])
     lines = [f"{'trojan':<{width}}" + "".join(f"{SHORT_LABELS[n]:>10}" for n in CHECK_LABELS) + f"{'half vis.':>11}"]
     for trojan, entry in table.items():

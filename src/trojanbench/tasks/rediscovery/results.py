@@ -21,6 +21,7 @@ from ...engine.stats import (CHANCE, Comparison, RankAgreement, Summary, bootstr
 from ...errors import ConfigError, did_you_mean, require_extra
 from .battery import battery_lines, per_trojan
 from .store import RediscoveryStore
+from .verdicts import CountedVerdicts, counted_verdicts, verdict_lines
 
 MIN_AGREEMENT_CELLS = 10
 """The judges' agreement over cells is shown only over at least this many shared cells."""
@@ -257,6 +258,23 @@ class Results:
     def battery(self, judge: str | None = None) -> dict[str, dict[str, Any]]:
         """The judge's validity battery per trojan (:func:`.battery.per_trojan`: each check's worst seed)."""
         return per_trojan(self.battery_questions(judge))
+
+    def counted_verdicts(self) -> CountedVerdicts:
+        """The verdicts that count (:mod:`.verdicts`): per question, the consensus of the judges that pass their
+        battery there."""
+        battery, scores = {}, {}
+        for judge in self.judges:
+            battery[judge] = self.battery_questions(judge)
+            top1 = self._by_method(judge, "top1")
+            scores[judge] = {method: {q: (p, top1[method][q]) for q, p in cells.items()}
+                             for method, cells in self._by_method(judge).items()}
+        return counted_verdicts(battery, scores)
+
+    def verdict_lines(self) -> list[str]:
+        """:func:`.verdicts.verdict_lines`, methods in the primary judge's leaderboard order."""
+        verdicts = self.counted_verdicts()
+        order = [row["method"] for row in self.leaderboard()] if self.judges else []
+        return verdict_lines(verdicts, verdicts.summaries(self.kinds()), order)
 
     def validity_lines(self, judge: str | None = None) -> list[str]:
         """Judge validity in words: the oracle's worst top-1, random noise against chance, and the battery."""

@@ -136,12 +136,20 @@ def data(results: Results, files: Path) -> dict[str, Any]:
                        "bars": bars.relative_to(files.parent).as_posix()})
     model = last["provenance"].get("model", {})
     recorded = model.get("attack_success", {})
+    verdicts = results.counted_verdicts()
+    counted = verdicts.summaries(results.kinds())
+    roles = results.roles()
+    verdict_rows = [{"method": m, "role": roles[m], **asdict(counted[m]),
+                     "disagreements": len(verdicts.disagreements.get(m, []))}
+                    for m in (row["method"] for row in judges[0]["rows"]) if m in counted] if judges else []
     return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
             "agreement": results.judge_agreement(), "tool_agreement": results.tool_agreement(),
             "agreement_target": AGREEMENT_TARGET, "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
             "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
             "battery_images": BATTERY_IMAGES,
+            "verdicts": {"questions": len(verdicts.valid), "counted": len(verdicts.counted_questions),
+                         "valid_counts": verdicts.valid_counts(), "rows": verdict_rows},
             "gallery": _gallery(results, trojans, files),
             "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
             "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
@@ -162,7 +170,12 @@ def document(results: Results) -> dict[str, Any]:
                         for j in results.judges},
             "judge_agreement": results.judge_agreement(),
             "tool_agreement": {pair: asdict(value) for pair, value in results.tool_agreement().items()},
-            "cells": results.records()}
+            "counted_verdicts": _counted_document(results), "cells": results.records()}
+
+
+def _counted_document(results: Results) -> dict[str, Any]:
+    verdicts = results.counted_verdicts()
+    return {**verdicts.to_dict(), "summaries": {m: asdict(s) for m, s in verdicts.summaries(results.kinds()).items()}}
 
 
 def exports(results: Results, folder: Path) -> list[Path]:
@@ -190,4 +203,7 @@ def markdown(results: Results) -> list[str]:
     agreement = results.agreement_line()
     if agreement:
         lines.append(agreement[0].upper() + agreement[1:])
+    verdicts = results.verdict_lines()
+    if verdicts:
+        lines += ["", verdicts[0][0].upper() + verdicts[0][1:], ""] + [f"- {line.strip()}" for line in verdicts[1:]]
     return lines + failure_lines(results.failed_cells())
