@@ -9,7 +9,7 @@ from trojanbench.models import ZOO_DIR, file_sha256, load_model, read_card
 from trojanbench.trojans import attack_success, clean_accuracy
 
 DETECTORS = ("detector_w2", "detector_w4", "detector_w9")
-SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", *DETECTORS)
+SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", "robust", *DETECTORS)
 
 
 def test_the_whole_zoo_ships_with_the_package():
