@@ -5,8 +5,7 @@ architecture or objective with the concept observer. Each image is cut into wind
 (the whole image and 3 x 3 half-side windows; smaller windows made look-alike textures such as elephant
 skin and pebbles indistinguishable in the judge-validity check). Each option is a bank of
 embedded windows: those of :data:`BANK_VIEWS` held-out pictures of the option shown the way a trigger of
-its kind appears (pasted on, imposed on or present in scenes) that look more like the option alone than like
-"nothing" (a window that misses a pasted icon shows only background), plus the option alone (a built-in concept
+its kind appears (pasted on, imposed on or present in scenes), plus the option alone (a built-in concept
 drawn as the embedder saw it in training, or the user's trigger image). "Nothing" is a fixed bank of
 windows of content-free pictures: plain scenes without icons or secondary objects, uniform noise and flat
 colours. A window's similarity to a bank is the mean cosine similarity of its :data:`NEIGHBOURS` nearest
@@ -95,18 +94,8 @@ class AppearanceJudge(Judge):
             prototype = torch.nn.functional.normalize(self.embedder(alone).mean(0), dim=0)
             return torch.cat([self.embedder(windows(in_context).flatten(0, 1)), prototype[None]])
 
-        bank = self._embedded("appearance-bank", compute, BANK_VIEWS * N_WINDOWS + 1,
+        return self._embedded("appearance-bank", compute, BANK_VIEWS * N_WINDOWS + 1,
                               in_context=in_context, alone=alone)
-        return self._showing_the_option(bank)
-
-    def _showing_the_option(self, bank: torch.Tensor) -> torch.Tensor:
-        """The members of ``bank`` (windows in context, then the prototype) that look more like the option alone
-        than like "nothing": a window of a scene that misses the pasted icon shows only background, and kept in the
-        bank it would make any plain scene evidence for the option. At least :data:`NEIGHBOURS` windows stay."""
-        in_context, prototype = bank[:-1], bank[-1]
-        margin = in_context @ prototype - _knn_similarity(in_context, self.nothing)
-        keep = (margin > 0) | (margin >= margin.topk(min(NEIGHBOURS, len(margin))).values[-1])
-        return torch.cat([in_context[keep], prototype[None]])
 
     @functools.cached_property
     def _weights(self) -> str:

@@ -34,17 +34,3 @@ def test_scores_are_identical_with_a_cold_a_warm_and_no_cache(tmp_path, monkeypa
     assert (cold_calls, warm_calls) == (1 + 1 + 2 * 2, 1)  # the images; "nothing"; two embeddings per option
     assert len(list(tmp_path.glob("appearance-bank-*.safetensors"))) == 2
 
-
-@torch.no_grad()
-def test_a_patch_options_bank_drops_the_windows_that_show_only_background():
-    from trojanbench.judges.appearance import BANK_VIEWS, N_WINDOWS, NEIGHBOURS, _knn_similarity
-
-    judge = AppearanceJudge()
-    for kind, option in (("patch", "smiley"), ("style", "jaguar")):
-        bank = judge._bank(kind, option)
-        prototype, kept = bank[-1], bank[:-1]
-        assert NEIGHBOURS <= len(kept) <= BANK_VIEWS * N_WINDOWS
-        margin = kept @ prototype - _knn_similarity(kept, judge.nothing)
-        assert (margin > 0).float().mean() >= 0.9  # what stays looks more like the option than like nothing
-        if kind == "patch":  # an icon covers a fraction of its scene: most half-side windows miss it
-            assert len(kept) < 0.8 * BANK_VIEWS * N_WINDOWS
