@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
-    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder", "detectors"}
+    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder", "robust", "detectors"}
     trojaned = read_card(tiny_zoo["trojaned"])
     names = default_trojan_suite().names()
     assert [t["name"] for t in trojaned["trojans"]] == names
