@@ -30,12 +30,13 @@ from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model
 from ..paths import writable_folder
 from ..trojans.training import NewDisplay, TrainConfig, train
-from ..world import OBJECT_CLASSES, VOCABULARY
+from ..world import OBJECT_CLASSES
 from .embedder import build_embedder
 from .generator import build_generator
 from . import ZOO_PARTS
 from .robust import build_robust_observer
-from .observer import CONCEPTS, ObserverTrainingSet, detector_name, observer_accuracy, observer_loss
+from .observer import (CONCEPTS, ObserverTrainingSet, detector_name, mean_accuracy_by_kind, observer_accuracy,
+                       observer_loss)
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +131,9 @@ def _build_concept_network(out_dir: Path, profile: ZooProfile, name: str, width:
     log.info("rendered %d concept examples for %s in %.1f s", len(data), name, time.perf_counter() - start)
     training_log = train(network, data, config, loss_fn=observer_loss, progress=progress, name=name)
     accuracy = observer_accuracy(network, n_per_concept=profile.n_observer_eval, size=config.image_size)
-    by_kind: dict[str, list[float]] = {}
-    for concept, value in accuracy.items():
-        by_kind.setdefault(VOCABULARY[concept].kind.value, []).append(value)
     card = {"name": name, "concepts": list(CONCEPTS), "multi_label": True,
             "concept_accuracy": accuracy,
-            "mean_accuracy_by_kind": {k: round(sum(v) / len(v), 4) for k, v in by_kind.items()},
+            "mean_accuracy_by_kind": mean_accuracy_by_kind(accuracy),
             "n_eval_images_per_concept": profile.n_observer_eval,
             "training": {"config": config.to_dict(), **training_log},
             **_provenance(profile, time.perf_counter() - start)}

@@ -148,3 +148,11 @@ def observer_accuracy(observer: nn.Module, *, n_per_concept: int = 40, seed: int
         picked = [CONCEPTS[columns[j]] for j in logits.argmax(1).tolist()]
         accuracy[name] = round(sum(p == name for p in picked) / n_per_concept, 4)
     return accuracy
+
+
+def mean_accuracy_by_kind(accuracy: dict[str, float]) -> dict[str, float]:
+    """Per kind of concept, the mean of :func:`observer_accuracy`'s per-concept values."""
+    by_kind: dict[str, list[float]] = {}
+    for concept, value in accuracy.items():
+        by_kind.setdefault(VOCABULARY[concept].kind.value, []).append(value)
+    return {k: round(sum(v) / len(v), 4) for k, v in by_kind.items()}

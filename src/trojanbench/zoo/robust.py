@@ -29,7 +29,7 @@ from ..adversarial import linf_pgd
 from ..models import save_checkpoint
 from ..trojans.training import NewDisplay, TrainConfig, train
 from ..world import VOCABULARY, ConceptKind
-from .observer import CONCEPTS, ObserverTrainingSet, held_out_examples, observer_accuracy
+from .observer import CONCEPTS, ObserverTrainingSet, held_out_examples, mean_accuracy_by_kind, observer_accuracy
 from .parts import load_part
 
 log = logging.getLogger(__name__)
@@ -142,14 +142,11 @@ def build_robust_observer(out_dir: Path, profile_name: str, config: TrainConfig,
                          progress=progress, name="robust")
     network.eval()
     accuracy = observer_accuracy(network, n_per_concept=n_eval, size=config.image_size)
-    by_kind: dict[str, list[float]] = {}
-    for concept, value in accuracy.items():
-        by_kind.setdefault(VOCABULARY[concept].kind.value, []).append(value)
     card = {"name": "robust", "kind": "adversarially_trained", "concepts": list(CONCEPTS),
             "outputs": list(CONCEPTS) + [f"none:{kind.value}" for kind in KINDS],
             "attack": {"norm": "linf", "epsilon": round(TRAIN_EPSILON, 6), "steps": TRAIN_STEPS},
             "concept_accuracy": accuracy,
-            "mean_accuracy_by_kind": {k: round(sum(v) / len(v), 4) for k, v in by_kind.items()},
+            "mean_accuracy_by_kind": mean_accuracy_by_kind(accuracy),
             "attacked_accuracy_by_kind_4_255": attacked_accuracy(network, epsilon=4 / 255,
                                                                  n_per_concept=max(2, n_eval // 4)),
             "n_eval_images_per_concept": n_eval, "profile": profile_name,
