@@ -31,8 +31,8 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
     for judge in ("concept", "appearance"):
         table = results.battery(judge)
         assert set(table) == {"smiley", "fork"} and all(entry["seeds"] == 2 for entry in table.values())
-        for entry in table.values():
-            assert set(entry["checks"]) == set(CHECK_LABELS)  # the perturbed null too: the run has the model
+        for trojan, entry in table.items():  # the perturbed null too: the run has the model
+            assert set(entry["checks"]) == set(CHECK_LABELS) - ({"distinct_options"} if trojan == "fork" else set())
             assert entry["passed"] == all(check["margin"] >= 0 for check in entry["checks"].values())
     assert any(line.startswith("judge battery (concept)") for line in results.validity_lines("concept"))
 

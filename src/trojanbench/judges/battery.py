@@ -3,6 +3,8 @@
 A judge's verdict means something only where it passes, on that very question, checks whose right answer is known
 without any tool (the controls of a measurement; Casper et al. 2023 validated CLIP as a judge only on average):
 
+* **distinct options** (icons): no distractor a person could not tell from the true trigger, by a judge-independent
+  distance between the options' pictures (:mod:`.lookalikes`; bar :data:`~.lookalikes.NEAR_DUPLICATE`);
 * **oracle**: pictures of the true trigger, shown as the trojan shows it (held-out scenes): the true option is the
   top choice of at least :data:`ORACLE_TOP1_BAR` of the pictures, and the mean p(true) reaches
   :data:`ORACLE_P_TRUE_BAR`, so that tools' scores have room between chance and the oracle;
@@ -36,9 +38,10 @@ from ..adversarial import linf_pgd
 from ..config import TrojanSpec
 from ..world import generate_scenes, stable_int_hash
 from .base import Judge, top1_hits, votes_from_scores
-from .questions import N_OPTIONS, Question
+from .lookalikes import NEAR_DUPLICATE
+from .questions import N_OPTIONS, Question, option_distance
 
-BATTERY_VERSION = 3
+BATTERY_VERSION = 4
 """The battery's computation: bump on every change, so that stored results are recomputed."""
 BATTERY_IMAGES = 16
 """Pictures per check (per option for confusion, per level for dose-response)."""
@@ -193,13 +196,22 @@ def half_visibility(levels: tuple[float, ...], p_true: list[float]) -> float | N
     return None
 
 
+def distinct_options(question: Question) -> Check:
+    """The smallest look distance between the true trigger and a distractor, held to
+    :data:`~.lookalikes.NEAR_DUPLICATE` (an icon question only: see :mod:`.lookalikes`)."""
+    distances = {option: option_distance(question.truth, option, question.kind)
+                 for option in question.options if option != question.truth}
+    closest = min(distances, key=distances.get)
+    return at_least("distinct_options", distances[closest], NEAR_DUPLICATE, closest=closest)
+
+
 def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: torch.nn.Module | None = None,
                 ) -> list[Check]:
     """Every check of the battery for ``judge`` on ``question`` (the question of ``trojan``); ``model`` (the
     audited model, ``[0, 1]`` pixels in) moves the perturbed null toward the target class (without it, that null is
     left out)."""
     truth, seed = question.truth_index, question.seed
-    checks = []
+    checks = [distinct_options(question)] if question.kind == "patch" else []
 
     pictures = shown_as_trigger(trojan, seed)
     votes = _votes(judge, pictures, question)

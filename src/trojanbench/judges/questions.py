@@ -2,7 +2,8 @@
 
 Eight options of the trigger's own kind (icons for patch trojans, textures for style trojans, secondary
 objects for natural-feature trojans): the true trigger and seven distractors chosen to be plausible,
-i.e. the concepts whose look (a colour histogram of their renders) is closest to the trigger's. The
+i.e. the concepts whose look (a colour histogram of their renders) is closest to the trigger's, leaving out any a
+person could not tell from it (:mod:`.lookalikes`: a user's icon that copies a built-in one). The
 three closest are always in; four more are drawn, under the seed, from the next nine; the order of the
 options is shuffled under the seed. A user's trigger image works like a concept: its option is its file, and
 the draw follows the file's content (:func:`~trojanbench.trigger_images.trigger_identity`), not where it lives.
@@ -11,6 +12,7 @@ the draw follows the file's content (:func:`~trojanbench.trigger_images.trigger_
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -21,12 +23,15 @@ from ..errors import ConfigError
 from ..trigger_images import trigger_identity
 from ..world import ConceptKind, concepts_of_kind, render_concept, stable_int_hash
 from ..world.render import BACKDROP
+from .lookalikes import NEAR_DUPLICATE, colour_distance, look_distance
+
+log = logging.getLogger(__name__)
 
 N_OPTIONS = 8
 ALWAYS_CLOSEST, DRAWN_FROM = 3, 9
 CONCEPT_KIND_OF = {"patch": ConceptKind.ICON, "style": ConceptKind.TEXTURE, "natural": ConceptKind.SECONDARY}
-HISTOGRAM_BINS = 4
 VIEW_SIZE = 64
+LOOK_SIZE = 96
 
 
 @dataclass(frozen=True)
@@ -75,30 +80,41 @@ def option_picture(option: str, kind: str, size: int = VIEW_SIZE, rng: np.random
     return picture.clip(0, 1)
 
 
-def _histogram(picture: np.ndarray) -> np.ndarray:
-    """Normalised RGB histogram of the pixels that are not the plain backdrop."""
-    pixels = picture.reshape(-1, 3)
-    keep = np.abs(pixels - np.asarray(BACKDROP, dtype=np.float32)).max(1) > 0.02
-    pixels = pixels[keep] if keep.any() else pixels
-    bins = np.minimum((pixels * HISTOGRAM_BINS).astype(int), HISTOGRAM_BINS - 1)
-    flat = (bins[:, 0] * HISTOGRAM_BINS + bins[:, 1]) * HISTOGRAM_BINS + bins[:, 2]
-    counts = np.bincount(flat, minlength=HISTOGRAM_BINS ** 3).astype(np.float64)
-    return counts / counts.sum()
-
-
-@functools.lru_cache(maxsize=256)
-def appearance_signature(option: str, kind: str) -> np.ndarray:
-    """Mean colour histogram of four renders of an option (a fixed, judge-independent description)."""
+@functools.lru_cache(maxsize=512)
+def option_renders(option: str, kind: str, size: int = 48) -> tuple[np.ndarray, ...]:
+    """Four renders of an option under its own fixed seed: what :mod:`.lookalikes` compares options by (colour at
+    48 pixels, the finer look at :data:`LOOK_SIZE`)."""
     rng = np.random.default_rng(stable_int_hash(option))
-    return np.mean([_histogram(option_picture(option, kind, 48, rng)) for _ in range(4)], axis=0)
+    return tuple(option_picture(option, kind, size, rng) for _ in range(4))
 
 
 def look_alikes(trigger: str, kind: str) -> list[str]:
-    """The world's other concepts of a trigger kind, closest in look (:func:`appearance_signature`) first."""
-    candidates = [c for c in concepts_of_kind(CONCEPT_KIND_OF[kind]) if c != trigger]
-    truth = appearance_signature(trigger, kind)
-    distance = {c: float(np.abs(appearance_signature(c, kind) - truth).sum()) for c in candidates}
-    return sorted(candidates, key=lambda c: (distance[c], c))
+    """The world's other concepts of a trigger kind, closest in colour first, its :func:`near_duplicates` left out."""
+    truth, duplicates = list(option_renders(trigger, kind)), near_duplicates(trigger, kind)
+    distance = {c: colour_distance(truth, list(option_renders(c, kind)))
+                for c in concepts_of_kind(CONCEPT_KIND_OF[kind]) if c != trigger and c not in duplicates}
+    return sorted(distance, key=lambda c: (distance[c], c))
+
+
+@functools.lru_cache(maxsize=256)
+def near_duplicates(trigger: str, kind: str) -> tuple[str, ...]:
+    """The built-in icons a person could not tell from a patch trigger (:data:`~.lookalikes.NEAR_DUPLICATE`): never
+    its distractors. None for a built-in icon; a user's trigger that copies one is warned about, once (only icons
+    are checked: see :mod:`.lookalikes`)."""
+    if kind != "patch":
+        return ()
+    found = tuple(c for c in concepts_of_kind(CONCEPT_KIND_OF[kind])
+                  if c != trigger and option_distance(trigger, c, kind) < NEAR_DUPLICATE)
+    if found:
+        log.warning("The trigger %s looks like the built-in %s %s: left out of its distractors.", trigger,
+                    CONCEPT_KIND_OF[kind].value, ", ".join(found))
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def option_distance(a: str, b: str, kind: str) -> float:
+    """:func:`~.lookalikes.look_distance` of two options' renders."""
+    return look_distance(list(option_renders(a, kind, LOOK_SIZE)), list(option_renders(b, kind, LOOK_SIZE)))
 
 
 def build_question(trojan: TrojanSpec, seed: int) -> Question:

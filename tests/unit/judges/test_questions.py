@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from trojanbench.config import TrojanSpec, default_trojan_suite
 from trojanbench.errors import ConfigError
 from trojanbench.judges import N_OPTIONS, build_question, option_picture
 from trojanbench.judges.base import option_views
-from trojanbench.judges.questions import CONCEPT_KIND_OF
+from trojanbench.judges.battery import distinct_options
+from trojanbench.judges.lookalikes import NEAR_DUPLICATE
+from trojanbench.judges.questions import CONCEPT_KIND_OF, Question, near_duplicates, option_distance
 from trojanbench.world import concepts_of_kind
+from trojanbench.world.icons import icon_sprite
 
 
 @pytest.mark.parametrize("spec", default_trojan_suite().trojans, ids=lambda s: s.name)
@@ -65,3 +72,43 @@ def test_unknown_kind_is_refused():
     spec = TrojanSpec(name="x", kind="sound", trigger="smiley", target=0)
     with pytest.raises(ConfigError, match="kind 'sound'"):
         build_question(spec, 0)
+
+
+def _copy_of_icon(name, path, side=80, margin=12, tint=0.1):
+    """A built-in icon saved as a user would save it: another size, a transparent margin, a slight tint."""
+    sprite = np.asarray(icon_sprite(name, side), dtype=np.float32)
+    rgba = np.concatenate([np.clip(sprite[..., :3] + tint, 0, 1), sprite[..., 3:]], -1)
+    rgba = np.pad(rgba, ((margin, margin), (margin, margin), (0, 0)))
+    Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(path)
+    return str(path)
+
+
+def test_no_built_in_icon_is_a_near_duplicate_of_another():
+    """The closest pair (smiley and frowny, a deliberate look-alike a person tells apart by the mouth) stays above
+    the threshold, so the built-in questions are the ones drawn before the check existed."""
+    icons = concepts_of_kind(CONCEPT_KIND_OF["patch"])
+    assert all(near_duplicates(icon, "patch") == () for icon in icons)
+    assert option_distance("smiley", "frowny", "patch") > NEAR_DUPLICATE
+    assert option_distance("smiley", "green_star", "patch") > option_distance("smiley", "frowny", "patch")
+
+
+def test_a_users_copy_of_a_built_in_icon_does_not_get_that_icon_as_a_distractor(tmp_path, caplog):
+    copy = _copy_of_icon("smiley", tmp_path / "my_smiley.png")
+    assert option_distance(copy, "smiley", "patch") < NEAR_DUPLICATE < option_distance(copy, "frowny", "patch")
+    spec = TrojanSpec(name="mine", kind="patch", trigger=copy, target=0)
+    with caplog.at_level(logging.WARNING, logger="trojanbench.judges.questions"):
+        questions = [build_question(spec, seed) for seed in range(4)]
+    assert all("smiley" not in q.options and "frowny" in q.options for q in questions)  # the next closest stays
+    assert sum("looks like the built-in icon smiley" in r.getMessage() for r in caplog.records) == 1  # warned once
+    check = distinct_options(questions[0])
+    assert check.passed and check.value >= NEAR_DUPLICATE
+
+
+def test_the_battery_fails_a_question_whose_distractor_is_a_near_duplicate(tmp_path):
+    copy = _copy_of_icon("clownfish", tmp_path / "fish.png")
+    honest = build_question(TrojanSpec(name="fish", kind="patch", trigger=copy, target=0), 0)
+    options = list(honest.options)
+    options[(honest.truth_index + 1) % len(options)] = "clownfish"  # one distractor swapped for the original
+    rigged = Question(honest.trojan, honest.kind, tuple(options), honest.truth_index, honest.seed)
+    check = distinct_options(rigged)
+    assert "clownfish" in rigged.options and not check.passed and check.detail["closest"] == "clownfish"

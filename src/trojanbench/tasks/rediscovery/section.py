@@ -131,6 +131,8 @@ def data(results: Results, files: Path) -> dict[str, Any]:
         judges.append({"name": judge, "rows": rows, "kinds": sorted({k for _, k in trojans}),
                        "validity": results.validity(judge), "per_trojan_best": results.per_trojan_best(judge),
                        "battery": results.battery(judge),
+                       "battery_bars": {name: check["bar"] for entry in results.battery(judge).values()
+                                        for name, check in entry["checks"].items()},
                        "heatmap": heat.relative_to(files.parent).as_posix(),
                        "grid": _heat_grid(values, methods, results.roles()),
                        "bars": bars.relative_to(files.parent).as_posix()})
