@@ -36,8 +36,13 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
             assert entry["passed"] == all(check["margin"] >= 0 for check in entry["checks"].values())
     assert any(line.startswith("judge battery (concept)") for line in results.validity_lines("concept"))
 
+    shown = [c for c in results.cells if c.seed == 0 and c.status == "ok" and c.image_file]
+    assert set(results.evidence) == {(c.key, j) for c in shown for j in ("appearance", "concept")}  # the gallery's
+
     write_report(out)
     html = (out / "report.html").read_text(encoding="utf-8")
+    thumbnails = sorted((out / "report_files" / "evidence").glob("*.png"))
+    assert len(thumbnails) == len(results.evidence) and html.count('<figure title="') == len(thumbnails)
     assert 'id="battery-concept"' in html and 'id="battery-appearance"' in html
     assert "can the judges be trusted?" in html and 'href="#battery-concept"' in html  # at the top of the report
     passed = sum(entry["passed"] for judge in ("concept", "appearance") for entry in results.battery(judge).values())

@@ -307,3 +307,9 @@ def test_the_report_gains_a_humans_section_only_when_answers_exist(served, resul
         assert f"{row['group']} {role} {row['n']} {row['accuracy']:.3f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" \
             in text
     assert f"Krippendorff's alpha (nominal) {scores['krippendorff_alpha']:.2f}" in text
+    for judge, agreement in scores["agreement"].items():  # calibration: people's accuracy against the judge's p(true)
+        gaps = [abs(r["accuracy"] - r["judges"][judge]["p_true"]) for r in scores["methods"]]
+        assert agreement["gap_tools"] == pytest.approx(sum(gaps) / len(gaps))
+        assert 0 <= agreement["gap_cells"] <= 1
+        assert (f"Against people (the survey, below): Spearman over tools {agreement['spearman_tools']:.2f}, over "
+                f"cells {agreement['spearman_cells']:.2f}; calibration gap {agreement['gap_tools']:.3f}") in text

@@ -175,5 +175,6 @@ def simulate(results_dir: str, participants: int, judge: str, noise: float, inat
                f"{scores['n_answers']} scored answers; Krippendorff's alpha {scores['krippendorff_alpha']:.3f}")
     for name, agreement in scores["agreement"].items():
         click.echo(f"people vs {name}: Spearman over tools {agreement['spearman_tools']:.2f}, over cells "
-                   f"{agreement['spearman_cells']:.2f}; picked the judge's top option "
+                   f"{agreement['spearman_cells']:.2f}; calibration gap {agreement['gap_tools']:.3f} over tools, "
+                   f"{agreement['gap_cells']:.3f} over cells; picked the judge's top option "
                    f"{agreement['picked_judge_top']:.2f}")

@@ -108,8 +108,9 @@ def answers_for_judge_gap(judge_rate: float, gap: float, *, alpha: float = 0.05,
 
 def human_scores(results, store: SurveyStore) -> dict[str, Any]:
     """People's accuracy per tool and per cell beside each judge's mean p(true) and top-1 on the same cells,
-    agreement statistics and participant counts. ``results``: the folder's
-    :class:`~trojanbench.tasks.rediscovery.Results`."""
+    agreement statistics (per judge: Spearman with people over tools and over cells, and the calibration gap, the mean
+    absolute difference between people's accuracy and the judge's p(true)) and participant counts. ``results``: the
+    folder's :class:`~trojanbench.tasks.rediscovery.Results`."""
     statuses = participant_statuses(store)
     items = {item.item_id: item for item in store.items()}
     answers = [a for a in store.answers() if statuses[a["participant_id"]]["scored"]
@@ -129,6 +130,7 @@ def human_scores(results, store: SurveyStore) -> dict[str, Any]:
         picked_top = [float(a["option"] == _top_option(items[a["item_id"]], judged, judge)) for a in answers
                       if judge in judged.get(items[a["item_id"]].cell_key, {})]
         agreement[judge] = {"spearman_tools": _versus(methods, judge), "spearman_cells": _versus(cells, judge),
+                            "gap_tools": _gap(methods, judge), "gap_cells": _gap(cells, judge),
                             "picked_judge_top": _mean(picked_top)}
     by_item: dict[int, list[str]] = {}
     for answer in answers:
@@ -158,6 +160,13 @@ def _versus(rows: list[dict], judge: str) -> float:
     """Spearman's rho of people's accuracy and the judge's mean p(true) over the rows (NaN below 3 rows)."""
     pairs = [(r["accuracy"], r["judges"][judge]["p_true"]) for r in rows if np.isfinite(r["judges"][judge]["p_true"])]
     return spearman(*zip(*pairs)) if len(pairs) > 2 else float("nan")
+
+
+def _gap(rows: list[dict], judge: str) -> float:
+    """Calibration: the mean absolute difference between people's accuracy and the judge's mean p(true) over the rows
+    (0: the judge's probability of the truth is the share of people who name it)."""
+    return _mean([abs(r["accuracy"] - r["judges"][judge]["p_true"]) for r in rows
+                  if np.isfinite(r["judges"][judge]["p_true"])])
 
 
 def _mean(values: list[float]) -> float:

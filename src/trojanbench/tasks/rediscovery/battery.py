@@ -19,13 +19,15 @@ from ...progress import Step
 log = logging.getLogger(__name__)
 
 CHECK_LABELS = {
-    "distinct_options": "options distinct", "oracle_top1": "oracle top-1", "oracle_p_true": "oracle p(true)", "null_noise": "noise",
-    "null_flat": "flat colours", "null_scenes": "empty scenes", "null_scenes_perturbed": "empty scenes, L∞ 4/255",
+    "distinct_options": "options distinct", "oracle_top1": "oracle top-1", "oracle_p_true": "oracle p(true)",
+    "null_noise": "noise", "null_flat": "flat colours", "null_scenes": "empty scenes",
+    "null_scenes_perturbed": "empty scenes, L∞ 4/255",
     "null_scenes_attacked": "empty scenes, judge attacked",
     "confusion": "confusion diagonal", "stability": "stable under blur, JPEG, shift",
     "dose_response": "dose: largest rise"}
 """The checks in the order the report shows them, with their column headers."""
-SHORT_LABELS = {"distinct_options": "distinct", "oracle_top1": "top-1", "oracle_p_true": "p(true)", "null_noise": "noise", "null_flat": "flat",
+SHORT_LABELS = {"distinct_options": "distinct",
+                "oracle_top1": "top-1", "oracle_p_true": "p(true)", "null_noise": "noise", "null_flat": "flat",
                 "null_scenes": "empty", "null_scenes_perturbed": "moved", "null_scenes_attacked": "attacked",
                 "confusion": "confusion", "stability": "stable", "dose_response": "dose"}
 """The same, as the text table's narrow headers (the report and the lines below it say what each means)."""

@@ -56,6 +56,7 @@ class Results:
             self._scores = [score for score in store.scores() if score["key"] in keys]
             self.questions = store.questions()
             battery = store.battery()
+            self.evidence = {key: found for key, found in store.evidence().items() if key[0] in keys}
         self.judges = sorted({s["judge"] for s in self._scores}, key=self._judge_order)
         self._battery = {key: checks for key, checks in battery.items()
                          if key[0] in self.judges and key[1:] in self.questions}

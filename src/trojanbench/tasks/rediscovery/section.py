@@ -17,13 +17,19 @@ from ...engine.stats import CHANCE
 from ...figures import bar_chart, heatmap
 from ...engine.runs import failure_lines
 from ...judges.battery import BATTERY_IMAGES
+from ...judges.evidence import WINDOW
 from .battery import CHECK_LABELS
 from .results import (AGREEMENT_TARGET, BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES,
                       ROLE_ORDER, Results)
+from .store import RediscoveryStore
 
 log = logging.getLogger(__name__)
 
 CSV_FILE = "results.csv"
+
+
+EVIDENCE_SCALE = 2
+"""The gallery's evidence thumbnails show a cell's image at this many times its size."""
 
 
 def safe_name(name: str) -> str:
@@ -57,8 +63,40 @@ def _option_thumbnail(option: str, kind: str, files: Path) -> str | None:
     return path.relative_to(files.parent).as_posix()
 
 
+def _evidence_thumbnail(image: np.ndarray, evidence: dict, path: Path) -> None:
+    """``image`` (``[H, W, 3]`` uint8) at twice its size with the judge's evidence window framed."""
+    from PIL import Image, ImageDraw
+
+    scale = EVIDENCE_SCALE
+    picture = Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+    top, left, size = (scale * evidence[k] for k in ("top", "left", "size"))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([left, top, left + size - 1, top + size - 1], outline=(0, 0, 0), width=4)
+    draw.rectangle([left + 1, top + 1, left + size - 2, top + size - 2], outline=(255, 221, 0), width=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+
+
+def _evidence(results: Results, cell, question: dict | None, strip: np.ndarray, files: Path) -> list[dict[str, Any]]:
+    """Each judge's evidence on a gallery cell: the framed thumbnail, the option it chose and what the frame does."""
+    out = []
+    for judge in results.judges:
+        found = results.evidence.get((cell.key, judge))
+        if found is None or question is None:
+            continue
+        path = files / "evidence" / f"{safe_name(cell.key)}-{safe_name(judge)}.png"
+        _evidence_thumbnail(strip[found["image"]], found, path)
+        choice = question["options"][found["choice"]]
+        out.append({"judge": judge, "src": path.relative_to(files.parent).as_posix(), "label": Path(choice).name,
+                    "truth": found["choice"] == question["truth_index"],
+                    "title": f"{judge} chose {choice}: vote {found['vote']:.2f} on image {found['image'] + 1}, "
+                             f"{found['covered']:.2f} with the framed window covered"})
+    return out
+
+
 def _gallery(results: Results, trojans: list[tuple[str, str]], files: Path) -> list[dict[str, Any]]:
-    """Per trojan (first seed): the question's options and each method's images with their scores."""
+    """Per trojan (first seed): the question's options and each method's images with their scores and each judge's
+    evidence."""
     scores: dict[str, dict[str, float]] = {}
     for row in results.records():
         if row["status"] == "ok":
@@ -74,8 +112,12 @@ def _gallery(results: Results, trojans: list[tuple[str, str]], files: Path) -> l
                         "src": _option_thumbnail(o, kind, files)} for i, o in enumerate(question["options"])]
         cells = sorted((c for c in results.cells if c.trojan == trojan and c.seed == seed),
                        key=lambda c: (ROLE_ORDER.get(roles[c.method], 9), c.method))
+        with RediscoveryStore(results.folder, create=False) as store:
+            strips = {c.key: store.load_images(c) for c in cells
+                      if c.image_file and any((c.key, j) in results.evidence for j in results.judges)}
         entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason,
-                    "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {})}
+                    "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {}),
+                    "evidence": _evidence(results, c, question, strips[c.key], files) if c.key in strips else []}
                    for c in cells]
         truth = next((o for o in options if o["truth"]), None)
         out.append({"trojan": trojan, "kind": kind, "seed": seed, "truth": truth, "options": options,
@@ -149,7 +191,7 @@ def data(results: Results, files: Path) -> dict[str, Any]:
             "agreement_target": AGREEMENT_TARGET, "trojans": trojans, "chance": CHANCE,
             "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
             "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
-            "battery_images": BATTERY_IMAGES,
+            "battery_images": BATTERY_IMAGES, "evidence_window": WINDOW,
             "verdicts": {"questions": len(verdicts.valid), "counted": len(verdicts.counted_questions),
                          "valid_counts": verdicts.valid_counts(), "rows": verdict_rows},
             "gallery": _gallery(results, trojans, files),

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS scores (
     probabilities TEXT NOT NULL, seconds REAL NOT NULL, PRIMARY KEY (key, judge));
 CREATE TABLE IF NOT EXISTS questions (
     trojan TEXT NOT NULL, seed INTEGER NOT NULL, question TEXT NOT NULL, PRIMARY KEY (trojan, seed));
+CREATE TABLE IF NOT EXISTS evidence (
+    key TEXT NOT NULL, judge TEXT NOT NULL, evidence TEXT NOT NULL, PRIMARY KEY (key, judge));
 CREATE TABLE IF NOT EXISTS battery (
     key TEXT PRIMARY KEY, judge TEXT NOT NULL, trojan TEXT NOT NULL, seed INTEGER NOT NULL, checks TEXT NOT NULL,
     seconds REAL NOT NULL, finished REAL NOT NULL);
@@ -94,6 +96,14 @@ CREATE TABLE IF NOT EXISTS battery (
         """``{(judge, trojan, seed): checks}``, the newest of each."""
         rows = self.db.execute("SELECT judge, trojan, seed, checks FROM battery ORDER BY finished")
         return {(r[0], r[1], r[2]): json.loads(r[3]) for r in rows}
+
+    def record_evidence(self, key: str, judge: str, evidence: dict) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO evidence VALUES (?,?,?)", (key, judge, json.dumps(evidence)))
+
+    def evidence(self) -> dict[tuple[str, str], dict]:
+        """``{(cell key, judge): evidence}`` (:class:`~trojanbench.judges.evidence.Evidence` as a dict)."""
+        return {(r[0], r[1]): json.loads(r[2]) for r in self.db.execute("SELECT key, judge, evidence FROM evidence")}
 
     def rediscovery_images(self, model_sha256: str) -> dict[tuple[str, str, int], CellRow]:
         """``{(method, trojan, seed): row}`` of finished rediscovery cells with images, from runs on the model

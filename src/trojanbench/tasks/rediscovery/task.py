@@ -27,6 +27,7 @@ from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
 from .battery import compute_battery
+from .evidence import compute_evidence
 from .compute import compute_cell, judge_images, share_model
 from .results import Results
 from .store import CellRow, RediscoveryStore
@@ -116,6 +117,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
 
         run_pending(store, plan.cells, record, origin, "cells", compute, progress)
         compute_battery(plan, store, scorer.questions, progress)
+        compute_evidence(plan, store, scorer.questions, progress)
     return Results(out)
 
 
