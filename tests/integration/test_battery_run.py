@@ -55,6 +55,7 @@ def test_every_judge_gets_the_battery_on_every_question_once(tiny_zoo, tmp_path)
         assert judges == [j for j in results.judges if all(
             c["passed"] for c in results.battery_questions(j)[(trojan, seed)])]
     assert ("random_noise" in counted["summaries"]) == any(valid.values())
+    assert {(e["key"], e["judge"]) for e in full["evidence"]} == set(results.evidence)
     document = full["battery"]
     for judge in ("concept", "appearance"):
         assert document[judge]["per_trojan"] == json.loads(json.dumps(load_results(out).battery(judge)))

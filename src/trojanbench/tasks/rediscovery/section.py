@@ -203,7 +203,8 @@ def data(results: Results, files: Path) -> dict[str, Any]:
 
 def document(results: Results) -> dict[str, Any]:
     """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, the judges'
-    battery (per trojan, worst seed, and per question), agreement and every cell score."""
+    battery (per trojan, worst seed, and per question), agreement, every cell score and the judges' evidence on the
+    gallery's cells."""
     run = results.run
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
@@ -214,7 +215,9 @@ def document(results: Results) -> dict[str, Any]:
                         for j in results.judges},
             "judge_agreement": results.judge_agreement(),
             "tool_agreement": {pair: asdict(value) for pair, value in results.tool_agreement().items()},
-            "counted_verdicts": _counted_document(results), "cells": results.records()}
+            "counted_verdicts": _counted_document(results), "cells": results.records(),
+            "evidence": [{"key": key, "judge": judge, **found}
+                         for (key, judge), found in sorted(results.evidence.items())]}
 
 
 def _counted_document(results: Results) -> dict[str, Any]:
