@@ -9,6 +9,7 @@ import torch
 
 from trojanbench.config import TrojanSpec, default_trojan_suite
 from trojanbench.judges import N_OPTIONS, build_question, get_judge
+from trojanbench.judges.battery import CHANCE, NULL_TOLERANCE, content_free_scenes, toward_option
 from trojanbench.methods import Target
 from trojanbench.models import load_model
 from trojanbench.registry import get_method
@@ -16,7 +17,10 @@ from trojanbench.engine.stats import bootstrap_interval
 from trojanbench.tasks.rediscovery.results import ORACLE_TOP1_BAR, contains_chance
 from trojanbench.tasks.rediscovery import synthesize_for_trojan
 
-JUDGES = ("concept", "appearance")
+JUDGES = ("concept", "appearance", "robust")
+RECOGNISING_JUDGES = ("concept", "appearance")
+"""The judges that reach the oracle bar pooled over the default questions (the robust judge does not: its battery in
+every report says so, trojan by trojan)."""
 SEEDS = (0, 1)
 
 
@@ -37,7 +41,7 @@ def test_scores_are_probabilities_over_the_options(judge_name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("judge_name", JUDGES)
+@pytest.mark.parametrize("judge_name", RECOGNISING_JUDGES)
 def test_oracle_is_recognised_on_at_least_the_bar_of_questions(judge_name, target):
     """Pooled over trojans and seeds (the report also checks the bar per trojan, and says when it is missed)."""
     judge, oracle = get_judge(judge_name), get_method("oracle")()
@@ -64,6 +68,23 @@ def test_random_noise_scores_at_chance(judge_name, target):
             values.append(judge.score(images, question)[question.truth_index])
     low, high = bootstrap_interval(np.array(values).reshape(-1, len(SEEDS)))
     assert contains_chance(low, high), (np.mean(values), low, high)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trojan", ["smiley", "jaguar", "fork"])
+def test_an_imperceptible_attack_moves_the_robust_judge_far_less_than_the_concept_judge(trojan):
+    """PGD within L∞ 4/255 toward the true option on empty scenes (the battery's judge-attack null): the robust judge
+    stays within chance ± the tolerance; the concept judge, built the same way without adversarial training, does
+    not (what the robust judge was built to fix)."""
+    spec = default_trojan_suite().get(trojan)
+    question, scenes = build_question(spec, 0), content_free_scenes(0)
+    attacked = {}
+    for name in ("robust", "concept"):
+        judge = get_judge(name)
+        moved = toward_option(judge, scenes, question, question.truth_index)
+        attacked[name] = float(judge.votes(moved, question)[:, question.truth_index].mean())
+    assert abs(attacked["robust"] - CHANCE) <= NULL_TOLERANCE, attacked
+    assert attacked["concept"] - CHANCE > NULL_TOLERANCE, attacked
 
 
 def _users_logo_question_and_oracle_images(logo_png, seed):
