@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, SurveyError, require_extra
 from .security import (ADMIN_COOKIE, FORM_COOKIE, PARTICIPANT_COOKIE, Guard, Limits, new_token, same_token, sign,
-                       token_digest, verify)
+                       token_digest, verify, with_security_headers)
 
 require_extra("starlette", "survey", "The survey app")
 
@@ -282,6 +282,13 @@ class SurveyApp:
         link = ("/item", "Continue") if exc.status in (404, 409) else ("/", "Back to the start")
         return self.message("Sorry", str(exc), exc.status, *link)
 
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        """The 500 page (the exception itself goes on to the server's log)."""
+        response = self.message("Sorry", "Something went wrong on our side; your answers so far are saved. "
+                                "Please try again in a moment.", 500, "/", "Back to the study")
+        response.raw_headers = with_security_headers(response.raw_headers)
+        return response
+
 
 def human_scores_of(study: Study):
     """People's scores so far (see :func:`~trojanbench.survey.scores.human_scores`)."""
@@ -325,7 +332,8 @@ def create_app(study: Study, admin_token: str, *, limits: Limits = DEFAULT_LIMIT
     (one process: the study's database connection is shared by the process's threads)."""
     survey = SurveyApp(study, admin_token, title=title, consent=consent)
     return Starlette(routes=survey.routes(), middleware=[Middleware(Guard, limits=limits)],
-                     exception_handlers={HTTPException: survey.http_error, SurveyError: survey.survey_error})
+                     exception_handlers={HTTPException: survey.http_error, SurveyError: survey.survey_error,
+                                         Exception: survey.server_error})
 
 
 def _uvicorn():

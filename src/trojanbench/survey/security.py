@@ -53,12 +53,19 @@ def sign(secret: bytes, purpose: str, subject: str) -> str:
 
 
 def verify(secret: bytes, purpose: str, subject: str, signature: str | None) -> bool:
-    return signature is not None and hmac.compare_digest(sign(secret, purpose, subject), signature)
+    return same_token(sign(secret, purpose, subject), signature)
 
 
 def same_token(expected: str, given: str | None) -> bool:
-    """Constant-time comparison of a presented token with the expected one."""
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))
+    """Constant-time comparison of a presented token (any text) with the expected one, as UTF-8 bytes."""
+    return given is not None and hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                                                     given.encode("utf-8", "surrogatepass"))
+
+
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Raw response ``headers`` plus each of :data:`SECURITY_HEADERS` they do not set themselves."""
+    names = {name for name, _ in headers}
+    return [*headers, *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,8 @@ def request_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
 
 
 class Guard:
-    """ASGI middleware: size limits (413/414), rate limits (429) and security headers on every response."""
+    """ASGI middleware: size limits (413/414), rate limits (429) and security headers on every response (the
+    500 page, sent from outside every middleware, adds them itself)."""
 
     def __init__(self, app, limits: Limits):
         self.app, self.limits = app, limits
@@ -122,9 +130,7 @@ class Guard:
             return
         async def secured_send(message):
             if message["type"] == "http.response.start":
-                names = {name for name, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
+                message["headers"] = with_security_headers(list(message.get("headers", [])))
             await send(message)
 
         refusal = self._refusal(scope)

@@ -1,0 +1,87 @@
+"""The survey app's sessions and forms on a real server on localhost: byte-safe comparisons, security headers on
+error pages, one CSRF token per form, admin sessions that expire and end at sign-out and restart, single-use
+consent, Secure cookies behind HTTPS, and repeated crowd-platform ids left out of scores."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from trojanbench.survey.app import create_app, serving
+from trojanbench.survey.simulate import CSRF, HttpSession
+from trojanbench.survey.study import Study
+
+from survey_results import write_results
+from test_survey_app import ADMIN, GENEROUS, cookie_header, participant, raw
+
+FORM = "application/x-www-form-urlencoded"
+SESSION_HOURS = 8
+
+
+class Clock:
+    """The study's clock, moved by hand (the admin session's expiry is read from it)."""
+
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return write_results(tmp_path_factory.mktemp("survey-security") / "run")
+
+
+@pytest.fixture
+def study(results, tmp_path):
+    study = Study.open(shutil.copytree(results, tmp_path / "run"), seed=3, clock=Clock())
+    yield study
+    study.close()
+
+
+@pytest.fixture
+def url(study):
+    with serving(create_app(study, ADMIN, limits=GENEROUS)) as url:
+        yield url
+
+
+def assert_secured(headers: dict) -> None:
+    assert "default-src 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-store"
+
+
+def form_of(session: HttpSession, path: str, status: int = 200) -> str:
+    code, _, page = session.request("GET", path)
+    assert code == status
+    return CSRF.search(page.decode()).group(1)
+
+
+def signed_in(url: str) -> HttpSession:
+    admin = HttpSession(url, retry_seconds=0)
+    assert admin.request("POST", "/admin/login", {"csrf": form_of(admin, "/admin", 401), "token": ADMIN})[0] == 303
+    return admin
+
+
+def test_a_non_ascii_csrf_value_is_refused_with_403_and_security_headers(url):
+    admin = signed_in(url)
+    session, _, position = participant(url, "A")
+    visitor = HttpSession(url, retry_seconds=0)
+    form_of(visitor, "/")
+    accented = b"csrf=%C3%A9t%C3%A9"
+    for who, path, body in ((visitor, "/consent", accented + b"&consent=yes"),
+                            (session, f"/item/{position}", accented + b"&choice=1"),
+                            (admin, "/admin/logout", accented)):
+        status, headers, page = raw(url, "POST", path, body, {**cookie_header(who), "Content-Type": FORM})
+        assert status == 403, f"{path}: {status} {page[:80]}"
+        assert_secured(headers)
+
+
+def test_a_server_error_page_carries_the_security_headers(url, study):
+    session, _, _ = participant(url, "A")
+    study.store.db.close()  # the database is gone under the running server: every participant page fails
+    status, headers, page = raw(url, "GET", "/item", headers=cookie_header(session))
+    assert status == 500 and b"Traceback" not in page
+    assert_secured(headers)
