@@ -85,3 +85,38 @@ def test_a_server_error_page_carries_the_security_headers(url, study):
     status, headers, page = raw(url, "GET", "/item", headers=cookie_header(session))
     assert status == 500 and b"Traceback" not in page
     assert_secured(headers)
+
+
+def test_every_open_form_stays_valid_consent_twice_and_the_admin_sign_in(url, study):
+    browser = HttpSession(url, retry_seconds=0)
+    first, second, third = (form_of(browser, f"/?PROLIFIC_PID={n}") for n in ("one", "two", "three"))
+    sign_in = form_of(browser, "/admin", 401)
+    assert browser.request("POST", "/consent", {"csrf": first, "consent": "yes", "PROLIFIC_PID": "one"})[0] == 303
+    assert browser.request("POST", "/admin/login", {"csrf": sign_in, "token": ADMIN})[0] == 303
+    assert browser.request("GET", "/admin")[0] == 200
+    assert browser.request("POST", "/consent", {"csrf": second, "consent": "yes", "PROLIFIC_PID": "two"})[0] == 303
+    assert [p.platform for p in study.store.participants()] == [{"PROLIFIC_PID": "one"}, {"PROLIFIC_PID": "two"}]
+    stranger = HttpSession(url, retry_seconds=0)  # a form token is bound to the browser that was given it
+    form_of(stranger, "/")
+    assert stranger.request("POST", "/consent", {"csrf": third, "consent": "yes"})[0] == 403
+    assert len(study.store.participants()) == 2
+
+
+def test_cookies_are_secure_behind_https_and_the_favicon_is_no_content(url):
+    status, headers, _ = raw(url, "GET", "/", headers={"X-Forwarded-Proto": "https"})
+    assert status == 200 and "Secure" in headers["set-cookie"]
+    assert "Secure" not in raw(url, "GET", "/")[1]["set-cookie"]
+    status, headers, body = raw(url, "GET", "/favicon.ico")
+    assert (status, body) == (204, b"")
+    assert_secured({**headers, "cache-control": "no-store"})
+
+
+def test_a_consent_form_is_single_use(url, study):
+    visitor = HttpSession(url, retry_seconds=0)
+    csrf = form_of(visitor, "/")
+    cookie = cookie_header(visitor)
+    assert visitor.request("POST", "/consent", {"csrf": csrf, "consent": "yes"})[0] == 303
+    status, headers, _ = raw(url, "POST", "/consent", f"csrf={csrf}&consent=yes".encode(),
+                             {**cookie, "Content-Type": FORM})
+    assert status == 409 and "tb_participant" not in headers.get("set-cookie", "")
+    assert len(study.store.participants()) == 1

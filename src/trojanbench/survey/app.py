@@ -20,8 +20,8 @@ from typing import Iterator
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, SurveyError, require_extra
-from .security import (ADMIN_COOKIE, FORM_COOKIE, PARTICIPANT_COOKIE, Guard, Limits, new_token, same_token, sign,
-                       token_digest, verify, with_security_headers)
+from .security import (ADMIN_COOKIE, FORM_COOKIE, PARTICIPANT_COOKIE, Guard, Limits, form_nonce, form_token, new_token,
+                       same_token, sign, token_digest, verify, with_security_headers)
 
 require_extra("starlette", "survey", "The survey app")
 
@@ -111,16 +111,22 @@ class SurveyApp:
             raise HTTPException(403, "This page belongs to a participant; start from the study link.")
         return participant
 
-    def form_page(self, template: str, status: int = 200, **context) -> HTMLResponse:
-        """A page with a form signed against a fresh ``tb_form`` cookie (for visitors without a session)."""
-        form_id = new_token()
-        response = self.page(template, status, csrf=sign(self.secret, template, form_id), **context)
-        response.set_cookie(FORM_COOKIE, form_id, httponly=True, samesite="strict")
+    def form_page(self, request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+        """A page with a form token bound to the browser's ``tb_form`` id (set here when the browser has none)."""
+        given = request.cookies.get(FORM_COOKIE)
+        browser = given or new_token()
+        response = self.page(template, status, csrf=form_token(self.secret, template, browser), **context)
+        if browser != given:  # lax: sent when a platform's link opens the study, not on foreign POSTs
+            response.set_cookie(FORM_COOKIE, browser, httponly=True, samesite="lax",
+                                secure=request.url.scheme == "https")
         return response
 
-    def check_form_cookie(self, request: Request, form: dict[str, str], template: str) -> None:
-        if not verify(self.secret, template, request.cookies.get(FORM_COOKIE, ""), form.get("csrf")):
+    def check_form(self, request: Request, form: dict[str, str], template: str) -> str:
+        """The nonce of the form's valid token (403 otherwise)."""
+        nonce = form_nonce(self.secret, template, request.cookies.get(FORM_COOKIE), form.get("csrf"))
+        if nonce is None:
             raise HTTPException(403, "This form has expired or did not come from this site; reload the page.")
+        return nonce
 
     # participant pages ------------------------------------------------------------------------------
     def consent_page(self, request: Request) -> Response:
@@ -128,22 +134,21 @@ class SurveyApp:
             return RedirectResponse("/item", 303)
         platform = _platform(request.query_params)
         n_items = str(self.study.n_cell_items + ATTENTION_CHECKS)
-        return self.form_page("consent.html.j2", consent=[p.replace("{n_items}", n_items) for p in self.consent],
-                              platform=platform)
+        consent = [p.replace("{n_items}", n_items) for p in self.consent]
+        return self.form_page(request, "consent.html.j2", consent=consent, platform=platform)
 
     async def give_consent(self, request: Request) -> Response:
         form = await read_form(request, {"csrf", "consent", *PLATFORM_FIELDS})
-        self.check_form_cookie(request, form, "consent.html.j2")
+        nonce = self.check_form(request, form, "consent.html.j2")
         if form.get("consent") != "yes":
             return self.message("Thank you", "You did not agree to take part, so nothing was recorded. "
                                              "You can close this page.")
         platform = _platform(form)
         token = new_token()
-        await run_in_threadpool(self.study.start_participant, token_digest(token), platform)
+        await run_in_threadpool(self.study.start_participant, token_digest(token), platform, consent_form=nonce)
         response = RedirectResponse("/instructions", 303)
         response.set_cookie(PARTICIPANT_COOKIE, token, max_age=PARTICIPANT_COOKIE_SECONDS, httponly=True,
                             samesite="lax", secure=request.url.scheme == "https")
-        response.delete_cookie(FORM_COOKIE)
         return response
 
     def instructions(self, request: Request) -> Response:
@@ -232,7 +237,7 @@ class SurveyApp:
         except HTTPException as exc:
             if exc.status_code != 401:
                 raise
-            return self.form_page("admin_login.html.j2", 401)
+            return self.form_page(request, "admin_login.html.j2", 401)
         fill = self.study.fill().values()
         scores = human_scores_of(self.study)
         return self.page("admin.html.j2", title="Survey summary", scores=scores,
@@ -243,14 +248,13 @@ class SurveyApp:
 
     async def admin_login(self, request: Request) -> Response:
         form = await read_form(request, {"csrf", "token"})
-        self.check_form_cookie(request, form, "admin_login.html.j2")
+        self.check_form(request, form, "admin_login.html.j2")
         if not same_token(self.admin_token, form.get("token", "")):
             log.warning("failed admin sign-in from %s", request.client.host if request.client else "?")
             raise HTTPException(403, "That is not the admin token.")
         response = RedirectResponse("/admin", 303)
         response.set_cookie(ADMIN_COOKIE, self.admin_session(), httponly=True, samesite="strict", path="/admin",
                             secure=request.url.scheme == "https")
-        response.delete_cookie(FORM_COOKIE)
         return response
 
     async def admin_logout(self, request: Request) -> Response:

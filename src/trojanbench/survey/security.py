@@ -1,7 +1,9 @@
 """Security basics of the survey app: bearer tokens, CSRF signatures, rate limits and request-size limits.
 
 Tokens carry 256 bits from :mod:`secrets`; the database keeps only their SHA-256. Form signatures are
-HMAC-SHA256 of a purpose and a subject under the study's secret, compared in constant time.
+HMAC-SHA256 of a purpose and a subject under the study's secret, compared in constant time; a visitor's form
+token is a nonce signed with the form's purpose and the browser's ``tb_form`` id, so every form it has open
+stays valid.
 Rate limits are token buckets per client address and per participant; size limits refuse a body or a
 query string past their bound before the application reads it.
 """
@@ -28,6 +30,7 @@ TOKEN_BYTES = 32
 PARTICIPANT_COOKIE = "tb_participant"
 ADMIN_COOKIE = "tb_admin"
 FORM_COOKIE = "tb_form"
+"""A random id per browser that binds the tokens of the forms it was given (never replaced while it is there)."""
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
                                  b"frame-ancestors 'none'; base-uri 'none'"),
@@ -54,6 +57,18 @@ def sign(secret: bytes, purpose: str, subject: str) -> str:
 
 def verify(secret: bytes, purpose: str, subject: str, signature: str | None) -> bool:
     return same_token(sign(secret, purpose, subject), signature)
+
+
+def form_token(secret: bytes, purpose: str, browser: str) -> str:
+    """A fresh token for one form of ``purpose`` given to ``browser`` (its ``tb_form`` id): ``nonce.signature``."""
+    nonce = secrets.token_hex(16)
+    return f"{nonce}.{sign(secret, purpose, f'{browser}.{nonce}')}"
+
+
+def form_nonce(secret: bytes, purpose: str, browser: str | None, token: str | None) -> str | None:
+    """The nonce of ``token`` when it is a form token of ``purpose`` given to ``browser``, else ``None``."""
+    nonce, _, signature = (token or "").partition(".")
+    return nonce if nonce and browser and verify(secret, purpose, f"{browser}.{nonce}", signature) else None
 
 
 def same_token(expected: str, given: str | None) -> bool:

@@ -30,7 +30,7 @@ from .study import SHOWN_ROLES
 
 log = logging.getLogger(__name__)
 
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+CSRF = re.compile(r'name="csrf" value="([0-9a-f.]+)"')
 ACTION = re.compile(r'action="/item/([0-9]+)"')
 CHOICES = re.compile(r'name="choice" value="([0-9]+)"')
 CODE = re.compile(r'<div class="code">([^<]+)</div>')

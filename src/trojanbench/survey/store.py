@@ -4,7 +4,8 @@ SQLite in WAL mode with ``synchronous=FULL``: a commit that has returned survive
 server. Tables: ``study`` (the study's configuration and server secret), ``items`` (what can be asked),
 ``participants`` (a SHA-256 of each participant's token, never the token), ``assignments`` (which item a
 participant sees at each position, the option order shown and the lease that reserves its cell) and
-``answers`` (append-only, enforced by triggers; unique on participant and item).
+``answers`` (append-only, enforced by triggers; unique on participant and item) and ``consent_forms`` (the
+consent form each participant sent, so that none is sent twice).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ CREATE TABLE IF NOT EXISTS answers (
     answer_id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id INTEGER NOT NULL, item_id INTEGER NOT NULL,
     position INTEGER NOT NULL, choice INTEGER NOT NULL, option TEXT NOT NULL, correct INTEGER NOT NULL,
     permutation TEXT NOT NULL, shown REAL NOT NULL, answered REAL NOT NULL, UNIQUE (participant_id, item_id));
+CREATE TABLE IF NOT EXISTS consent_forms (nonce TEXT PRIMARY KEY, participant_id INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS answers_no_update BEFORE UPDATE ON answers
     BEGIN SELECT RAISE(ABORT, 'answers are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS answers_no_delete BEFORE DELETE ON answers

@@ -132,13 +132,19 @@ class Study:
         target = self.design.answers_per_cell
         return target is not None and min(self._cell_counts(self.clock(), leases=False).values(), default=0) >= target
 
-    def start_participant(self, token_sha256: str, platform: dict[str, str]) -> Participant:
-        """Register a participant (``platform``: crowd-platform ids, recorded, never trusted)."""
+    def start_participant(self, token_sha256: str, platform: dict[str, str], *, consent_form: str | None = None
+                          ) -> Participant:
+        """Register a participant (``platform``: crowd-platform ids, recorded, never trusted; ``consent_form``: the
+        id of the consent form they sent, refused with 409 when it was sent before)."""
         if self.is_full():
             raise SurveyError("This study has all the answers it needs; thank you for your interest.", 410)
         n_items = self.n_cell_items + ATTENTION_CHECKS
         with self.store.transaction() as db:
             participant_id = db.execute("SELECT COALESCE(MAX(participant_id), 0) + 1 FROM participants").fetchone()[0]
+            if consent_form is not None:
+                if db.execute("SELECT 1 FROM consent_forms WHERE nonce = ?", (consent_form,)).fetchone():
+                    raise SurveyError("This consent form was already sent; continue from the study's first page.", 409)
+                db.execute("INSERT INTO consent_forms VALUES (?, ?)", (consent_form, participant_id))
             seed = int(np.random.SeedSequence([self.design.seed, participant_id]).generate_state(1)[0])
             rng = np.random.default_rng([seed, 0])
             attention = sorted(int(p) for p in rng.choice(np.arange(1, n_items), ATTENTION_CHECKS, replace=False))
