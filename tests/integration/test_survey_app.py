@@ -152,8 +152,11 @@ def test_admin_routes_refuse_participant_tokens(served):
     url, _, _ = served
     session, _, _ = participant(url, "A")
     token = session.cookies["tb_participant"]
+    status, _, page = raw(url, "GET", "/admin", headers=cookie_header(session))
+    assert status == 401 and b'name="token"' in page, "a participant's browser gets the sign-in form, nothing more"
     for path in ("/admin", "/admin/export.csv", "/admin/export.json"):
-        assert raw(url, "GET", path, headers=cookie_header(session))[0] == 403
+        if path != "/admin":
+            assert raw(url, "GET", path, headers=cookie_header(session))[0] == 403
         assert raw(url, "GET", path, headers={"Authorization": f"Bearer {token}"})[0] == 403
         assert raw(url, "GET", path, headers={"Authorization": f"Basic {ADMIN}"})[0] == 403
         assert raw(url, "GET", path)[0] == 401

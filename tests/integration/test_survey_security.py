@@ -102,6 +102,44 @@ def test_every_open_form_stays_valid_consent_twice_and_the_admin_sign_in(url, st
     assert len(study.store.participants()) == 2
 
 
+def test_a_researcher_who_piloted_the_study_gets_the_sign_in_form_at_admin(url):
+    session, _, _ = participant(url, "pilot")
+    status, _, page = session.request("GET", "/admin")
+    assert status == 401 and 'name="token"' in page.decode()
+    assert session.request("POST", "/admin/login", {"csrf": CSRF.search(page.decode()).group(1),
+                                                    "token": ADMIN})[0] == 303
+    assert session.request("GET", "/admin")[0] == 200
+    assert session.request("GET", "/item")[0] == 200, "still a participant too"
+
+
+def test_sign_out_and_a_restart_end_the_admin_session(url, study):
+    admin = signed_in(url)
+    cookie = cookie_header(admin)
+    assert raw(url, "GET", "/admin/export.json", headers=cookie)[0] == 200
+    status, _, page = admin.request("GET", "/admin")
+    assert admin.request("POST", "/admin/logout", {"csrf": CSRF.search(page.decode()).group(1)})[0] == 303
+    assert raw(url, "GET", "/admin/export.json", headers=cookie)[0] == 403, "signed out"
+    status, _, page = raw(url, "GET", "/admin", headers=cookie)
+    assert status == 401 and b'name="token"' in page, "a stale session gets the sign-in form"
+    cookie = cookie_header(signed_in(url))
+    with serving(create_app(study, ADMIN, limits=GENEROUS)) as restarted:
+        assert raw(restarted, "GET", "/admin/export.json", headers=cookie)[0] == 403, "restarted"
+        assert raw(restarted, "GET", "/admin/export.json", headers={"Authorization": f"Bearer {ADMIN}"})[0] == 200
+
+
+def test_an_admin_session_expires(url, study):
+    admin = HttpSession(url, retry_seconds=0)
+    csrf = form_of(admin, "/admin", 401)
+    status, headers, _ = raw(url, "POST", "/admin/login", f"csrf={csrf}&token={ADMIN}".encode(),
+                             {**cookie_header(admin), "Content-Type": FORM})
+    assert status == 303 and f"Max-Age={SESSION_HOURS * 3600}" in headers["set-cookie"]
+    cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
+    study.clock.now += SESSION_HOURS * 3600 - 1
+    assert raw(url, "GET", "/admin/export.json", headers=cookie)[0] == 200
+    study.clock.now += 2
+    assert raw(url, "GET", "/admin/export.json", headers=cookie)[0] == 403
+
+
 def test_cookies_are_secure_behind_https_and_the_favicon_is_no_content(url):
     status, headers, _ = raw(url, "GET", "/", headers={"X-Forwarded-Proto": "https"})
     assert status == 200 and "Secure" in headers["set-cookie"]

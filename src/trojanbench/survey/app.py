@@ -4,7 +4,8 @@ Participant pages: consent (crowd-platform ids in the query are carried along an
 one page per item, and the completion code once the last answer is committed. A participant's token lives
 in an HttpOnly cookie and scopes every read and write: pictures are served only for the participant's own
 items, answers only for their own positions. Admin pages (live summary, CSV/JSON export) need the admin token,
-as ``Authorization: Bearer`` or through the sign-in form; the token never appears in any page.
+as ``Authorization: Bearer`` or through the sign-in form, whose session ends at sign-out, after
+:data:`ADMIN_SESSION_SECONDS` or when the server restarts; the token never appears in any page.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Iterator
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, SurveyError, require_extra
-from .security import (ADMIN_COOKIE, FORM_COOKIE, PARTICIPANT_COOKIE, Guard, Limits, form_nonce, form_token, new_token,
-                       same_token, sign, token_digest, verify, with_security_headers)
+from .security import (ADMIN_COOKIE, FORM_COOKIE, PARTICIPANT_COOKIE, AdminSessions, Guard, Limits, form_nonce,
+                       form_token, new_token, same_token, sign, token_digest, verify, with_security_headers)
 
 require_extra("starlette", "survey", "The survey app")
 
@@ -48,6 +49,7 @@ PLATFORM_VALUE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHOICE_VALUE = re.compile(r"[0-9]{1,2}")
 PARTICIPANT_COOKIE_SECONDS = 2 * 24 * 3600
 MIN_ADMIN_TOKEN = 16
+ADMIN_SESSION_SECONDS = 8 * 3600
 DEFAULT_LIMITS = Limits()
 DEFAULT_TITLE = "Which picture do these images show?"
 DEFAULT_CONSENT = (  # "{n_items}" is replaced by the number of pages
@@ -75,6 +77,7 @@ class SurveyApp:
                               f"Got {len(admin_token)}; leave it out to have one generated.")
         self.study, self.admin_token, self.title, self.consent = study, admin_token, title, consent
         self.secret = study.secret
+        self.sessions = AdminSessions(ADMIN_SESSION_SECONDS, study.clock)
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                             undefined=jinja2.StrictUndefined)
         self.templates.filters["num"] = _num
@@ -210,12 +213,9 @@ class SurveyApp:
         return PlainTextResponse("ok")
 
     # admin ------------------------------------------------------------------------------------------
-    def admin_session(self) -> str:
-        return sign(self.secret, "admin-session", token_digest(self.admin_token))
-
     def require_admin(self, request: Request) -> None:
-        """Admit the admin token (``Authorization: Bearer``) or the session its sign-in set; 401 without
-        credentials, 403 with any other (a participant's token among them)."""
+        """Admit the admin token (``Authorization: Bearer``) or a live session of the sign-in form; 401 without
+        credentials, 403 with any other (a participant's token, an ended session)."""
         header = request.headers.get("authorization")
         if header is not None:
             scheme, _, value = header.partition(" ")
@@ -223,28 +223,29 @@ class SurveyApp:
                 return
             raise HTTPException(403, "These credentials are not the admin token.")
         session = request.cookies.get(ADMIN_COOKIE)
+        if self.sessions.valid(session):
+            return
         if session is not None:
-            if same_token(self.admin_session(), session):
-                return
-            raise HTTPException(403, "This admin session is not valid; sign in again.")
+            raise HTTPException(403, "This admin session has ended; sign in again at /admin.")
         if request.cookies.get(PARTICIPANT_COOKIE):
             raise HTTPException(403, "Participants cannot open admin pages.")
         raise HTTPException(401, "Sign in with the admin token.", headers={"www-authenticate": "Bearer"})
 
     def admin(self, request: Request) -> Response:
-        try:
-            self.require_admin(request)
-        except HTTPException as exc:
-            if exc.status_code != 401:
-                raise
-            return self.form_page(request, "admin_login.html.j2", 401)
+        session = request.cookies.get(ADMIN_COOKIE)
+        if "authorization" not in request.headers and not self.sessions.valid(session):
+            response = self.form_page(request, "admin_login.html.j2", 401)  # also to a participant's browser
+            if session is not None:
+                response.delete_cookie(ADMIN_COOKIE, path="/admin")
+            return response
+        self.require_admin(request)
         fill = self.study.fill().values()
         scores = human_scores_of(self.study)
         return self.page("admin.html.j2", title="Survey summary", scores=scores,
                          n_answers=len(self.study.store.answers()), fill_min=min(fill, default=0),
                          fill_max=max(fill, default=0), target=self.study.design.answers_per_cell,
                          results_dir=str(self.study.results_dir),
-                         csrf=sign(self.secret, "admin-logout", self.admin_session()))
+                         csrf=sign(self.secret, "admin-logout", token_digest(session or "")))
 
     async def admin_login(self, request: Request) -> Response:
         form = await read_form(request, {"csrf", "token"})
@@ -253,15 +254,18 @@ class SurveyApp:
             log.warning("failed admin sign-in from %s", request.client.host if request.client else "?")
             raise HTTPException(403, "That is not the admin token.")
         response = RedirectResponse("/admin", 303)
-        response.set_cookie(ADMIN_COOKIE, self.admin_session(), httponly=True, samesite="strict", path="/admin",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(ADMIN_COOKIE, self.sessions.start(), max_age=ADMIN_SESSION_SECONDS, httponly=True,
+                            samesite="strict", path="/admin", secure=request.url.scheme == "https")
         return response
 
     async def admin_logout(self, request: Request) -> Response:
+        """End the session (the sign-out button of the summary page)."""
         self.require_admin(request)
+        session = request.cookies.get(ADMIN_COOKIE, "")
         form = await read_form(request, {"csrf"})
-        if not verify(self.secret, "admin-logout", self.admin_session(), form.get("csrf")):
+        if not verify(self.secret, "admin-logout", token_digest(session), form.get("csrf")):
             raise HTTPException(403, "This form did not come from the admin page.")
+        self.sessions.end(session)
         response = RedirectResponse("/admin", 303)
         response.delete_cookie(ADMIN_COOKIE, path="/admin")
         return response

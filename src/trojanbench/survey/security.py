@@ -1,4 +1,5 @@
-"""Security basics of the survey app: bearer tokens, CSRF signatures, rate limits and request-size limits.
+"""Security basics of the survey app: bearer tokens, admin sessions, CSRF signatures, rate limits and request-size
+limits.
 
 Tokens carry 256 bits from :mod:`secrets`; the database keeps only their SHA-256. Form signatures are
 HMAC-SHA256 of a purpose and a subject under the study's secret, compared in constant time; a visitor's form
@@ -81,6 +82,33 @@ def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
     """Raw response ``headers`` plus each of :data:`SECURITY_HEADERS` they do not set themselves."""
     names = {name for name, _ in headers}
     return [*headers, *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
+
+
+class AdminSessions:
+    """Admin sessions held by this process alone, so a restart ends them all: the SHA-256 of each session's random
+    token with its expiry (``seconds`` after sign-in on ``clock``); :meth:`end` revokes one at sign-out."""
+
+    def __init__(self, seconds: float, clock=time.time):
+        self.seconds, self.clock = seconds, clock
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        """A new session's token (the expired ones are forgotten here)."""
+        token = new_token()
+        with self._lock:
+            now = self.clock()
+            self._expiry = {k: v for k, v in self._expiry.items() if v > now}
+            self._expiry[token_digest(token)] = now + self.seconds
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        with self._lock:
+            return bool(token) and self._expiry.get(token_digest(token), float("-inf")) > self.clock()
+
+    def end(self, token: str) -> None:
+        with self._lock:
+            self._expiry.pop(token_digest(token), None)
 
 
 @dataclass(frozen=True)
