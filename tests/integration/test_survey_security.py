@@ -4,12 +4,18 @@ consent, Secure cookies behind HTTPS, and repeated crowd-platform ids left out o
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import logging
 import shutil
 
 import pytest
 
+from trojanbench import load_results
+from trojanbench.survey import human_scores
 from trojanbench.survey.app import create_app, serving
-from trojanbench.survey.simulate import CSRF, HttpSession
+from trojanbench.survey.simulate import CSRF, HttpSession, simulate
 from trojanbench.survey.study import Study
 
 from survey_results import write_results
@@ -147,6 +153,29 @@ def test_cookies_are_secure_behind_https_and_the_favicon_is_no_content(url):
     status, headers, body = raw(url, "GET", "/favicon.ico")
     assert (status, body) == (204, b"")
     assert_secured({**headers, "cache-control": "no-store"})
+
+
+@pytest.mark.slow
+def test_a_repeated_platform_id_is_flagged_in_the_export_and_left_out_of_scores(url, study, caplog):
+    caplog.set_level(logging.WARNING, logger="trojanbench.survey.study")
+    for _ in range(2):  # the same two crowd ids (sim-0, sim-1) take the study twice
+        report = simulate(url, study.results_dir, 2, noise=0.0, seed=0)
+        assert report.failures == [] and report.completed == 2
+    document = json.loads(raw(url, "GET", "/admin/export.json", headers={"Authorization": f"Bearer {ADMIN}"})[2])
+    flags = {p["participant_id"]: (p["platform"]["PROLIFIC_PID"], p["repeat_of"], p["scored"])
+             for p in document["participants"]}
+    first = {pid: n for n, (pid, repeat, _) in flags.items() if repeat is None}
+    assert sorted(first.values()) == [1, 2]
+    assert {n: f for n, f in flags.items() if n > 2} == {n: (pid, first[pid], False) for n, (pid, _, _) in
+                                                         flags.items() if n > 2}
+    assert all(scored for n, (_, _, scored) in flags.items() if n <= 2)
+    rows = list(csv.DictReader(io.StringIO(raw(url, "GET", "/admin/export.csv",
+                                               headers={"Authorization": f"Bearer {ADMIN}"})[2].decode())))
+    assert {row["participant_id"] for row in rows if row["repeat_of"]} == {"3", "4"}
+    scores = human_scores(load_results(study.results_dir), study.store)
+    assert scores["participants"]["repeated"] == 2 and scores["participants"]["scored"] == 2
+    assert scores["n_answers"] == 2 * study.n_cell_items
+    assert caplog.text.count("repeats an earlier session's PROLIFIC_PID") == 2, "noticed at consent"
 
 
 def test_a_consent_form_is_single_use(url, study):

@@ -1,4 +1,5 @@
-"""Exports of a study's answers: every participant (excluded ones flagged), the option order each was shown
+"""Exports of a study's answers: every participant (excluded ones flagged, and repeated sessions of a crowd-platform
+id with ``repeat_of``, the first session's participant id), the option order each was shown
 (``permutation``: displayed option ``k`` is the question's option ``permutation[k]``), crowd-platform ids as
 recorded, and timings."""
 
@@ -10,17 +11,17 @@ import json
 from typing import Any
 
 from .store import SurveyStore
-from .study import participant_statuses
+from .study import participant_statuses, repeated_sessions
 
 EXPORT_FORMAT = "trojanbench-survey/1"
 CSV_COLUMNS = ("answer_id", "participant_id", "PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "completed", "excluded",
-               "scored", "item_id", "item_kind", "method", "role", "trojan", "seed", "position", "choice", "option",
-               "truth", "correct", "permutation", "options_shown", "shown", "answered", "seconds")
+               "scored", "repeat_of", "item_id", "item_kind", "method", "role", "trojan", "seed", "position", "choice",
+               "option", "truth", "correct", "permutation", "options_shown", "shown", "answered", "seconds")
 
 
 def answer_rows(store: SurveyStore) -> list[dict[str, Any]]:
     """One row per answer, with its participant's status and platform ids and its item's cell."""
-    statuses = participant_statuses(store)
+    statuses, repeats = participant_statuses(store), repeated_sessions(store)
     participants = {p.participant_id: p for p in store.participants()}
     items = {item.item_id: item for item in store.items()}
     rows = []
@@ -28,7 +29,8 @@ def answer_rows(store: SurveyStore) -> list[dict[str, Any]]:
         item, participant = items[answer["item_id"]], participants[answer["participant_id"]]
         options = item.question["options"]
         rows.append({**answer, **{name: participant.platform.get(name) for name in CSV_COLUMNS[2:5]},
-                     **statuses[participant.participant_id], "item_kind": item.kind, "method": item.method,
+                     **statuses[participant.participant_id], "repeat_of": repeats.get(participant.participant_id),
+                     "item_kind": item.kind, "method": item.method,
                      "role": item.role, "trojan": item.trojan or item.question["trojan"], "seed": item.seed,
                      "truth": options[item.question["truth_index"]],
                      "options_shown": [options[i] for i in answer["permutation"]],
@@ -48,13 +50,14 @@ def export_csv(store: SurveyStore) -> str:
 
 def export_json(store: SurveyStore) -> str:
     """The study's design, items, participants (with status flags and platform ids) and answers."""
-    statuses = participant_statuses(store)
+    statuses, repeats = participant_statuses(store), repeated_sessions(store)
     document = {
         "format": EXPORT_FORMAT, "design": store.setting("design"), "results": store.setting("results"),
         "items": [{"item_id": i.item_id, "kind": i.kind, "cell_key": i.cell_key, "method": i.method, "role": i.role,
                    "trojan": i.trojan, "seed": i.seed, "question": i.question} for i in store.items()],
         "participants": [{"participant_id": p.participant_id, "started": p.started, "n_items": p.n_items,
                           "attention_positions": list(p.attention_positions), "completion_code": p.completion_code,
-                          "platform": p.platform, **statuses[p.participant_id]} for p in store.participants()],
+                          "platform": p.platform, **statuses[p.participant_id],
+                          "repeat_of": repeats.get(p.participant_id)} for p in store.participants()],
         "answers": answer_rows(store)}
     return json.dumps(document, indent=1)

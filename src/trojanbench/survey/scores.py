@@ -7,7 +7,8 @@
 - How many answers a cell needs: the two-proportion sample size (Fleiss, Levin & Paik 2003, eq. 4.14,
   without continuity correction).
 
-Only answers of *scored* participants count: those who completed the study and passed both attention checks.
+Only answers of *scored* participants count: those who completed the study and passed both attention checks, in
+the first session under their crowd-platform id.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..tasks.rediscovery.results import ROLE_ORDER
 from ..tasks.rediscovery.store import RediscoveryStore
 from ..engine.stats import CHANCE, spearman
 from .store import SURVEY_FILE, SurveyStore
-from .study import participant_statuses
+from .study import participant_statuses, repeated_sessions
 
 Z95 = NormalDist().inv_cdf(0.975)
 
@@ -137,6 +138,7 @@ def human_scores(results, store: SurveyStore) -> dict[str, Any]:
         by_item.setdefault(answer["item_id"], []).append(answer["option"])
     return {"participants": {"started": len(statuses), "completed": sum(s["completed"] for s in statuses.values()),
                              "excluded": sum(s["excluded"] for s in statuses.values()),
+                             "repeated": len(repeated_sessions(store)),
                              "scored": sum(s["scored"] for s in statuses.values())},
             "n_answers": len(answers), "judges": judges, "chance": CHANCE, "roles": roles,
             "methods": methods, "cells": cells, "agreement": agreement,

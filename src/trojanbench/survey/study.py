@@ -5,7 +5,8 @@ drawn on the server from the participant's seed and stored with the answer. Assi
 (tool, trojan) cells: the next item comes from a least-filled cell (answers plus unexpired leases) whose
 trojan the participant has not seen; ties are broken by the participant's seed. Two attention checks per
 study (a concept drawn plainly, among 7 others of its kind) sit at positions drawn per participant; a
-participant who fails one is excluded from scores but kept in the export.
+participant who fails one is excluded from scores but kept in the export, and so is every later session of a
+crowd-platform participant id (``PROLIFIC_PID``) that an earlier session used.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from .store import Assignment, Participant, SurveyStore
 log = logging.getLogger(__name__)
 
 ATTENTION_CHECKS = 2
+PERSON_FIELD = "PROLIFIC_PID"
+"""The crowd-platform id of a person: a session that repeats an earlier one's is not scored."""
 SHOWN_ROLES = ("tool", "baseline", "oracle")
 """Roles whose cells people are asked about; combinations pool several tools' images and are not shown."""
 DEFAULT_LEASE_SECONDS = 20 * 60
@@ -145,6 +148,11 @@ class Study:
                 if db.execute("SELECT 1 FROM consent_forms WHERE nonce = ?", (consent_form,)).fetchone():
                     raise SurveyError("This consent form was already sent; continue from the study's first page.", 409)
                 db.execute("INSERT INTO consent_forms VALUES (?, ?)", (consent_form, participant_id))
+            if platform.get(PERSON_FIELD) and db.execute(
+                    "SELECT 1 FROM participants WHERE json_extract(platform, ?) = ?",
+                    (f"$.{PERSON_FIELD}", platform[PERSON_FIELD])).fetchone():
+                log.warning("participant %d repeats an earlier session's %s; their answers are kept, not scored",
+                            participant_id, PERSON_FIELD)
             seed = int(np.random.SeedSequence([self.design.seed, participant_id]).generate_state(1)[0])
             rng = np.random.default_rng([seed, 0])
             attention = sorted(int(p) for p in rng.choice(np.arange(1, n_items), ATTENTION_CHECKS, replace=False))
@@ -262,12 +270,29 @@ class Study:
 
     def statuses(self) -> dict[int, dict[str, bool]]:
         """Per participant: ``completed`` (every item answered), ``excluded`` (failed an attention check) and
-        ``scored`` (completed and not excluded: the answers that count)."""
+        ``scored`` (completed, not excluded and not a repeated session, see :func:`repeated_sessions`: the answers
+        that count)."""
         return participant_statuses(self.store)
+
+
+def repeated_sessions(store: SurveyStore) -> dict[int, int]:
+    """The participants whose crowd-platform id (``PROLIFIC_PID``) an earlier participant had, each mapped to the
+    first participant with that id."""
+    first: dict[str, int] = {}
+    repeats = {}
+    for participant in store.participants():  # in the order they started
+        person = participant.platform.get(PERSON_FIELD)
+        if person is not None:
+            if person in first:
+                repeats[participant.participant_id] = first[person]
+            else:
+                first[person] = participant.participant_id
+    return repeats
 
 
 def participant_statuses(store: SurveyStore) -> dict[int, dict[str, bool]]:
     """See :meth:`Study.statuses` (also read by the report, which needs no running study)."""
+    repeats = repeated_sessions(store)
     attention = {item.item_id for item in store.items() if item.kind == "attention"}
     by_participant: dict[int, list[dict]] = {}
     for answer in store.answers():
@@ -278,7 +303,8 @@ def participant_statuses(store: SurveyStore) -> dict[int, dict[str, bool]]:
         completed = len(own) >= participant.n_items
         excluded = any(a["item_id"] in attention and not a["correct"] for a in own)
         out[participant.participant_id] = {"completed": completed, "excluded": excluded,
-                                           "scored": completed and not excluded}
+                                           "scored": completed and not excluded
+                                           and participant.participant_id not in repeats}
     return out
 
 
