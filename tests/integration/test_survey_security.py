@@ -14,7 +14,7 @@ import pytest
 
 from trojanbench import load_results
 from trojanbench.survey import human_scores
-from trojanbench.survey.app import create_app, serving
+from trojanbench.survey.app import ADMIN_SESSION_SECONDS, create_app, serving
 from trojanbench.survey.simulate import CSRF, HttpSession, simulate
 from trojanbench.survey.study import Study
 
@@ -22,7 +22,6 @@ from survey_results import write_results
 from test_survey_app import ADMIN, GENEROUS, cookie_header, participant, raw
 
 FORM = "application/x-www-form-urlencoded"
-SESSION_HOURS = 8
 
 
 class Clock:
@@ -138,9 +137,9 @@ def test_an_admin_session_expires(url, study):
     csrf = form_of(admin, "/admin", 401)
     status, headers, _ = raw(url, "POST", "/admin/login", f"csrf={csrf}&token={ADMIN}".encode(),
                              {**cookie_header(admin), "Content-Type": FORM})
-    assert status == 303 and f"Max-Age={SESSION_HOURS * 3600}" in headers["set-cookie"]
+    assert status == 303 and f"Max-Age={ADMIN_SESSION_SECONDS}" in headers["set-cookie"]
     cookie = {"Cookie": headers["set-cookie"].split(";")[0]}
-    study.clock.now += SESSION_HOURS * 3600 - 1
+    study.clock.now += ADMIN_SESSION_SECONDS - 1
     assert raw(url, "GET", "/admin/export.json", headers=cookie)[0] == 200
     study.clock.now += 2
     assert raw(url, "GET", "/admin/export.json", headers=cookie)[0] == 403
