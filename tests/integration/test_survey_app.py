@@ -315,5 +315,5 @@ def test_the_report_gains_a_humans_section_only_when_answers_exist(served, resul
         gaps = [abs(r["accuracy"] - r["judges"][judge]["p_true"]) for r in scores["methods"]]
         assert agreement["gap_tools"] == pytest.approx(sum(gaps) / len(gaps))
         assert 0 <= agreement["gap_cells"] <= 1
-        assert (f"Against people (the survey, below): Spearman over tools {agreement['spearman_tools']:.2f}, over "
+        assert (f"Against people (the survey, below ): Spearman over tools {agreement['spearman_tools']:.2f}, over "
                 f"cells {agreement['spearman_cells']:.2f}; calibration gap {agreement['gap_tools']:.3f}") in text
