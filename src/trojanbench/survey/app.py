@@ -51,6 +51,8 @@ PARTICIPANT_COOKIE_SECONDS = 2 * 24 * 3600
 MIN_ADMIN_TOKEN = 16
 ADMIN_SESSION_SECONDS = 8 * 3600
 DEFAULT_LIMITS = Limits()
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.1", "::1")
+"""Whose ``X-Forwarded-*`` headers are believed by default: a reverse proxy on the same machine."""
 DEFAULT_TITLE = "Which picture do these images show?"
 DEFAULT_CONSENT = (  # "{n_items}" is replaced by the number of pages
     "This study is part of research on how well people can read the output of computer programs that explain "
@@ -335,11 +337,12 @@ def _png(data: bytes) -> Response:
 
 
 def create_app(study: Study, admin_token: str, *, limits: Limits = DEFAULT_LIMITS, title: str = DEFAULT_TITLE,
-               consent: tuple[str, ...] = DEFAULT_CONSENT) -> Starlette:
+               consent: tuple[str, ...] = DEFAULT_CONSENT, rate_clock=time.monotonic) -> Starlette:
     """The ASGI application of ``study``; run it with :func:`serve`, :func:`serving` or any ASGI server
-    (one process: the study's database connection is shared by the process's threads)."""
+    (one process: the study's database connection is shared by the process's threads). ``rate_clock`` drives
+    the rate limits (a test runs it faster to play people's pace in less time)."""
     survey = SurveyApp(study, admin_token, title=title, consent=consent)
-    return Starlette(routes=survey.routes(), middleware=[Middleware(Guard, limits=limits)],
+    return Starlette(routes=survey.routes(), middleware=[Middleware(Guard, limits=limits, clock=rate_clock)],
                      exception_handlers={HTTPException: survey.http_error, SurveyError: survey.survey_error,
                                          Exception: survey.server_error})
 
@@ -348,18 +351,23 @@ def _uvicorn():
     return require_extra("uvicorn", "survey", "Serving the survey")
 
 
-def serve(app: Starlette, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve ``app`` until interrupted."""
-    _uvicorn().run(app, host=host, port=port, log_level="info", server_header=False)
+def serve(app: Starlette, host: str = "127.0.0.1", port: int = 8000,
+          trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES) -> None:
+    """Serve ``app`` until interrupted. ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed only from
+    ``trusted_proxies`` (addresses or networks; ``"*"`` for any): the address they name is the one rate-limited."""
+    _uvicorn().run(app, host=host, port=port, log_level="info", server_header=False, proxy_headers=True,
+                   forwarded_allow_ips=list(trusted_proxies))
 
 
 @contextlib.contextmanager
-def serving(app: Starlette, host: str = "127.0.0.1") -> Iterator[str]:
+def serving(app: Starlette, host: str = "127.0.0.1",
+            trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES) -> Iterator[str]:
     """Serve ``app`` in a background thread on a free local port; yields its base URL, stops on exit."""
     uvicorn = _uvicorn()
     sock = socket.socket()
     sock.bind((host, 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False, proxy_headers=True,
+                                           forwarded_allow_ips=list(trusted_proxies)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

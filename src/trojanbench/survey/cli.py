@@ -42,9 +42,22 @@ def survey() -> None:
               help="How long an unanswered item holds its cell's slot.")
 @click.option("--consent", "consent_file", type=click.Path(dir_okay=False, exists=True),
               help="Your own consent text (plain text; paragraphs separated by blank lines).")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDR",
+              help="A reverse proxy whose X-Forwarded-For/-Proto headers are believed (an address or network; "
+                   "repeat for several; default: 127.0.0.1 and ::1). Rate limits then count the address it names.")
+@click.option("--rate-per-participant", type=click.IntRange(1), metavar="N",
+              help="Pages and answers a minute per participant (default: 120).")
+@click.option("--rate-per-address", type=click.IntRange(1), metavar="N",
+              help="Pages and answers a minute per client address, shared by everyone behind it (default: 6000).")
+@click.option("--image-rate-per-participant", type=click.IntRange(1), metavar="N",
+              help="Pictures a minute per participant (default: 1200; a page shows nine).")
+@click.option("--image-rate-per-address", type=click.IntRange(1), metavar="N",
+              help="Pictures a minute per client address (default: 30000).")
 def serve(results_dir: str, host: str, port: int, admin_token: str | None, methods: str | None,
           items_per_participant: int | None, answers_per_cell: int | None, completion_code: str | None,
-          seed: int | None, lease_minutes: float, consent_file: str | None) -> None:
+          seed: int | None, lease_minutes: float, consent_file: str | None, trusted_proxies: tuple[str, ...],
+          rate_per_participant: int | None, rate_per_address: int | None, image_rate_per_participant: int | None,
+          image_rate_per_address: int | None) -> None:
     """Serve a finished run as a study: consent, instructions, one page per item, completion code.
 
     Answers go to RESULTS_DIR/survey.sqlite; serving the same folder again resumes the study. Share
@@ -55,8 +68,11 @@ def serve(results_dir: str, host: str, port: int, admin_token: str | None, metho
     Examples:
       trojanbench survey serve trojanbench-results
       TROJANBENCH_SURVEY_ADMIN_TOKEN=... trojanbench survey serve results --host 0.0.0.0 --answers-per-cell 30
+      trojanbench survey serve results --trusted-proxy 10.0.0.5 --rate-per-address 20000
     """
-    from .app import DEFAULT_CONSENT, create_app
+    import dataclasses
+
+    from .app import DEFAULT_CONSENT, DEFAULT_LIMITS, DEFAULT_TRUSTED_PROXIES, create_app
     from .app import serve as run_server
     from .security import new_token
     from .study import Study
@@ -71,10 +87,14 @@ def serve(results_dir: str, host: str, port: int, admin_token: str | None, metho
     consent = DEFAULT_CONSENT
     if consent_file:
         consent = tuple(p.strip() for p in Path(consent_file).read_text(encoding="utf-8").split("\n\n") if p.strip())
-    app = create_app(study, admin_token, consent=consent)
+    rates = {"per_participant_per_minute": rate_per_participant, "per_address_per_minute": rate_per_address,
+             "images_per_participant_per_minute": image_rate_per_participant,
+             "images_per_address_per_minute": image_rate_per_address}
+    limits = dataclasses.replace(DEFAULT_LIMITS, **{k: v for k, v in rates.items() if v is not None})
+    app = create_app(study, admin_token, consent=consent, limits=limits)
     click.echo(f"Serving {len(study.items)} items ({len(study.cells)} cells) at http://{host}:{port}/ "
                f"(admin: http://{host}:{port}/admin). Ctrl+C stops; serving again resumes.")
-    run_server(app, host=host, port=port)
+    run_server(app, host=host, port=port, trusted_proxies=trusted_proxies or DEFAULT_TRUSTED_PROXIES)
 
 
 @survey.command()

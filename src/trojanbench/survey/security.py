@@ -5,14 +5,19 @@ Tokens carry 256 bits from :mod:`secrets`; the database keeps only their SHA-256
 HMAC-SHA256 of a purpose and a subject under the study's secret, compared in constant time; a visitor's form
 token is a nonce signed with the form's purpose and the browser's ``tb_form`` id, so every form it has open
 stays valid.
-Rate limits are token buckets per client address and per participant; size limits refuse a body or a
-query string past their bound before the application reads it.
+Rate limits are token buckets: pages and answers per participant token and per client address, pictures
+separately and more generously (a page shows nine), so that many participants behind one address (a NAT, a
+proxy) are not refused; size limits refuse a body or a query string past their bound before the application
+reads it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import html
+import logging
+import math
 import secrets
 import threading
 import time
@@ -25,7 +30,9 @@ from ..errors import require_extra
 require_extra("starlette", "survey", "The survey app")
 
 from starlette.exceptions import HTTPException  # noqa: E402
-from starlette.responses import PlainTextResponse  # noqa: E402
+from starlette.responses import HTMLResponse, PlainTextResponse, Response  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 TOKEN_BYTES = 32
 PARTICIPANT_COOKIE = "tb_participant"
@@ -113,10 +120,18 @@ class AdminSessions:
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-minute request rates (bursts of a quarter of that) and size bounds for one server."""
+    """Per-minute request rates (bursts of a quarter of that) and size bounds for one server.
 
-    per_address_per_minute: int = 1200
-    per_participant_per_minute: int = 600
+    Pages and answers count against the participant's token (a person reads a page in seconds: 120 a minute is
+    ample) and against the client address, which many participants may share (6,000 a minute is 100 people
+    behind one address at a page every 2 s); pictures (``*.png``, ``/static/``, the icon) count only against
+    their own, larger, buckets. Requests without a participant token count against the address alone.
+    """
+
+    per_address_per_minute: int = 6000
+    per_participant_per_minute: int = 120
+    images_per_address_per_minute: int = 30000
+    images_per_participant_per_minute: int = 1200
     max_body_bytes: int = 4096
     max_query_bytes: int = 1024
 
@@ -158,14 +173,38 @@ def request_cookie(headers: list[tuple[bytes, bytes]], name: str) -> str | None:
     return None
 
 
-class Guard:
-    """ASGI middleware: size limits (413/414), rate limits (429) and security headers on every response (the
-    500 page, sent from outside every middleware, adds them itself)."""
+def is_picture(path: str) -> bool:
+    """Whether ``path`` is a picture or a static file (rate-limited apart from pages and answers)."""
+    return path.endswith(".png") or path.startswith("/static/") or path == "/favicon.ico"
 
-    def __init__(self, app, limits: Limits):
+
+def too_many_requests(scope, seconds: int) -> HTMLResponse:
+    """The page of a refused request: what happened, a link that tries again, and ``Retry-After``."""
+    path = scope.get("path", "/")
+    if scope.get("method") != "GET":
+        link, note = "/item", "Your last answer was not saved yet; please give it again."
+    else:
+        query = scope.get("query_string", b"").decode("latin-1")
+        link, note = path + (f"?{query}" if query else ""), ""
+    body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>Please wait a moment</title>'
+            f'<link rel="stylesheet" href="/static/survey.css"></head><body><main><h1>Please wait a moment</h1>'
+            f'<p>The study server is busy. {html.escape(note)} Wait {seconds} s, then continue.</p>'
+            f'<p><a href="{html.escape(link)}">Try again</a></p></main></body></html>')
+    return HTMLResponse(body, 429, headers={"retry-after": str(seconds)})
+
+
+class Guard:
+    """ASGI middleware: size limits (413/414), rate limits (429, a page with a link to try again) and security
+    headers on every response (the 500 page, sent from outside every middleware, adds them itself). ``clock``
+    drives the rate limits."""
+
+    def __init__(self, app, limits: Limits, clock=time.monotonic):
         self.app, self.limits = app, limits
-        self.per_address = RateLimiter(limits.per_address_per_minute)
-        self.per_participant = RateLimiter(limits.per_participant_per_minute)
+        self.per_address = RateLimiter(limits.per_address_per_minute, clock=clock)
+        self.per_participant = RateLimiter(limits.per_participant_per_minute, clock=clock)
+        self.images_per_address = RateLimiter(limits.images_per_address_per_minute, clock=clock)
+        self.images_per_participant = RateLimiter(limits.images_per_participant_per_minute, clock=clock)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -192,7 +231,7 @@ class Guard:
 
         await self.app(scope, limited_receive, secured_send)
 
-    def _refusal(self, scope) -> PlainTextResponse | None:
+    def _refusal(self, scope) -> Response | None:
         if len(scope.get("query_string", b"")) > self.limits.max_query_bytes:
             return PlainTextResponse("Query string too long.", 414)
         length = dict(scope["headers"]).get(b"content-length")
@@ -201,12 +240,15 @@ class Guard:
                 return PlainTextResponse("Malformed Content-Length.", 400)
             if int(length) > self.limits.max_body_bytes:
                 return PlainTextResponse(f"Request body larger than {self.limits.max_body_bytes} bytes.", 413)
-        address = (scope.get("client") or ("unknown", 0))[0]
-        wait = self.per_address.wait(address)
+        address = (scope.get("client") or ("unknown", 0))[0]  # the proxy's client when the proxy is trusted
         token = request_cookie(scope["headers"], PARTICIPANT_COOKIE)
+        by_address, by_participant = self.per_address, self.per_participant
+        if is_picture(scope.get("path", "")):
+            by_address, by_participant = self.images_per_address, self.images_per_participant
+        wait = by_address.wait(address)
         if not wait and token:
-            wait = self.per_participant.wait(token_digest(token))
+            wait = by_participant.wait(token_digest(token))
         if wait:
-            return PlainTextResponse("Too many requests; slow down.", 429,
-                                     headers={"retry-after": str(max(1, round(wait + 0.5)))})
+            log.info("rate limit: refused %s %s from %s", scope.get("method"), scope.get("path"), address)
+            return too_many_requests(scope, max(1, math.ceil(wait)))
         return None
