@@ -58,10 +58,15 @@ DEFAULT_CONSENT = (  # "{n_items}" is replaced by the number of pages
     "This study is part of research on how well people can read the output of computer programs that explain "
     "image classifiers. You will see {n_items} sets of images and, for each, pick which of eight pictures "
     "the set most resembles. It takes about one minute per set at most.",
-    "We record your answers, how long each took, and the study platform's participant, study and session ids "
-    "if the link carried them. We record no name, email or address. Taking part is voluntary and you can stop "
-    "at any time by closing this page; answers given until then are kept unless you ask the researchers to "
-    "delete them.",
+    "We store: each answer you give, the order in which the pictures were shown to you, when each page was shown "
+    "and answered, when you started, your completion code, a fingerprint (hash) of the random key your browser "
+    "keeps in a cookie, and the study platform's participant, study and session ids if the link carried them. We "
+    "keep no name, email or internet address with your answers (the server uses your address only to limit how "
+    "fast pages are requested).",
+    "Taking part is voluntary and you can stop at any time by closing this page; answers given until then are "
+    "kept. From the next page on, every page shows your participant id: send it to the researchers to withdraw "
+    "your answers, and they are left out of every export and analysis from then on (the study's database keeps "
+    "them, marked as withdrawn, with the date and reason of your request).",
 )
 
 
@@ -83,6 +88,7 @@ class SurveyApp:
         self.templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                             undefined=jinja2.StrictUndefined)
         self.templates.filters["num"] = _num
+        self.templates.globals["simulation"] = study.simulation
         self.stylesheet = (HERE / "static" / "survey.css").read_bytes()
 
     def routes(self) -> list[Route]:
@@ -160,7 +166,8 @@ class SurveyApp:
         participant = self.participant(request)
         if participant is None:
             return RedirectResponse("/", 303)
-        return self.page("instructions.html.j2", n_items=participant.n_items)
+        return self.page("instructions.html.j2", n_items=participant.n_items,
+                         participant_ref=self.study.reference(participant.participant_id))
 
     def item_page(self, request: Request) -> Response:
         participant = self.participant(request)
@@ -172,6 +179,7 @@ class SurveyApp:
         options = [{"choice": k, "letter": LETTERS[k]} for k in range(len(assignment.permutation))]
         return self.page("item.html.j2", position=assignment.position, number=assignment.position + 1,
                          total=participant.n_items, options=options,
+                         participant_ref=self.study.reference(participant.participant_id),
                          csrf=sign(self.secret, "answer", token_digest(request.cookies[PARTICIPANT_COOKIE])))
 
     async def answer(self, request: Request) -> Response:
@@ -202,7 +210,8 @@ class SurveyApp:
             return RedirectResponse("/", 303)
         if not self.study.is_complete(participant):
             return RedirectResponse("/item", 303)
-        return self.page("done.html.j2", code=participant.completion_code)
+        return self.page("done.html.j2", code=participant.completion_code,
+                         participant_ref=self.study.reference(participant.participant_id))
 
     def favicon(self, request: Request) -> Response:
         """No icon (browsers ask for one on every page; a 404 there would be an error in the console)."""

@@ -1,4 +1,5 @@
-"""``trojanbench survey``: serve a study, plan its size, or run simulated respondents against it."""
+"""``trojanbench survey``: serve a study, plan its size, run simulated respondents on a copy of it, or withdraw a
+participant's answers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import math
 from pathlib import Path
 
 import click
-
-from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -155,46 +154,52 @@ def plan(accuracy: float, difference: float, alpha: float, power: float, cells: 
 @click.option("--inattentive", default=0.0, show_default=True, type=click.FloatRange(0, 1),
               help="Fraction of participants answering everything at random.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the participants' answers.")
-@click.option("--url", help="A running survey server to use (default: serve RESULTS_DIR in this process).")
-def simulate(results_dir: str, participants: int, judge: str, noise: float, inattentive: float, seed: int,
-             url: str | None) -> None:
+def simulate(results_dir: str, participants: int, judge: str, noise: float, inattentive: float, seed: int) -> None:
     """Simulated respondents: scripted participants answer over HTTP by a judge's probabilities plus noise,
-    then people's scores are compared with the judges'. Answers are stored like real ones (in survey.sqlite).
+    then their scores are compared with the judges'. They take a copy of the study served in this process, stored
+    in RESULTS_DIR/survey-simulation.sqlite (replaced each run, marked as a simulation); the people's study
+    (survey.sqlite) and the report's Humans section are left as they are.
 
     \b
     Examples:
       trojanbench survey simulate trojanbench-results --participants 40
     """
-    import contextlib
+    from .simulate import simulate_study
 
-    from ..tasks.rediscovery.results import Results
-    from .app import create_app, serving
-    from .scores import human_scores
-    from .security import Limits, new_token
-    from .simulate import simulate as run_simulation
-    from .study import Study
-
-    study = Study.open(results_dir)
-    results = Results(results_dir)
-    if judge not in results.judges:
-        raise ConfigError(f"Judge {judge!r} scored no cell in {results_dir!r}. Judges there: "
-                          f"{', '.join(results.judges)}.")
-    server = contextlib.nullcontext(url) if url else serving(
-        create_app(study, new_token(), limits=Limits(per_address_per_minute=60000)))
-    with server as base_url:
-        report = run_simulation(base_url, results_dir, participants, judge=judge, noise=noise,
-                                inattentive=inattentive, seed=seed)
+    report, scores = simulate_study(results_dir, participants, judge=judge, noise=noise, inattentive=inattentive,
+                                    seed=seed)
     click.echo(f"{report.participants} participants, {report.completed} completed, {len(report.answers)} answers "
                f"acknowledged, {len(report.failures)} failed, {report.retries} retried requests, "
                f"{report.seconds:.1f} s.")
     for failure in report.failures:
         click.echo(f"  failed: {failure}")
-    scores = human_scores(results, study.store)
     people = scores["participants"]
-    click.echo(f"scored participants {people['scored']} of {people['started']} ({people['excluded']} excluded), "
-               f"{scores['n_answers']} scored answers; Krippendorff's alpha {scores['krippendorff_alpha']:.3f}")
+    click.echo(f"scored simulated participants {people['scored']} of {people['started']} ({people['excluded']} "
+               f"excluded), {scores['n_answers']} scored answers; Krippendorff's alpha "
+               f"{scores['krippendorff_alpha']:.3f}")
     for name, agreement in scores["agreement"].items():
-        click.echo(f"people vs {name}: Spearman over tools {agreement['spearman_tools']:.2f}, over cells "
+        click.echo(f"simulated people vs {name}: Spearman over tools {agreement['spearman_tools']:.2f}, over cells "
                    f"{agreement['spearman_cells']:.2f}; calibration gap {agreement['gap_tools']:.3f} over tools, "
                    f"{agreement['gap_cells']:.3f} over cells; picked the judge's top option "
                    f"{agreement['picked_judge_top']:.2f}")
+
+
+@survey.command()
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.argument("participant_id")
+@click.option("--reason", required=True, help="Why, for the audit trail (e.g. 'asked by email on 2026-12-03').")
+@click.option("--operator", help="Who records the withdrawal (default: your login name).")
+def delete(results_dir: str, participant_id: str, reason: str, operator: str | None) -> None:
+    """Withdraw a participant's answers on their request: PARTICIPANT_ID is the id shown at the foot of their pages
+    (e.g. 7-3F9A2C) or the participant_id of the export. A tombstone in RESULTS_DIR/survey.sqlite records when, by
+    whom and why; the answers then leave every export, summary and score (their rows stay: answers are append-only).
+    Works while the study is being served.
+
+    \b
+    Examples:
+      trojanbench survey delete trojanbench-results 7-3F9A2C --reason "asked by email on 2026-12-03"
+    """
+    from .study import withdraw
+
+    n_answers = withdraw(results_dir, participant_id, reason=reason, operator=operator)
+    click.echo(f"Withdrew participant {participant_id.split('-')[0]}'s {n_answers} answers from exports and scores.")

@@ -8,7 +8,8 @@
   without continuity correction).
 
 Only answers of *scored* participants count: those who completed the study and passed both attention checks, in
-the first session under their crowd-platform id.
+the first session under their crowd-platform id, and whose answers were not withdrawn. The report reads only the
+people's study (``survey.sqlite``), never a simulation's.
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ def human_scores(results, store: SurveyStore) -> dict[str, Any]:
     return {"participants": {"started": len(statuses), "completed": sum(s["completed"] for s in statuses.values()),
                              "excluded": sum(s["excluded"] for s in statuses.values()),
                              "repeated": len(repeated_sessions(store)),
-                             "scored": sum(s["scored"] for s in statuses.values())},
+                             "scored": sum(s["scored"] for s in statuses.values()),
+                             "withdrawn": len(store.tombstones())},
+            "simulation": store.simulation,
             "n_answers": len(answers), "judges": judges, "chance": CHANCE, "roles": roles,
             "methods": methods, "cells": cells, "agreement": agreement,
             "krippendorff_alpha": krippendorff_alpha_nominal(by_item.values()),

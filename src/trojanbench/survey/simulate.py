@@ -5,6 +5,11 @@ answers. It recognises a tool's picture by its bytes and answers as an automatic
 option from the judge's probabilities, except that with probability ``noise`` it picks uniformly at random.
 A picture no cell has (an attention check) is answered with the option that matches its first image; an
 inattentive participant answers everything at random. So the whole pipeline runs without people.
+
+:func:`simulate_study` serves a simulation of a folder's study (``survey-simulation.sqlite``, see
+:meth:`~trojanbench.survey.study.Study.open_simulation`) to them, so scripted answers never mix with people's;
+:func:`simulate` runs them against any server it is given (a test bed: pointed at a study of people, their
+answers land in it like a person's).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import http.client
 import io
 import logging
+import dataclasses
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +30,7 @@ from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..tasks.rediscovery.store import RediscoveryStore
 from .pictures import cell_png, option_png
 from .study import SHOWN_ROLES
@@ -236,3 +243,29 @@ def simulate(base_url: str, results_dir: str | Path, n_participants: int, *, jud
             report.retries += retries
     report.seconds = time.monotonic() - started
     return report
+
+
+def simulate_study(results_dir: str | Path, n_participants: int, *, judge: str = "concept", noise: float = 0.3,
+                   inattentive: float = 0.0, seed: int = 0) -> tuple[SimulationReport, dict]:
+    """Serve a fresh simulation of the study of ``results_dir`` on a local port, run :func:`simulate` against it and
+    score the scripted answers; returns the report and :func:`~trojanbench.survey.scores.human_scores` of the
+    simulation. The people's study (``survey.sqlite``) is only read, for its design."""
+    from ..tasks.rediscovery.results import Results
+    from .app import create_app, serving
+    from .scores import human_scores
+    from .security import Limits, new_token
+    from .study import Study
+
+    results = Results(results_dir)
+    if judge not in results.judges:
+        raise ConfigError(f"Judge {judge!r} scored no cell in {str(results_dir)!r}. Judges there: "
+                          f"{', '.join(results.judges)}.")
+    unlimited = Limits(**{f.name: 10 ** 9 for f in dataclasses.fields(Limits) if f.name.endswith("_per_minute")})
+    study = Study.open_simulation(results_dir)
+    try:
+        with serving(create_app(study, new_token(), limits=unlimited)) as base_url:
+            report = simulate(base_url, results_dir, n_participants, judge=judge, noise=noise,
+                              inattentive=inattentive, seed=seed)
+        return report, human_scores(results, study.store)
+    finally:
+        study.close()

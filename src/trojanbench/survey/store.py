@@ -4,8 +4,11 @@ SQLite in WAL mode with ``synchronous=FULL``: a commit that has returned survive
 server. Tables: ``study`` (the study's configuration and server secret), ``items`` (what can be asked),
 ``participants`` (a SHA-256 of each participant's token, never the token), ``assignments`` (which item a
 participant sees at each position, the option order shown and the lease that reserves its cell) and
-``answers`` (append-only, enforced by triggers; unique on participant and item) and ``consent_forms`` (the
-consent form each participant sent, so that none is sent twice).
+``answers`` (append-only, enforced by triggers; unique on participant and item), ``consent_forms`` (the
+consent form each participant sent, so that none is sent twice) and ``tombstones`` (append-only: the participants
+whose answers were withdrawn on request, when, by whom and why; their rows stay, and every listing of the whole
+study leaves them out). A simulation (scripted participants) has its own file, ``survey-simulation.sqlite``,
+marked by the study setting ``simulation``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Iterator
 from ..engine.store import immediate_transaction, open_database
 
 SURVEY_FILE = "survey.sqlite"
+SIMULATION_FILE = "survey-simulation.sqlite"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS study (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,11 +44,19 @@ CREATE TABLE IF NOT EXISTS answers (
     position INTEGER NOT NULL, choice INTEGER NOT NULL, option TEXT NOT NULL, correct INTEGER NOT NULL,
     permutation TEXT NOT NULL, shown REAL NOT NULL, answered REAL NOT NULL, UNIQUE (participant_id, item_id));
 CREATE TABLE IF NOT EXISTS consent_forms (nonce TEXT PRIMARY KEY, participant_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (
+    participant_id INTEGER PRIMARY KEY, deleted REAL NOT NULL, operator TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS tombstones_no_update BEFORE UPDATE ON tombstones
+    BEGIN SELECT RAISE(ABORT, 'tombstones are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS tombstones_no_delete BEFORE DELETE ON tombstones
+    BEGIN SELECT RAISE(ABORT, 'tombstones are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS answers_no_update BEFORE UPDATE ON answers
     BEGIN SELECT RAISE(ABORT, 'answers are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS answers_no_delete BEFORE DELETE ON answers
     BEGIN SELECT RAISE(ABORT, 'answers are append-only'); END;
 """
+LIVE = "participant_id NOT IN (SELECT participant_id FROM tombstones)"
+"""The SQL condition of a participant whose answers were not withdrawn."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +111,8 @@ class SurveyStore:
         self.db = open_database(self.path, SCHEMA, threads=True)
 
     @classmethod
-    def in_folder(cls, folder: str | Path) -> "SurveyStore":
-        return cls(Path(folder) / SURVEY_FILE)
+    def in_folder(cls, folder: str | Path, simulation: bool = False) -> "SurveyStore":
+        return cls(Path(folder) / (SIMULATION_FILE if simulation else SURVEY_FILE))
 
     def close(self) -> None:
         with self._lock:
@@ -121,6 +133,11 @@ class SurveyStore:
         rows = self.query("SELECT value FROM study WHERE name = ?", (name,))
         return json.loads(rows[0][0]) if rows else None
 
+    @property
+    def simulation(self) -> bool:
+        """Whether this study's participants are scripted (see :mod:`trojanbench.survey.simulate`)."""
+        return bool(self.setting("simulation"))
+
     def items(self) -> list[Item]:
         rows = self.query("SELECT item_id, kind, cell_key, method, role, trojan, seed, question, shown FROM items "
                           "ORDER BY item_id")
@@ -128,14 +145,26 @@ class SurveyStore:
 
     # participants -----------------------------------------------------------------------------------
     def participant(self, token_sha256: str) -> Participant | None:
+        """The participant of a token; ``None`` also once their answers were withdrawn."""
         rows = self.query("SELECT participant_id, seed, n_items, attention_positions, completion_code, started, "
-                          "platform FROM participants WHERE token_sha256 = ?", (token_sha256,))
+                          f"platform FROM participants WHERE token_sha256 = ? AND {LIVE}", (token_sha256,))
         return _participant(rows[0]) if rows else None
 
     def participants(self) -> list[Participant]:
+        """Every participant but those withdrawn (see :meth:`tombstones`), in the order they started."""
         rows = self.query("SELECT participant_id, seed, n_items, attention_positions, completion_code, started, "
-                          "platform FROM participants ORDER BY participant_id")
+                          f"platform FROM participants WHERE {LIVE} ORDER BY participant_id")
         return [_participant(r) for r in rows]
+
+    def tombstones(self) -> list[dict[str, Any]]:
+        """The withdrawals: participant id, time (``deleted``), the operator who recorded it and the reason."""
+        rows = self.query("SELECT participant_id, deleted, operator, reason FROM tombstones ORDER BY deleted")
+        return [dict(zip(("participant_id", "deleted", "operator", "reason"), r)) for r in rows]
+
+    def withdraw(self, participant_id: int, *, when: float, operator: str, reason: str) -> None:
+        """Record that a participant's answers are withdrawn (their rows stay; listings leave them out)."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO tombstones VALUES (?, ?, ?, ?)", (participant_id, when, operator, reason))
 
     # assignments and answers ------------------------------------------------------------------------
     def assignments(self, participant_id: int | None = None) -> list[Assignment]:
@@ -145,7 +174,9 @@ class SurveyStore:
         return [Assignment(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows]
 
     def answers(self, participant_id: int | None = None) -> list[dict[str, Any]]:
-        where, args = ("WHERE participant_id = ?", (participant_id,)) if participant_id is not None else ("", ())
+        """One participant's answers, or every answer but the withdrawn participants'."""
+        where, args = ("WHERE participant_id = ?", (participant_id,)) if participant_id is not None else \
+            (f"WHERE {LIVE}", ())
         rows = self.query("SELECT answer_id, participant_id, item_id, position, choice, option, correct, permutation, "
                           f"shown, answered FROM answers {where} ORDER BY answer_id", args)
         names = ("answer_id", "participant_id", "item_id", "position", "choice", "option", "correct", "permutation",

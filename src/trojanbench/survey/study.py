@@ -6,12 +6,19 @@ drawn on the server from the participant's seed and stored with the answer. Assi
 trojan the participant has not seen; ties are broken by the participant's seed. Two attention checks per
 study (a concept drawn plainly, among 7 others of its kind) sit at positions drawn per participant; a
 participant who fails one is excluded from scores but kept in the export, and so is every later session of a
-crowd-platform participant id (``PROLIFIC_PID``) that an earlier session used.
+crowd-platform participant id (``PROLIFIC_PID``) that an earlier session used. A participant quotes the id shown on
+their pages (:meth:`Study.reference`) to have their answers withdrawn (:func:`withdraw`).
+
+Scripted participants take a simulation (:meth:`Study.open_simulation`): a copy of the study in its own file, never the
+people's.
 """
 
 from __future__ import annotations
 
 import functools
+import getpass
+import hashlib
+import hmac
 import json
 import logging
 import secrets
@@ -27,7 +34,7 @@ from ..judges.questions import CONCEPT_KIND_OF, N_OPTIONS
 from ..tasks.rediscovery.store import CellRow, RediscoveryStore
 from ..world import concepts_of_kind
 from .pictures import attention_png, cell_png, option_png
-from .store import Assignment, Participant, SurveyStore
+from .store import LIVE, SIMULATION_FILE, SURVEY_FILE, Assignment, Participant, SurveyStore
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,7 @@ class Study:
         self.store, self.lease_seconds, self.clock = store, lease_seconds, clock
         self.design = StudyDesign(**store.setting("design"))
         self.secret = bytes.fromhex(store.setting("secret"))
+        self.simulation = store.simulation
         self.items = {item.item_id: item for item in store.items()}
         self.cells = sorted({item.cell for item in self.items.values() if item.cell})
         self.n_cell_items = min(self.design.items_per_participant or len(self.trojans), len(self.trojans))
@@ -99,6 +107,10 @@ class Study:
         question = self.items[assignment.item_id].question
         return option_png(question["options"][assignment.permutation[choice]], question["kind"])
 
+    def reference(self, participant_id: int) -> str:
+        """The id a participant is shown and quotes to withdraw: see :func:`participant_reference`."""
+        return participant_reference(self.secret, participant_id)
+
     @property
     def trojans(self) -> list[str]:
         return sorted({item.trojan for item in self.items.values() if item.kind == "cell"})
@@ -112,13 +124,35 @@ class Study:
         Reopening with a field that differs from the stored design is refused: the answers already given
         belong to the stored one.
         """
+        return cls._open(results_dir, False, lease_seconds, clock, design)
+
+    @classmethod
+    def open_simulation(cls, results_dir: str | Path, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+                   clock: Callable[[], float] = time.time) -> "Study":
+        """A fresh simulation of the study of ``results_dir``: ``survey-simulation.sqlite`` (replaced each time), with
+        the design of the people's study where one exists (read, never written), marked as a simulation."""
+        folder = Path(results_dir)
+        design = {}
+        if (folder / SURVEY_FILE).is_file():
+            people = SurveyStore.in_folder(folder)
+            try:
+                design = people.setting("design") or {}
+            finally:
+                people.close()
+        for suffix in ("", "-wal", "-shm"):
+            (folder / (SIMULATION_FILE + suffix)).unlink(missing_ok=True)
+        return cls._open(folder, True, lease_seconds, clock, design)
+
+    @classmethod
+    def _open(cls, results_dir: str | Path, simulation: bool, lease_seconds: float, clock: Callable[[], float],
+              design: dict) -> "Study":
         given = {k: (list(v) if k == "methods" else v) for k, v in design.items() if v is not None}
         results = RediscoveryStore(results_dir, create=False)
-        store = SurveyStore.in_folder(results_dir)
+        store = SurveyStore.in_folder(results_dir, simulation)
         try:
             stored = store.setting("design")
             if stored is None:
-                _create(store, results, StudyDesign(**given))
+                _create(store, results, StudyDesign(**given), simulation)
             elif any(stored.get(k) != v for k, v in given.items()):
                 changed = ", ".join(f"{k}={stored.get(k)!r}" for k, v in given.items() if stored.get(k) != v)
                 raise ConfigError(f"{store.path} holds a study created with {changed}; serve it with the same options "
@@ -220,7 +254,7 @@ class Study:
 
     def _item_counts(self, now: float, leases: bool = True) -> dict[int, int]:
         """Answers per item, plus the unexpired leases of unanswered assignments when ``leases``."""
-        counts = dict(self.store.query("SELECT item_id, COUNT(*) FROM answers GROUP BY item_id"))
+        counts = dict(self.store.query(f"SELECT item_id, COUNT(*) FROM answers WHERE {LIVE} GROUP BY item_id"))
         if leases:
             for item_id, n in self.store.query(
                     "SELECT s.item_id, COUNT(*) FROM assignments s LEFT JOIN answers a ON a.participant_id = "
@@ -308,12 +342,53 @@ def participant_statuses(store: SurveyStore) -> dict[int, dict[str, bool]]:
     return out
 
 
+def participant_reference(secret: bytes, participant_id: int) -> str:
+    """``"<participant id>-<check>"``: the check (6 hex digits keyed by the study's secret) makes an id that was not
+    shown to someone hard to quote."""
+    check = hmac.new(secret, f"participant:{participant_id}".encode(), hashlib.sha256).hexdigest()[:6].upper()
+    return f"{participant_id}-{check}"
+
+
+def withdraw(results_dir: str | Path, reference: str, *, reason: str, operator: str | None = None,
+             clock: Callable[[], float] = time.time) -> int:
+    """Withdraw a participant's answers from the study of ``results_dir`` on their request: a tombstone (when, by
+    ``operator``, default the login name, and why) leaves them out of every export and score; the rows stay (the
+    answers table is append-only). ``reference``: the id shown on their pages (``"7-3F9A2C"``) or the bare
+    participant id of the export (``"7"``). Returns how many answers were withdrawn."""
+    path = Path(results_dir) / SURVEY_FILE
+    if not path.is_file():
+        raise ConfigError(f"{str(results_dir)!r} holds no study ({SURVEY_FILE}); give the folder that was served.")
+    if not reason.strip():
+        raise ConfigError("A withdrawal needs a reason (e.g. 'asked by email on 2026-12-03').")
+    store = SurveyStore(path)
+    try:
+        number, _, check = reference.strip().partition("-")
+        if not number.isdigit():
+            raise ConfigError(f"A participant id is a number, optionally with its check ('7-3F9A2C'). "
+                              f"Got {reference!r} instead.")
+        participant_id = int(number)
+        if check and participant_reference(bytes.fromhex(store.setting("secret")), participant_id) != \
+                f"{participant_id}-{check.upper()}":
+            raise ConfigError(f"{reference!r} is not an id this study showed; check it with the participant.")
+        if not store.query("SELECT 1 FROM participants WHERE participant_id = ?", (participant_id,)):
+            raise ConfigError(f"The study in {str(results_dir)!r} has no participant {participant_id}.")
+        if any(t["participant_id"] == participant_id for t in store.tombstones()):
+            raise ConfigError(f"Participant {participant_id}'s answers were already withdrawn.")
+        n_answers = len(store.answers(participant_id))
+        store.withdraw(participant_id, when=clock(), operator=operator or getpass.getuser(), reason=reason.strip())
+    finally:
+        store.close()
+    log.warning("withdrew participant %d's %d answers (%s)", participant_id, n_answers, reason.strip())
+    return n_answers
+
+
 def _pick(choices: list, rng: np.random.Generator):
     return choices[int(rng.integers(len(choices)))]
 
 
-def _create(store: SurveyStore, results: RediscoveryStore, design: StudyDesign) -> None:
-    """Write the design, a fresh secret and the items (every shown cell, two attention checks)."""
+def _create(store: SurveyStore, results: RediscoveryStore, design: StudyDesign, simulation: bool) -> None:
+    """Write the design, a fresh secret, whether it is a simulation and the items (every shown cell, two attention
+    checks)."""
     cells = [c for c in results.cells() if c.status == "ok" and c.image_file and c.role in SHOWN_ROLES]
     available = sorted({c.method for c in cells})
     for method in design.methods or ():
@@ -338,6 +413,7 @@ def _create(store: SurveyStore, results: RediscoveryStore, design: StudyDesign) 
         db.execute("INSERT INTO study VALUES ('design', ?)", (json.dumps(asdict(design)),))
         db.execute("INSERT INTO study VALUES ('secret', ?)", (json.dumps(secrets.token_hex(32)),))
         db.execute("INSERT INTO study VALUES ('results', ?)", (json.dumps(str(results.folder.resolve())),))
+        db.execute("INSERT INTO study VALUES ('simulation', ?)", (json.dumps(simulation),))
         db.executemany("INSERT INTO items (kind, cell_key, method, role, trojan, seed, question, shown) "
                        "VALUES (?,?,?,?,?,?,?,?)", rows)
     log.info("created a study of %d items over %d methods in %s", len(rows), len({c.method for c in cells}),
