@@ -1,5 +1,6 @@
 """The survey server under load on localhost, with its default limits: 50 participants behind one address at
-people's pace are never refused, one client hammering is; the address behind a trusted proxy is the one counted.
+people's pace are never refused, one client hammering is; the address behind a trusted proxy is the one counted;
+``survey backup`` copies the database while participants answer, and ``survey export`` reads it.
 
 People's pace (a page every 5 to 15 s) is played faster: the rate limits run on a clock ``SPEED`` times faster
 than the wall clock and every pause is ``SPEED`` times shorter, so the limits see what they would see at
@@ -8,15 +9,21 @@ people's pace while the test takes seconds.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import random
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections import Counter
 
 import pytest
+from click.testing import CliRunner
 
+from trojanbench.cli import main
 from trojanbench.survey.app import create_app, serving
 from trojanbench.survey.security import Limits
 from trojanbench.survey.simulate import CSRF, HttpSession, join_study
@@ -126,3 +133,48 @@ def test_the_address_behind_a_trusted_proxy_is_the_one_limited(study):
         spoofed = [raw(url, "GET", "/healthz", headers={"X-Forwarded-For": f"198.51.100.{n}"})[0] for n in range(3)]
     assert first == [200, 200, 429] and other == 200
     assert spoofed == [200, 200, 429], "X-Forwarded-For from an untrusted client changes nothing"
+
+
+def test_a_backup_taken_while_participants_answer_is_consistent_and_exports_match(study, tmp_path):
+    statuses, lock, done, backups = Counter(), threading.Lock(), [], []
+    with serving(create_app(study, ADMIN, rate_clock=fast_clock)) as url:
+        threads = [threading.Thread(target=lambda n=n: done.append(take_study(url, f"b{n}", statuses, lock)))
+                   for n in range(10)]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            out = tmp_path / f"backup-{len(backups)}.sqlite"
+            result = CliRunner().invoke(main, ["survey", "backup", str(study.results_dir), str(out)])
+            assert result.exit_code == 0, result.output
+            backups.append(out)
+        for thread in threads:
+            thread.join()
+        final = tmp_path / "final.sqlite"
+        assert CliRunner().invoke(main, ["survey", "backup", str(study.results_dir), str(final)]).exit_code == 0
+        exported = CliRunner().invoke(main, ["survey", "export", str(study.results_dir), "--format", "json"])
+    assert done == [True] * 10 and statuses[429] == 0
+    counts = []
+    for out in [*backups, final]:
+        db = sqlite3.connect(out)
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        counts.append(db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        db.close()
+    assert len(backups) >= 2 and counts == sorted(counts), counts
+    assert counts[-1] == len(study.store.answers()) == 10 * (study.n_cell_items + 2)
+    document = json.loads(exported.output)
+    assert len(document["answers"]) == counts[-1] and len(document["participants"]) == 10
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(final, copy / "survey.sqlite")
+    out = tmp_path / "answers.csv"
+    result = CliRunner().invoke(main, ["survey", "export", str(copy), "--format", "csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert sorted(int(row["answer_id"]) for row in rows) == sorted(a["answer_id"] for a in document["answers"])
+
+
+def test_backup_and_export_refuse_a_folder_without_a_study(tmp_path):
+    for args in (["backup", str(tmp_path), str(tmp_path / "b.sqlite")], ["export", str(tmp_path)]):
+        result = CliRunner().invoke(main, ["survey", *args])
+        assert result.exit_code != 0 and "No study database" in result.output, result.output
+    assert not (tmp_path / "survey.sqlite").exists()

@@ -1,6 +1,7 @@
 """The survey app's sessions and forms on a real server on localhost: byte-safe comparisons, security headers on
 error pages, one CSRF token per form, admin sessions that expire and end at sign-out and restart, single-use
-consent, Secure cookies behind HTTPS, and repeated crowd-platform ids left out of scores."""
+consent, Secure cookies behind HTTPS, repeated crowd-platform ids left out of scores, the rate limits and trusted
+proxies of ``survey serve`` and the README's proxy configuration."""
 
 from __future__ import annotations
 
@@ -8,17 +9,23 @@ import csv
 import io
 import json
 import logging
+import re
+import shlex
 import shutil
 
 import pytest
+from click.testing import CliRunner
 
 from trojanbench import load_results
 from trojanbench.survey import human_scores
-from trojanbench.survey.app import ADMIN_SESSION_SECONDS, create_app, serving
+from trojanbench.cli import main
+from trojanbench.survey.app import ADMIN_SESSION_SECONDS, DEFAULT_TRUSTED_PROXIES, create_app, serving
+from trojanbench.survey.security import Limits
 from trojanbench.survey.simulate import CSRF, HttpSession, simulate
 from trojanbench.survey.study import Study
 
 from survey_results import write_results
+from test_readme import blocks, command_lines
 from test_survey_app import ADMIN, GENEROUS, cookie_header, participant, raw
 
 FORM = "application/x-www-form-urlencoded"
@@ -186,3 +193,46 @@ def test_a_consent_form_is_single_use(url, study):
                              {**cookie, "Content-Type": FORM})
     assert status == 409 and "tb_participant" not in headers.get("set-cookie", "")
     assert len(study.store.participants()) == 1
+
+
+def test_cli_serve_passes_its_rate_limits_and_trusted_proxies_to_the_server(results, tmp_path, monkeypatch):
+    from trojanbench.survey import app as survey_app
+    from trojanbench.survey.cli import serve
+
+    calls = []
+    monkeypatch.setattr(survey_app, "serve", lambda app, **options: calls.append((app, options)))
+    folder = str(shutil.copytree(results, tmp_path / "run"))
+    flags = ["--trusted-proxy", "10.0.0.5", "--trusted-proxy", "10.1.0.0/16", "--rate-per-participant", "30",
+             "--rate-per-address", "700", "--image-rate-per-participant", "90", "--image-rate-per-address", "999"]
+    for args in ([], flags):
+        result = CliRunner().invoke(main, ["survey", "serve", folder, "--admin-token", ADMIN, *args])
+        assert result.exit_code == 0, result.output
+    (default_app, default), (app, given) = calls
+    assert default["trusted_proxies"] == DEFAULT_TRUSTED_PROXIES and given["trusted_proxies"] == ("10.0.0.5",
+                                                                                                   "10.1.0.0/16")
+    assert default_app.user_middleware[0].kwargs["limits"] == Limits()
+    assert app.user_middleware[0].kwargs["limits"] == Limits(per_participant_per_minute=30, per_address_per_minute=700,
+                                                             images_per_participant_per_minute=90,
+                                                             images_per_address_per_minute=999)
+    helps = {param.name: param.help for param in serve.params}
+    for name, field in (("rate_per_participant", "per_participant_per_minute"),
+                        ("rate_per_address", "per_address_per_minute"),
+                        ("image_rate_per_participant", "images_per_participant_per_minute"),
+                        ("image_rate_per_address", "images_per_address_per_minute")):
+        assert f"(default: {getattr(Limits(), field)}" in helps[name], name
+
+
+def test_the_readme_proxy_configuration_points_at_the_serve_command_it_shows():
+    """The Caddyfile of "Running a real study" (no Caddy here: what can be checked without it)."""
+    [caddyfile] = blocks("caddy")
+    lines = [line.strip() for line in caddyfile.splitlines() if line.strip()]
+    assert caddyfile.count("{") == caddyfile.count("}") == 1 and lines[0].endswith("{") and lines[-1] == "}"
+    site = lines[0].removesuffix("{").strip()
+    assert re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", site), "a host name: Caddy then serves HTTPS for it"
+    [upstream] = [line.split()[1] for line in lines if line.startswith("reverse_proxy")]
+    [serve_line] = [line for line in command_lines() if line.startswith("trojanbench survey serve")
+                    and "--trusted-proxy" in line]
+    words = shlex.split(serve_line)
+    option = {words[i]: words[i + 1] for i in range(len(words) - 1) if words[i].startswith("--")}
+    assert upstream == f"{option['--host']}:{option['--port']}"
+    assert option["--trusted-proxy"] == option["--host"], "Caddy on the same machine connects from loopback"

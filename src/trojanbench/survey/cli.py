@@ -1,5 +1,5 @@
-"""``trojanbench survey``: serve a study, plan its size, run simulated respondents on a copy of it, or withdraw a
-participant's answers."""
+"""``trojanbench survey``: serve a study, back it up while it serves, export its answers, plan its size, run
+simulated respondents on a copy of it, or withdraw a participant's answers."""
 
 from __future__ import annotations
 
@@ -94,6 +94,56 @@ def serve(results_dir: str, host: str, port: int, admin_token: str | None, metho
     click.echo(f"Serving {len(study.items)} items ({len(study.cells)} cells) at http://{host}:{port}/ "
                f"(admin: http://{host}:{port}/admin). Ctrl+C stops; serving again resumes.")
     run_server(app, host=host, port=port, trusted_proxies=trusted_proxies or DEFAULT_TRUSTED_PROXIES)
+
+
+@survey.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("out", type=click.Path(dir_okay=False))
+def backup(results_dir: str, out: str) -> None:
+    """Copy the study's database (RESULTS_DIR/survey.sqlite) to OUT while the server keeps running: SQLite's online
+    backup, a consistent snapshot checked for integrity. OUT is replaced if it exists.
+
+    \b
+    Examples:
+      trojanbench survey backup trojanbench-results backups/survey-$(date +%F-%H%M).sqlite
+    """
+    from .backup import backup_study
+
+    click.echo(f"Backed up {backup_study(results_dir, out)} answers to {out}.")
+
+
+@survey.command()
+@click.argument("results_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--format", "form", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="One row per answer (csv), or the design, items, participants and answers (json).")
+@click.option("--out", type=click.Path(dir_okay=False, allow_dash=True), default="-", show_default=True,
+              help="File to write ('-': standard output).")
+def export(results_dir: str, form: str, out: str) -> None:
+    """Export the study's answers, as the admin pages' /admin/export.csv and /admin/export.json do (no server
+    needed; safe while one runs).
+
+    \b
+    Examples:
+      trojanbench survey export trojanbench-results --format csv --out answers.csv
+    """
+    from ..errors import ConfigError
+    from .export import export_csv, export_json
+    from .store import SURVEY_FILE, SurveyStore
+
+    database = Path(results_dir) / SURVEY_FILE
+    if not database.is_file():
+        raise ConfigError(f"No study database at {str(database)!r}; serve the folder first "
+                          "(trojanbench survey serve RESULTS_DIR).")
+    store = SurveyStore(database)
+    try:
+        text = (export_csv if form == "csv" else export_json)(store)
+    finally:
+        store.close()
+    if out == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(out).write_text(text, encoding="utf-8", newline="")
+        log.info("exported %s answers to %s", form, out)
 
 
 @survey.command()
