@@ -143,7 +143,7 @@ def test_a_backup_taken_while_participants_answer_is_consistent_and_exports_matc
         for thread in threads:
             thread.start()
         while any(thread.is_alive() for thread in threads):
-            out = tmp_path / f"backup-{len(backups)}.sqlite"
+            out = tmp_path / "backups" / f"{len(backups)}.sqlite"  # a folder made by the first backup
             result = CliRunner().invoke(main, ["survey", "backup", str(study.results_dir), str(out)])
             assert result.exit_code == 0, result.output
             backups.append(out)
