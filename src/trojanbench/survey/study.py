@@ -183,7 +183,7 @@ class Study:
                     raise SurveyError("This consent form was already sent; continue from the study's first page.", 409)
                 db.execute("INSERT INTO consent_forms VALUES (?, ?)", (consent_form, participant_id))
             if platform.get(PERSON_FIELD) and db.execute(
-                    "SELECT 1 FROM participants WHERE json_extract(platform, ?) = ?",
+                    f"SELECT 1 FROM participants WHERE json_extract(platform, ?) = ? AND {LIVE}",
                     (f"$.{PERSON_FIELD}", platform[PERSON_FIELD])).fetchone():
                 log.warning("participant %d repeats an earlier session's %s; their answers are kept, not scored",
                             participant_id, PERSON_FIELD)
