@@ -14,11 +14,26 @@ import numpy as np
 
 from trojanbench.config import default_trojan_suite
 from trojanbench.judges.questions import build_question, option_picture
+from trojanbench.survey.security import Limits
 from trojanbench.tasks.rediscovery.store import CellRow, RediscoveryStore as Store
 
 TROJANS = ("smiley", "clownfish", "jaguar", "fork")
 METHODS = {"alpha": "tool", "beta": "tool", "random_noise": "baseline", "oracle": "oracle"}
 JUDGES = ("concept", "appearance")
+ADMIN = "admin-token-for-tests-0123456789"
+"""The admin token of the served test studies."""
+GENEROUS = Limits(per_address_per_minute=100_000, per_participant_per_minute=100_000)
+"""Rate limits no functional test reaches (the load tests measure the real ones)."""
+
+
+class ManualClock:
+    """A study's clock, moved by hand (``clock.now += seconds``): leases and admin sessions expire without waiting."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def write_results(folder: str | Path, *, seeds: tuple[int, ...] = (0,), n_images: int = 10) -> Path:

@@ -28,25 +28,12 @@ from trojanbench.survey.security import Limits
 from trojanbench.survey.simulate import CSRF, HttpSession, join_study, simulate
 from trojanbench.survey.study import Study
 
-from survey_results import write_results
-
-ADMIN = "admin-token-for-tests-0123456789"
-GENEROUS = Limits(per_address_per_minute=100_000, per_participant_per_minute=100_000)
+from survey_results import ADMIN, write_results
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return write_results(tmp_path_factory.mktemp("survey-app") / "run", seeds=(0, 1))
-
-
-@pytest.fixture
-def served(results, tmp_path):
-    """A fresh study of a copy of the results, served on a free local port: (base URL, study, folder)."""
-    folder = shutil.copytree(results, tmp_path / "run")
-    study = Study.open(folder, seed=3)
-    with serving(create_app(study, ADMIN, limits=GENEROUS)) as url:
-        yield url, study, folder
-    study.close()
 
 
 def raw(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None

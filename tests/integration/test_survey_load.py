@@ -29,8 +29,8 @@ from trojanbench.survey.security import Limits
 from trojanbench.survey.simulate import CSRF, HttpSession, join_study
 from trojanbench.survey.study import Study
 
-from survey_results import write_results
-from test_survey_app import ADMIN, raw
+from survey_results import ADMIN, write_results
+from test_survey_app import raw
 
 SPEED = 10
 PARTICIPANTS = 50

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 
 import pytest
@@ -22,8 +21,8 @@ from trojanbench.survey.simulate import CSRF, HttpSession, join_study
 from trojanbench.survey.store import SURVEY_FILE, SurveyStore
 from trojanbench.survey.study import Study
 
-from survey_results import write_results
-from test_survey_app import ADMIN, GENEROUS, admin_get
+from survey_results import ADMIN, GENEROUS, write_results
+from test_survey_app import admin_get
 
 SIMULATION_FILE = "survey-simulation.sqlite"
 PARTICIPANT_ID = re.compile(r'class="participant-id">([^<]+)<')
@@ -32,16 +31,6 @@ PARTICIPANT_ID = re.compile(r'class="participant-id">([^<]+)<')
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     return write_results(tmp_path_factory.mktemp("survey-rights") / "run")
-
-
-@pytest.fixture
-def served(results, tmp_path):
-    """A study of people over a copy of the results, served on a free local port: (base URL, study, folder)."""
-    folder = shutil.copytree(results, tmp_path / "run")
-    study = Study.open(folder, seed=3)
-    with serving(create_app(study, ADMIN, limits=GENEROUS)) as url:
-        yield url, study, folder
-    study.close()
 
 
 def take_part(url: str, label: str) -> tuple[HttpSession, list[str | None]]:

@@ -24,21 +24,11 @@ from trojanbench.survey.security import Limits
 from trojanbench.survey.simulate import CSRF, HttpSession, simulate
 from trojanbench.survey.study import Study
 
-from survey_results import write_results
 from test_readme import blocks, command_lines
-from test_survey_app import ADMIN, GENEROUS, cookie_header, participant, raw
+from survey_results import ADMIN, GENEROUS, ManualClock, write_results
+from test_survey_app import cookie_header, participant, raw
 
 FORM = "application/x-www-form-urlencoded"
-
-
-class Clock:
-    """The study's clock, moved by hand (the admin session's expiry is read from it)."""
-
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +38,7 @@ def results(tmp_path_factory):
 
 @pytest.fixture
 def study(results, tmp_path):
-    study = Study.open(shutil.copytree(results, tmp_path / "run"), seed=3, clock=Clock())
+    study = Study.open(shutil.copytree(results, tmp_path / "run"), seed=3, clock=ManualClock())
     yield study
     study.close()
 

@@ -12,15 +12,7 @@ from trojanbench.errors import ConfigError, SurveyError, UnknownNameError
 from trojanbench.survey.security import new_token, token_digest
 from trojanbench.survey.study import ATTENTION_CHECKS, Study
 
-from survey_results import METHODS, TROJANS, write_results
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from survey_results import METHODS, TROJANS, ManualClock, write_results
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +76,7 @@ def test_assignment_fills_the_least_filled_cells_first(folder):
 
 
 def test_leases_hold_a_cell_until_they_expire(folder):
-    clock = Clock()
+    clock = ManualClock()
     study = Study.open(folder, methods=["alpha"], items_per_participant=1, lease_seconds=60, clock=clock)
     first = _join(study)
     held = study.items[study.current(first).item_id].cell  # leased, not answered
