@@ -102,27 +102,29 @@ def _gallery(results: Results, trojans: list[tuple[str, str]], files: Path) -> l
         if row["status"] == "ok":
             scores.setdefault(row["key"], {})[row["judge"]] = row["p_true"]
     roles = results.roles()
-    out = []
-    for trojan, kind in trojans:
-        seed = min(c.seed for c in results.cells if c.trojan == trojan)
-        question = results.questions.get((trojan, seed))
-        options = []
-        if question:
-            options = [{"name": o, "truth": i == question["truth_index"],
-                        "src": _option_thumbnail(o, kind, files)} for i, o in enumerate(question["options"])]
-        cells = sorted((c for c in results.cells if c.trojan == trojan and c.seed == seed),
-                       key=lambda c: (ROLE_ORDER.get(roles[c.method], 9), c.method))
-        with RediscoveryStore(results.folder, create=False) as store:
-            strips = {c.key: store.load_images(c) for c in cells
-                      if c.image_file and any((c.key, j) in results.evidence for j in results.judges)}
-        entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason,
-                    "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {}),
-                    "evidence": _evidence(results, c, question, strips[c.key], files) if c.key in strips else []}
-                   for c in cells]
-        truth = next((o for o in options if o["truth"]), None)
-        out.append({"trojan": trojan, "kind": kind, "seed": seed, "truth": truth, "options": options,
-                    "entries": entries})
-    return out
+    with RediscoveryStore(results.folder, create=False) as store:
+        return [_gallery_trojan(results, trojan, kind, scores, roles, store, files) for trojan, kind in trojans]
+
+
+def _gallery_trojan(results: Results, trojan: str, kind: str, scores: dict, roles: dict, store: RediscoveryStore,
+                    files: Path) -> dict[str, Any]:
+    """One trojan's part of the gallery (its first seed)."""
+    seed = min(c.seed for c in results.cells if c.trojan == trojan)
+    question = results.questions.get((trojan, seed))
+    options = []
+    if question:
+        options = [{"name": o, "truth": i == question["truth_index"],
+                    "src": _option_thumbnail(o, kind, files)} for i, o in enumerate(question["options"])]
+    cells = sorted((c for c in results.cells if c.trojan == trojan and c.seed == seed),
+                   key=lambda c: (ROLE_ORDER.get(roles[c.method], 9), c.method))
+    strips = {c.key: store.load_images(c) for c in cells
+              if c.image_file and any((c.key, j) in results.evidence for j in results.judges)}
+    entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason,
+                "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {}),
+                "evidence": _evidence(results, c, question, strips[c.key], files) if c.key in strips else []}
+               for c in cells]
+    truth = next((o for o in options if o["truth"]), None)
+    return {"trojan": trojan, "kind": kind, "seed": seed, "truth": truth, "options": options, "entries": entries}
 
 
 def _heat_values(results: Results, judge: str, methods: list[str], trojans: list[str]) -> np.ndarray:
