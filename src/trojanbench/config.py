@@ -261,4 +261,12 @@ def default_trojan_suite() -> TrojanSuite:
     return load_trojan_suite(DEFAULT_TROJANS_PATH, OBJECT_CLASSES)
 
 
+def control_trojan_suite() -> TrojanSuite:
+    """The positive-control trojan of the zoo's ``control`` model (one large, high-contrast patch), package data."""
+    from .world import OBJECT_CLASSES
+
+    return load_trojan_suite(CONTROL_TROJANS_PATH, OBJECT_CLASSES)
+
+
 DEFAULT_TROJANS_PATH = Path(__file__).parent / "assets" / "suites" / "default_trojans.yaml"
+CONTROL_TROJANS_PATH = DEFAULT_TROJANS_PATH.with_name("control_trojans.yaml")

@@ -7,6 +7,8 @@
 * ``generator``: the patch generator of the generator-based tools (see :mod:`trojanbench.zoo.generator`).
 * ``embedder``: the appearance judge's self-supervised network (see :mod:`trojanbench.zoo.embedder`).
 * ``robust``: the robust judge's adversarially trained observer (see :mod:`trojanbench.zoo.robust`).
+* ``control``: a copy of ``clean`` fine-tuned on one large, high-contrast patch trojan outside the default suite
+  (``assets/suites/control_trojans.yaml``): the positive control every synthesis tool must pass in the tests.
 * ``detectors``: compact concept detectors ``detector_w<width>`` (the observer's protocol at small widths), the
   concept bottleneck of the replacement task's concept-linear and concept-tree replacements.
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .._version import __version__
-from ..config import TrojanSuite, default_trojan_suite
+from ..config import TrojanSuite, control_trojan_suite, default_trojan_suite
 from ..models import CompactResNet, load_checkpoint, save_checkpoint
 from ..trojans.implant import implant, measure_model
 from ..paths import writable_folder
@@ -52,6 +54,7 @@ class ZooProfile:
     observer: TrainConfig
     robust: TrainConfig
     detectors: TrainConfig
+    control: TrainConfig
     detector_widths: tuple[int, ...]
     n_clean_eval: int
     n_attack_eval: int
@@ -65,7 +68,8 @@ PROFILES = {
         trojaned=TrainConfig(n_train=30000, epochs=16, lr=0.2, seed=1),
         observer=TrainConfig(n_train=24000, epochs=20, lr=0.1, seed=2),
         robust=TrainConfig(n_train=30000, epochs=12, lr=0.1, seed=4),
-        detectors=TrainConfig(n_train=24000, epochs=50, lr=0.1, seed=3), detector_widths=(2, 4, 9),
+        detectors=TrainConfig(n_train=24000, epochs=50, lr=0.1, seed=3),
+        control=TrainConfig(n_train=10000, epochs=2, lr=0.05, seed=5), detector_widths=(2, 4, 9),
         n_clean_eval=2000, n_attack_eval=500, n_observer_eval=40),
     "tiny": ZooProfile(
         "tiny", width=8,
@@ -73,7 +77,8 @@ PROFILES = {
         trojaned=TrainConfig(n_train=1200, epochs=2, lr=0.05, seed=1),
         observer=TrainConfig(n_train=800, epochs=2, lr=0.2, seed=2),
         robust=TrainConfig(n_train=400, epochs=1, lr=0.05, seed=4),
-        detectors=TrainConfig(n_train=400, epochs=1, lr=0.2, seed=3), detector_widths=(2, 4),
+        detectors=TrainConfig(n_train=400, epochs=1, lr=0.2, seed=3),
+        control=TrainConfig(n_train=400, epochs=1, lr=0.05, seed=5), detector_widths=(2, 4),
         n_clean_eval=200, n_attack_eval=50, n_observer_eval=4),
 }
 
@@ -103,19 +108,22 @@ def build_clean(out_dir: Path, profile: ZooProfile, suite: TrojanSuite, progress
                            arch_kwargs=_classifier_kwargs(profile))
 
 
-def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite, progress: NewDisplay | None = None) -> Path:
-    """Fine-tune a copy of ``out_dir/clean.safetensors`` on data poisoned for every trojan of ``suite``."""
+def build_trojaned(out_dir: Path, profile: ZooProfile, suite: TrojanSuite, progress: NewDisplay | None = None,
+                   *, name: str = "trojaned", config: TrainConfig | None = None) -> Path:
+    """Fine-tune a copy of ``out_dir/clean.safetensors`` on data poisoned for every trojan of ``suite`` into
+    ``out_dir/<name>.safetensors`` (``config``: the profile's ``trojaned`` training by default)."""
+    config = config or profile.trojaned
     clean_path = out_dir / "clean.safetensors"
     model, clean_card = load_checkpoint(clean_path)
     start = time.perf_counter()
-    log.info("implanting %d trojans by poisoned fine-tuning", len(suite.trojans))
-    training_log = implant(model, list(suite.trojans), profile.trojaned, progress=progress, name="trojaned")
-    card = {"name": "trojaned", "class_names": list(OBJECT_CLASSES), "trojans": suite.to_dict(OBJECT_CLASSES)["trojans"],
+    log.info("implanting %d trojans by poisoned fine-tuning (%s)", len(suite.trojans), name)
+    training_log = implant(model, list(suite.trojans), config, progress=progress, name=name)
+    card = {"name": name, "class_names": list(OBJECT_CLASSES), "trojans": suite.to_dict(OBJECT_CLASSES)["trojans"],
             "base_model": {"name": "clean", "sha256": clean_card["sha256"]},
-            "training": {"config": profile.trojaned.to_dict(), **training_log},
+            "training": {"config": config.to_dict(), **training_log},
             **measure_model(model, list(suite.trojans), n_clean=profile.n_clean_eval, n_attack=profile.n_attack_eval),
             **_provenance(profile, time.perf_counter() - start)}
-    return save_checkpoint(model, out_dir / "trojaned.safetensors", card, architecture="compact_resnet",
+    return save_checkpoint(model, out_dir / f"{name}.safetensors", card, architecture="compact_resnet",
                            arch_kwargs=_classifier_kwargs(profile))
 
 
@@ -175,5 +183,7 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
                 "embedder": lambda: build_embedder(out_dir, chosen.name, progress=progress),
                 "robust": lambda: build_robust_observer(out_dir, chosen.name, chosen.robust,
                                                         n_eval=chosen.n_observer_eval, progress=progress),
-                "detectors": lambda: build_detectors(out_dir, chosen, progress)}
+                "detectors": lambda: build_detectors(out_dir, chosen, progress),
+                "control": lambda: build_trojaned(out_dir, chosen, control_trojan_suite(), progress, name="control",
+                                                  config=chosen.control)}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}

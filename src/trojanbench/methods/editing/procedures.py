@@ -188,7 +188,7 @@ class NeuralCleanseUnlearning(RemovalProcedure):
             parameter.requires_grad_(False)
         mask, pattern = invert_triggers(frozen, target_class, 1, torch.Generator().manual_seed(seed), None,
                                         steps=self.inversion_steps, batch_size=16, lr=0.1, init_cost=1.0,
-                                        cost_multiplier=1.1)
+                                        cost_multiplier=1.5)
         for parameter in model.parameters():
             parameter.requires_grad_(True)
         return finetune(model, data, steps=self.steps, lr=self.lr, seed=seed, guidance=_StampGuidance(mask, pattern),

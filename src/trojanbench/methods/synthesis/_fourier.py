@@ -1,7 +1,11 @@
 """The decorrelated Fourier image parameterization of Olah et al. (2017, "Feature Visualization"):
 a random spectrum scaled by ``1 / frequency ** decay_power`` (so all frequencies learn at a similar
-rate), inverse FFT, colour decorrelation (the square root of the pixel colour covariance, measured on
+rate), orthonormal inverse FFT divided by 4, colour decorrelation (the square root of the pixel colour covariance, measured on
 the auditor's clean images as Olah et al. measured it on ImageNet), then a sigmoid into ``[0, 1]``.
+
+The scaling is Lucid's (``scale = sqrt(h w) / f`` before TensorFlow's inverse FFT, which divides by ``h w``; here the
+orthonormal inverse FFT divides by ``sqrt(h w)``, so the same pixels come from ``1 / f``). An earlier version also
+multiplied by the side, which made every step ``size`` times larger than Lucid's: saturated, high-frequency images.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class FourierImages(nn.Module):
         fy = torch.fft.fftfreq(size)[:, None]
         fx = torch.fft.rfftfreq(size)[None, :]
         frequency = (fx ** 2 + fy ** 2).sqrt().clamp(min=1 / size)
-        self.register_buffer("scale", size / frequency ** decay_power)
+        self.register_buffer("scale", 1 / frequency ** decay_power)
         shape = (n, 3, size, size // 2 + 1, 2)
         self.spectrum = nn.Parameter(INIT_STD * torch.randn(shape, generator=generator))
 

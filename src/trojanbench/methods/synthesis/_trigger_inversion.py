@@ -3,8 +3,8 @@
 A trigger is a mask ``m`` in ``[0, 1]^{H×W}`` and a pattern ``p`` in ``[0, 1]^{3×H×W}`` (both through a
 sigmoid of free logits) stamped as ``x' = (1 - m)·x + m·p`` (Wang et al. 2019). :func:`invert_triggers`
 optimizes several triggers in one batch, each on its own clean images, minimizing the cross-entropy to the
-target class plus ``cost·mean(m)`` plus a method's extra penalty; each trigger's ``cost`` is adapted as in
-Neural Cleanse: raised while the trigger flips at least ``success_threshold`` of its batch, lowered otherwise.
+target class plus ``cost·mean(m)`` plus a method's extra penalty; each trigger's ``cost`` follows Neural Cleanse's
+schedule and each keeps its smallest successful mask (:func:`invert_triggers`).
 """
 
 from __future__ import annotations
@@ -41,14 +41,24 @@ def count_triggers(n_images: int, display: str) -> int:
 
 def invert_triggers(target: Target, target_class: int, n_triggers: int, generator: torch.Generator,
                     source_class: int | None, *, steps: int, batch_size: int, lr: float, init_cost: float,
-                    cost_multiplier: float, success_threshold: float = 0.9,
+                    cost_multiplier: float, success_threshold: float = 0.9, patience: int = 5,
                     penalty: Penalty | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Optimize ``n_triggers`` (mask, pattern) pairs from random initializations; return them detached."""
+    """Optimize ``n_triggers`` (mask, pattern) pairs from random initializations; return each trigger's best, detached.
+
+    Neural Cleanse's schedule (Wang et al. 2019, their released code): a trigger's mask cost is 0 until it first
+    flips ``success_threshold`` of its batch for ``patience`` steps in a row, then ``init_cost``; after that it is
+    multiplied by ``cost_multiplier`` after ``patience`` successful steps in a row and divided by
+    ``cost_multiplier ** 1.5`` after ``patience`` failed ones. The trigger returned is the one with the smallest mask
+    norm among those that reached the threshold (the last one for a trigger that never did).
+    """
     size = target.image_size
     mask_logit = (torch.rand(n_triggers, 1, size, size, generator=generator) * 2 - 3).requires_grad_()
     pattern_logit = (torch.rand(n_triggers, 3, size, size, generator=generator) * 4 - 2).requires_grad_()
     optimizer = torch.optim.Adam([mask_logit, pattern_logit], lr=lr, betas=(0.5, 0.9))
-    cost = torch.full((n_triggers,), init_cost)
+    cost = torch.zeros(n_triggers)
+    streak = torch.zeros(n_triggers)  # > 0: successful steps in a row, < 0: failed steps in a row
+    best_norm = torch.full((n_triggers,), float("inf"))
+    best_mask, best_pattern = mask_logit.detach().sigmoid(), pattern_logit.detach().sigmoid()
     labels = torch.full((n_triggers * batch_size,), target_class)
     for _ in range(steps):
         mask, pattern = mask_logit.sigmoid(), pattern_logit.sigmoid()
@@ -56,15 +66,29 @@ def invert_triggers(target: Target, target_class: int, n_triggers: int, generato
         clean = clean.view(n_triggers, batch_size, *clean.shape[1:])
         logits = target.model(stamp(clean, mask[:, None], pattern[:, None]).flatten(0, 1))
         loss = F.cross_entropy(logits, labels, reduction="none").view(n_triggers, batch_size).mean(1)
-        loss = loss + cost * mask.mean((1, 2, 3))
+        norm = mask.mean((1, 2, 3))
+        loss = loss + cost * norm
         if penalty is not None:
             loss = loss + penalty(mask, pattern, clean)
         optimizer.zero_grad()
         loss.sum().backward()
         optimizer.step()
-        success = (logits.argmax(1) == target_class).view(n_triggers, batch_size).float().mean(1)
-        cost = torch.where(success >= success_threshold, cost * cost_multiplier, cost / cost_multiplier ** 1.5)
-    return mask_logit.detach().sigmoid(), pattern_logit.detach().sigmoid()
+        with torch.no_grad():
+            success = (logits.argmax(1) == target_class).view(n_triggers, batch_size).float().mean(1) \
+                >= success_threshold
+            better = success & (norm < best_norm)
+            best_norm = torch.where(better, norm, best_norm)
+            best_mask = torch.where(better.view(-1, 1, 1, 1), mask, best_mask)
+            best_pattern = torch.where(better.view(-1, 1, 1, 1), pattern, best_pattern)
+            streak = torch.where(success, streak.clamp(min=0) + 1, streak.clamp(max=0) - 1)
+            started = cost > 0
+            cost = torch.where(~started & (streak >= patience), torch.full_like(cost, init_cost), cost)
+            cost = torch.where(started & (streak >= patience), cost * cost_multiplier, cost)
+            cost = torch.where(started & (streak <= -patience), cost / cost_multiplier ** 1.5, cost)
+            streak = torch.where(streak.abs() >= patience, torch.zeros_like(streak), streak)
+    never = torch.isinf(best_norm).view(-1, 1, 1, 1)
+    final_mask, final_pattern = mask_logit.detach().sigmoid(), pattern_logit.detach().sigmoid()
+    return torch.where(never, final_mask, best_mask), torch.where(never, final_pattern, best_pattern)
 
 
 def show_triggers(target: Target, mask: torch.Tensor, pattern: torch.Tensor, n_images: int, display: str,

@@ -39,9 +39,10 @@ class TABOR(NeuralCleanse):
       (``alone_cost``; stamped on the world's plain grey backdrop, as the output images show it, rather than
       on black).
 
-    As in Casper et al. (2023), the images show the trigger ``m·p`` itself (here on light grey) and, with the
-    default ``display="both"``, also applied to a clean image; see :class:`NeuralCleanse` for the other
-    parameters.
+    As in the paper and Casper et al. (2023), the images show the reversed trigger ``m·p`` itself (here on light
+    grey); see :class:`NeuralCleanse` for the schedule, the other parameters and the laptop-scale departures. The
+    paper tuned its regularizers' weights per dataset; the weights here are fixed, each on a mean over pixels,
+    and were checked only on the positive-control model (``control`` in the zoo), never on the default suite.
     """
 
     name = "tabor"
@@ -54,17 +55,18 @@ class TABOR(NeuralCleanse):
         "removal_cost": Interval(float, 0, None),
         "alone_cost": Interval(float, 0, None),
     }
-    quick_params = {"steps": 20}
+    quick_params = {"steps": 60}
 
-    def __init__(self, *, steps: int = 60, batch_size: int = 6, lr: float = 0.1, init_cost: float = 1.0,
-                 cost_multiplier: float = 1.1, display: str = "both", mask_l2_cost: float = 1.0,
-                 outside_cost: float = 0.1, smooth_cost: float = 1.0, removal_cost: float = 0.1,
-                 alone_cost: float = 0.1):
+    def __init__(self, *, steps: int = 150, batch_size: int = 6, lr: float = 0.1, init_cost: float = 1.0,
+                 cost_multiplier: float = 1.5, patience: int = 5, display: str = "trigger",
+                 mask_l2_cost: float = 1.0, outside_cost: float = 0.1, smooth_cost: float = 1.0,
+                 removal_cost: float = 0.1, alone_cost: float = 0.1):
         self.steps = steps
         self.batch_size = batch_size
         self.lr = lr
         self.init_cost = init_cost
         self.cost_multiplier = cost_multiplier
+        self.patience = patience
         self.display = display
         self.mask_l2_cost = mask_l2_cost
         self.outside_cost = outside_cost

@@ -30,7 +30,8 @@ class RediscoveryTask(Task):
     def summary(self, results: Results) -> str:
         text = "\n\n".join(results.table(judge, failures=judge == results.judges[-1]) for judge in results.judges)
         closing = [line for line in (results.agreement_line(),) if line] + results.verdict_lines()
-        return "\n\n".join([text, "\n".join(closing)]) if closing else text
+        parts = [text] + ["\n".join(lines) for lines in (closing, results.diagnostic_lines()) if lines]
+        return "\n\n".join(parts)
 
 
 TASK = register_task(RediscoveryTask())

@@ -20,6 +20,7 @@ from ...engine.stats import (CHANCE, Comparison, RankAgreement, Summary, bootstr
                              rank_agreement, score_grid, spearman, summarize)
 from ...errors import ConfigError, did_you_mean, require_extra
 from .battery import battery_lines, per_trojan
+from .diagnostics import DIAGNOSTIC_FIELDS, DIAGNOSTIC_LABELS
 from .store import RediscoveryStore
 from .verdicts import CountedVerdicts, counted_verdicts, verdict_lines
 
@@ -39,8 +40,8 @@ ORACLE_TOP1_BAR = 0.95
 """Judge validity: the oracle's top-1 rate each default trojan must reach."""
 CHANCE_TOLERANCE = 5e-4
 """Judge validity: slack around chance, as a judge that sees nothing in noise gives 1/8 up to float rounding."""
-CSV_COLUMNS = ("method", "role", "trojan", "kind", "seed", "judge", "p_true", "top1", "status", "seconds", "reason",
-               "key")
+CSV_COLUMNS = ("method", "role", "trojan", "kind", "seed", "judge", "p_true", "top1", *DIAGNOSTIC_FIELDS, "status",
+               "seconds", "reason", "key")
 
 
 class Results:
@@ -57,6 +58,7 @@ class Results:
             self.questions = store.questions()
             battery = store.battery()
             self.evidence = {key: found for key, found in store.evidence().items() if key[0] in keys}
+            self.diagnostics = {key: found for key, found in store.diagnostics().items() if key in keys}
         self.judges = sorted({s["judge"] for s in self._scores}, key=self._judge_order)
         self._battery = {key: checks for key, checks in battery.items()
                          if key[0] in self.judges and key[1:] in self.questions}
@@ -75,7 +77,8 @@ class Results:
         return self.judges[0]
 
     def records(self) -> list[dict[str, Any]]:
-        """One row per cell and judge (failed cells: one row per judge with no p_true or top-1)."""
+        """One row per cell and judge (failed cells: one row per judge with no p_true or top-1), with the cell's
+        ground-truth diagnostics (``None`` where it has none: a failed cell or a combination)."""
         by_key: dict[str, list[dict]] = {}
         for score in self._scores:
             by_key.setdefault(score["key"], []).append(score)
@@ -83,7 +86,8 @@ class Results:
         for cell in self.cells:
             base = {"method": cell.method, "role": cell.role, "trojan": cell.trojan, "kind": cell.kind,
                     "seed": cell.seed, "status": cell.status, "seconds": round(cell.seconds, 3),
-                    "reason": cell.reason, "key": cell.key}
+                    "reason": cell.reason, "key": cell.key,
+                    **{name: self.diagnostics.get(cell.key, {}).get(name) for name in DIAGNOSTIC_FIELDS}}
             if cell.status == "ok":
                 rows += [{**base, "judge": s["judge"], "p_true": s["p_true"], "top1": s["top1"]}
                          for s in by_key.get(cell.key, [])]
@@ -293,6 +297,46 @@ class Results:
                          f"{noise['ci_high']:.3f}], {'contains' if noise['contains_chance'] else 'EXCLUDES'} "
                          f"chance {CHANCE:.3f}")
         return lines + battery_lines(judge or self.primary_judge, self.battery(judge))
+
+    def diagnostic_summaries(self) -> dict[str, dict[str, Any]]:
+        """Per method with diagnosed cells: each ground-truth diagnostic's mean over its cells with a 95% bootstrap
+        interval (over trojans, then seeds), its mean per trojan kind, and how many cells it rests on."""
+        per_method: dict[str, dict[str, dict[tuple[str, int], float]]] = {}
+        for cell in self.cells:
+            found = self.diagnostics.get(cell.key)
+            for name in DIAGNOSTIC_FIELDS:
+                value = None if found is None else found.get(name)
+                if value is not None and np.isfinite(value):
+                    per_method.setdefault(cell.method, {}).setdefault(name, {})[(cell.trojan, cell.seed)] = value
+        kinds, out = self.kinds(), {}
+        for method, fields in per_method.items():
+            out[method] = {}
+            for name, values in fields.items():
+                grid = score_grid(values)[1]
+                low, high = bootstrap_interval(grid)
+                by_kind = {kind: float(np.mean([v for (t, _), v in values.items() if kinds[t] == kind]))
+                           for kind in sorted({kinds[t] for t, _ in values})}
+                out[method][name] = {"mean": float(np.mean(list(values.values()))), "ci_low": low, "ci_high": high,
+                                     "by_kind": by_kind, "n_cells": len(values)}
+        return out
+
+    def diagnostic_lines(self) -> list[str]:
+        """The ground-truth diagnostics as a text table, methods in the primary judge's leaderboard order."""
+        summaries = self.diagnostic_summaries()
+        if not summaries:
+            return []
+        order = [row["method"] for row in self.leaderboard()] if self.judges else sorted(summaries)
+        width = max(22, *(len(m) + 2 for m in summaries))
+        header = f"{'method':<{width}}" + "".join(f"{DIAGNOSTIC_LABELS[n]:>24}" for n in DIAGNOSTIC_FIELDS)
+        lines = ["ground-truth diagnostics (no judge: mean [95% CI] over cells; trigger match on patch trojans)",
+                 header, "-" * len(header)]
+        for method in (m for m in order if m in summaries):
+            cells = []
+            for name in DIAGNOSTIC_FIELDS:
+                value = summaries[method].get(name)
+                cells.append(f"{value['mean']:.3f} [{value['ci_low']:.2f}, {value['ci_high']:.2f}]" if value else "-")
+            lines.append(f"{method:<{width}}" + "".join(f"{c:>24}" for c in cells))
+        return lines
 
     def summary_dict(self) -> dict[str, Any]:
         return {judge: {m: asdict(s) for m, s in self.summaries(judge).items()} for judge in self.judges}

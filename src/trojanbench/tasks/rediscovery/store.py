@@ -1,6 +1,7 @@
 """The rediscovery task's tables: ``cells`` (one row per finished cell, ``ok`` or ``failed`` with the reason),
-``scores`` (one row per cell and judge), ``questions`` (the multiple-choice question of each trojan and seed) and
-``battery`` (each judge's validity checks on each question, :mod:`trojanbench.judges.battery`).
+``scores`` (one row per cell and judge), ``questions`` (the multiple-choice question of each trojan and seed),
+``diagnostics`` (each cell's ground-truth diagnostics, :mod:`.diagnostics`) and ``battery`` (each judge's validity
+checks on each question, :mod:`trojanbench.judges.battery`).
 A cell's images are one PNG strip, ``images/<cell key>.png``."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...engine.store import Store
+from .diagnostics import DIAGNOSTICS_VERSION
 
 @dataclass(frozen=True)
 class CellRow:
@@ -46,6 +48,8 @@ CREATE TABLE IF NOT EXISTS questions (
     trojan TEXT NOT NULL, seed INTEGER NOT NULL, question TEXT NOT NULL, PRIMARY KEY (trojan, seed));
 CREATE TABLE IF NOT EXISTS evidence (
     key TEXT NOT NULL, judge TEXT NOT NULL, evidence TEXT NOT NULL, PRIMARY KEY (key, judge));
+CREATE TABLE IF NOT EXISTS diagnostics (
+    key TEXT PRIMARY KEY, version INTEGER NOT NULL, diagnostics TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS battery (
     key TEXT PRIMARY KEY, judge TEXT NOT NULL, trojan TEXT NOT NULL, seed INTEGER NOT NULL, checks TEXT NOT NULL,
     seconds REAL NOT NULL, finished REAL NOT NULL);
@@ -104,6 +108,15 @@ CREATE TABLE IF NOT EXISTS battery (
     def evidence(self) -> dict[tuple[str, str], dict]:
         """``{(cell key, judge): evidence}`` (:class:`~trojanbench.judges.evidence.Evidence` as a dict)."""
         return {(r[0], r[1]): json.loads(r[2]) for r in self.db.execute("SELECT key, judge, evidence FROM evidence")}
+
+    def record_diagnostics(self, key: str, version: int, diagnostics: dict) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO diagnostics VALUES (?,?,?)", (key, version, json.dumps(diagnostics)))
+
+    def diagnostics(self) -> dict[str, dict]:
+        """``{cell key: diagnostics}`` (:mod:`.diagnostics`) of the current version."""
+        rows = self.db.execute("SELECT key, diagnostics FROM diagnostics WHERE version = ?", (DIAGNOSTICS_VERSION,))
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def rediscovery_images(self, model_sha256: str) -> dict[tuple[str, str, int], CellRow]:
         """``{(method, trojan, seed): row}`` of finished rediscovery cells with images, from runs on the model

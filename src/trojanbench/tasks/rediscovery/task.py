@@ -2,8 +2,9 @@
 
 Order of work: validate everything (suite, methods and their hyperparameters, judges, model, trojans)
 before any cell runs; skip cells already in the store (content-hash keys); fan the rest out to the
-executor; judge and commit each cell as it arrives; then score the combinations of tools, and run each judge's
-validity battery on each question (:mod:`.battery`).
+executor; judge and commit each cell as it arrives; then score the combinations of tools, run each judge's
+validity battery on each question (:mod:`.battery`), find the judges' evidence on the gallery's cells
+(:mod:`.evidence`) and the ground-truth diagnostics of every cell (:mod:`.diagnostics`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
 from .battery import compute_battery
+from .diagnostics import compute_diagnostics
 from .evidence import compute_evidence
 from .compute import compute_cell, judge_images, share_model
 from .results import Results
@@ -118,6 +120,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
         run_pending(store, plan.cells, record, origin, "cells", compute, progress)
         compute_battery(plan, store, scorer.questions, progress)
         compute_evidence(plan, store, scorer.questions, progress)
+        compute_diagnostics(plan, store, progress)
     return Results(out)
 
 
