@@ -76,11 +76,12 @@ def results_document(runs: list[dict[str, Any]], found: list[Found]) -> dict[str
     return document
 
 
-def _environment(found: list[Found]):
+def template_environment(task_folders: dict[str, Path]):
+    """The report's Jinja environment: its templates, each task's as ``"<task>/<file>"``, and the filters."""
     import jinja2
 
     loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(TEMPLATES), jinja2.PrefixLoader(
-        {entry.task.name: jinja2.FileSystemLoader(entry.task.folder) for entry in found})])
+        {name: jinja2.FileSystemLoader(folder) for name, folder in task_folders.items()})])
     environment = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
     environment.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
     environment.filters["method_label"] = lambda method: MethodSpec(method["name"], method.get("params", {})).label
@@ -102,7 +103,8 @@ def write_report(folder: str | Path) -> Path:
     sections = [{"name": entry.task.name, "template": f"{entry.task.name}/{entry.task.template}",
                  "data": entry.task.section(entry.results, files)} for entry in found if entry.task.template]
     rediscovery = next((entry.results for entry in found if entry.task.name == HUMANS_TASK), None)
-    html = _environment(found).get_template("report.html.j2").render(
+    environment = template_environment({entry.task.name: entry.task.folder for entry in found})
+    html = environment.get_template("report.html.j2").render(
         title=runs[-1]["suite"].get("name", "run") if runs else "run", sections=sections,
         humans=human_section(rediscovery) if rediscovery is not None else None)
     path = folder / REPORT_FILE

@@ -1,6 +1,6 @@
-"""The rediscovery task in the report: leaderboards per judge, the methods × trojans grid, judge validity and
-agreement, the gallery of every tool's images beside the 8 options, failed cells; its ``results.json`` part and
-Markdown lines."""
+"""The rediscovery task in the report: leaderboards per judge, the ground-truth diagnostics, the methods × trojans
+grid, judge validity and agreement, the gallery of every tool's images beside the 8 options, failed cells, a page
+per tool (:mod:`.tool_pages`); its ``results.json`` part and Markdown lines."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ from ...engine.runs import failure_lines
 from ...judges.battery import BATTERY_IMAGES
 from ...judges.evidence import WINDOW
 from .battery import CHECK_LABELS
+from .diagnostics import DIAGNOSTIC_FIELDS, DIAGNOSTIC_LABELS, N_CARRIERS, PASTE_FRACTION
 from .results import (AGREEMENT_TARGET, BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES,
                       ROLE_ORDER, Results)
 from .store import RediscoveryStore
+from .tool_pages import TOOLS_DIR, write_tool_pages
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +96,21 @@ def _evidence(results: Results, cell, question: dict | None, strip: np.ndarray, 
     return out
 
 
-def _gallery(results: Results, trojans: list[tuple[str, str]], files: Path) -> list[dict[str, Any]]:
-    """Per trojan (first seed): the question's options and each method's images with their scores and each judge's
-    evidence."""
-    scores: dict[str, dict[str, float]] = {}
+def _gallery(results: Results, trojans: list[tuple[str, str]], pages: dict[str, str],
+             files: Path) -> list[dict[str, Any]]:
+    """Per trojan (first seed): the question's options and each method's images with their scores (p(true) and
+    whether the true trigger was each judge's top choice), each judge's evidence, its diagnostics and tool page."""
+    scores: dict[str, dict[str, dict]] = {}
     for row in results.records():
         if row["status"] == "ok":
-            scores.setdefault(row["key"], {})[row["judge"]] = row["p_true"]
+            scores.setdefault(row["key"], {})[row["judge"]] = row
     roles = results.roles()
     with RediscoveryStore(results.folder, create=False) as store:
-        return [_gallery_trojan(results, trojan, kind, scores, roles, store, files) for trojan, kind in trojans]
+        return [_gallery_trojan(results, trojan, kind, scores, roles, pages, store, files) for trojan, kind in trojans]
 
 
-def _gallery_trojan(results: Results, trojan: str, kind: str, scores: dict, roles: dict, store: RediscoveryStore,
-                    files: Path) -> dict[str, Any]:
+def _gallery_trojan(results: Results, trojan: str, kind: str, scores: dict, roles: dict, pages: dict[str, str],
+                    store: RediscoveryStore, files: Path) -> dict[str, Any]:
     """One trojan's part of the gallery (its first seed)."""
     seed = min(c.seed for c in results.cells if c.trojan == trojan)
     question = results.questions.get((trojan, seed))
@@ -119,12 +122,26 @@ def _gallery_trojan(results: Results, trojan: str, kind: str, scores: dict, role
                    key=lambda c: (ROLE_ORDER.get(roles[c.method], 9), c.method))
     strips = {c.key: store.load_images(c) for c in cells
               if c.image_file and any((c.key, j) in results.evidence for j in results.judges)}
-    entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason,
-                "src": f"images/{c.image_file}" if c.image_file else None, "scores": scores.get(c.key, {}),
+    entries = [{"method": c.method, "role": c.role, "status": c.status, "reason": c.reason, "params": c.params,
+                "src": f"images/{c.image_file}" if c.image_file else None, "page": pages[c.method],
+                "scores": {judge: row["p_true"] for judge, row in scores.get(c.key, {}).items()},
+                "top1": {judge: row["top1"] for judge, row in scores.get(c.key, {}).items()},
+                "diagnostics": results.diagnostics.get(c.key),
                 "evidence": _evidence(results, c, question, strips[c.key], files) if c.key in strips else []}
                for c in cells]
     truth = next((o for o in options if o["truth"]), None)
     return {"trojan": trojan, "kind": kind, "seed": seed, "truth": truth, "options": options, "entries": entries}
+
+
+def _diagnostics(results: Results, order: list[str], pages: dict[str, str]) -> dict[str, Any]:
+    """The ground-truth diagnostics table: per method with diagnosed cells (in ``order``), each diagnostic's
+    summary (:meth:`Results.diagnostic_summaries`), with the kinds paste success is broken down by."""
+    summaries, roles = results.diagnostic_summaries(), results.roles()
+    rows = [{"method": m, "role": roles[m], "page": pages[m], "fields": summaries[m],
+             "n_cells": max(s["n_cells"] for s in summaries[m].values())} for m in order if m in summaries]
+    kinds = sorted({k for row in rows for k in row["fields"].get("paste_success", {}).get("by_kind", {})})
+    return {"rows": rows, "fields": DIAGNOSTIC_FIELDS, "labels": DIAGNOSTIC_LABELS, "kinds": kinds,
+            "paste_fraction": PASTE_FRACTION, "n_carriers": N_CARRIERS}
 
 
 def _heat_values(results: Results, judge: str, methods: list[str], trojans: list[str]) -> np.ndarray:
@@ -162,9 +179,10 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     runs = [r for r in results.runs if r["suite"].get("task", "rediscovery") == "rediscovery"]
     last = results.run
     trojans = trojan_order(results)
+    pages = {method: f"{files.name}/{TOOLS_DIR}/{safe_name(method)}.html" for method in results.roles()}
     judges = []
     for judge in results.judges:
-        rows = results.leaderboard(judge)
+        rows = [{**row, "page": pages[row["method"]]} for row in results.leaderboard(judge)]
         methods = [r["method"] for r in rows]
         names = [t for t, _ in trojans]
         values = _heat_values(results, judge, methods, names)
@@ -188,25 +206,28 @@ def data(results: Results, files: Path) -> dict[str, Any]:
     verdict_rows = [{"method": m, "role": roles[m], **asdict(counted[m]),
                      "disagreements": len(verdicts.disagreements.get(m, []))}
                     for m in (row["method"] for row in judges[0]["rows"]) if m in counted] if judges else []
-    return {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
-            "agreement": results.judge_agreement(), "tool_agreement": results.tool_agreement(),
-            "agreement_target": AGREEMENT_TARGET, "trojans": trojans, "chance": CHANCE,
-            "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
-            "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
-            "battery_images": BATTERY_IMAGES, "evidence_window": WINDOW,
-            "verdicts": {"questions": len(verdicts.valid), "counted": len(verdicts.counted_questions),
-                         "valid_counts": verdicts.valid_counts(), "rows": verdict_rows},
-            "gallery": _gallery(results, trojans, files),
-            "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
-            "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
-            "clean_accuracy": model.get("clean_accuracy"), "n_cells": len(results.cells),
-            "finished": _when(last.get("finished") or last.get("started"))}
+    order = [row["method"] for row in judges[0]["rows"]] if judges else sorted(roles)
+    section = {"suite": last["suite"], "provenance": last["provenance"], "runs": runs, "judges": judges,
+               "agreement": results.judge_agreement(), "tool_agreement": results.tool_agreement(),
+               "agreement_target": AGREEMENT_TARGET, "trojans": trojans, "chance": CHANCE,
+               "oracle_bar": ORACLE_TOP1_BAR, "below_bar_advice": BELOW_BAR_ADVICE,
+               "min_agreement_cells": MIN_AGREEMENT_CELLS, "battery_checks": CHECK_LABELS,
+               "battery_images": BATTERY_IMAGES, "evidence_window": WINDOW,
+               "verdicts": {"questions": len(verdicts.valid), "counted": len(verdicts.counted_questions),
+                            "valid_counts": verdicts.valid_counts(), "rows": verdict_rows},
+               "gallery": _gallery(results, trojans, pages, files), "diagnostics": _diagnostics(results, order, pages),
+               "failed": results.failed_cells(), "failure_lines": failure_lines(results.failed_cells()),
+               "attack_success": {t: recorded[t] for t, _ in trojans if t in recorded},
+               "clean_accuracy": model.get("clean_accuracy"), "n_cells": len(results.cells),
+               "finished": _when(last.get("finished") or last.get("started")), "pages": pages}
+    write_tool_pages(results, section, files)
+    return section
 
 
 def document(results: Results) -> dict[str, Any]:
     """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, the judges'
-    battery (per trojan, worst seed, and per question), agreement, every cell score and the judges' evidence on the
-    gallery's cells."""
+    battery (per trojan, worst seed, and per question), agreement, every cell score (with the cell's ground-truth
+    diagnostics), each method's diagnostics summarized and the judges' evidence on the gallery's cells."""
     run = results.run
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
@@ -218,6 +239,7 @@ def document(results: Results) -> dict[str, Any]:
             "judge_agreement": results.judge_agreement(),
             "tool_agreement": {pair: asdict(value) for pair, value in results.tool_agreement().items()},
             "counted_verdicts": _counted_document(results), "cells": results.records(),
+            "diagnostics": results.diagnostic_summaries(),
             "evidence": [{"key": key, "judge": judge, **found}
                          for (key, judge), found in sorted(results.evidence.items())]}
 
