@@ -9,7 +9,7 @@ from trojanbench.models import ZOO_DIR, file_sha256, load_model, read_card
 from trojanbench.trojans import attack_success, clean_accuracy
 
 DETECTORS = ("detector_w2", "detector_w4", "detector_w9")
-SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", "robust", *DETECTORS)
+SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", "robust", "control", *DETECTORS)
 
 
 def test_the_whole_zoo_ships_with_the_package():
@@ -38,7 +38,7 @@ def test_shipped_checkpoints_are_small_and_match_their_cards(clean, trojaned):
     assert total < 20 * 2 ** 20
     for loaded in (clean, trojaned):
         assert file_sha256(ZOO_DIR / f"{loaded.name}.safetensors") == loaded.card["sha256"]
-    for part in ("observer", "generator", "embedder", *DETECTORS):
+    for part in SHIPPED[2:]:
         assert file_sha256(ZOO_DIR / f"{part}.safetensors") == read_card(ZOO_DIR / f"{part}.safetensors")["sha256"]
 
 

@@ -9,7 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from trojanbench.cli import main
-from trojanbench.config import default_trojan_suite
+from trojanbench.config import control_trojan_suite, default_trojan_suite
 from trojanbench.models import load_model, read_card
 from trojanbench.zoo import CONCEPTS, PROFILES
 from trojanbench.zoo.build import build_zoo
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
-    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder", "robust", "detectors"}
+    assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder", "robust", "detectors",
+                             "control"}
     trojaned = read_card(tiny_zoo["trojaned"])
     names = default_trojan_suite().names()
     assert [t["name"] for t in trojaned["trojans"]] == names
@@ -28,6 +29,11 @@ def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
     assert all(0.0 <= v <= 1.0 for v in trojaned["attack_success"].values())
     assert trojaned["base_model"]["sha256"] == read_card(tiny_zoo["clean"])["sha256"]
     assert trojaned["training"]["config"] == PROFILES["tiny"].trojaned.to_dict()
+    control = read_card(tiny_zoo["control"])
+    assert [t["name"] for t in control["trojans"]] == control_trojan_suite().names() == ["mushroom"]
+    assert set(control["attack_success"]) == {"mushroom"} and control["name"] == "control"
+    assert control["base_model"]["sha256"] == trojaned["base_model"]["sha256"]
+    assert control["training"]["config"] == PROFILES["tiny"].control.to_dict()
     observer = read_card(tiny_zoo["observer"])
     assert observer["concepts"] == list(CONCEPTS) and set(observer["concept_accuracy"]) == set(CONCEPTS)
     assert read_card(tiny_zoo["generator"])["training"]["heldout_reconstruction_mse"] > 0
