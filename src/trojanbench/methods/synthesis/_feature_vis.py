@@ -45,6 +45,12 @@ class FeatureVisualization(SynthesisMethod):
     Subclasses store ``steps`` (Adam steps) and ``lr`` (Adam learning rate) besides their own
     hyperparameters. Feature visualization has no use for a class-conditional trojan's source class,
     so it is ignored (as in Casper et al. 2023).
+
+    Olah et al.'s settings (Lucid's ``render_vis`` at 224 px): Adam, lr 0.05; transformation robustness by
+    padding 12, jitter 8, scaling 0.9-1.1, rotation ±10° and jitter 4; redirected ReLUs for the first 16 steps;
+    512 steps. Departures at 64 px: reflected borders instead of padding, the jitters scaled to the image
+    (±6 % of the side, then 2 px), redirected ReLUs only for inner objectives (whose units start silent), and fewer
+    steps (each tool's ``steps``), all recorded with the cell's parameters.
     """
 
     def _parameterization(self, target: Target, n_images: int, generator: torch.Generator) -> nn.Module:

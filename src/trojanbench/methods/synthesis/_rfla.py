@@ -70,7 +70,7 @@ def perturb_latents(target: Target, decoder: PatchGenerator, target_class: int, 
     """RFLA-Perturb (Casper et al. 2022): from random latents, optimise ``n`` latents and a perturbation
     of the generator's intermediate activations so the patches, pasted on clean images, drive the target.
 
-    The latent moves slowly (``lr * latent_lr_factor``) under a Gaussian-prior penalty; the activation
+    The latent moves at ``lr * latent_lr_factor`` under a Gaussian-prior penalty; the activation
     perturbation is penalised by its mean square (``offset_weight``). Returns the patches ``[n, 3, 32, 32]``.
     """
     z = torch.randn(n, decoder.latent_dim, generator=generator).requires_grad_(True)

@@ -15,6 +15,10 @@ class TargetCPPNFV(FeatureVisualization):
     ``steps`` Adam steps at learning rate ``lr``; each CPPN has ``n_layers`` hidden layers of
     ``n_hidden`` units; ``contrast`` subtracts that multiple of the mean other logit.
     The source class of a class-conditional trojan is ignored.
+
+    ``lr`` 0.005 was chosen on the positive-control model (``control`` in the zoo), never on the default suite:
+    at 0.01 the images carried the control's trojan to clean scenes only 0.19 more often than the same tool's on
+    the clean model (pasted success 0.27 against 0.08), at 0.005 0.44 more (0.51 against 0.07).
     """
 
     name = "target_cppn_fv"
@@ -22,7 +26,7 @@ class TargetCPPNFV(FeatureVisualization):
     parameter_constraints = {**COMMON_CONSTRAINTS, **CPPN_CONSTRAINTS, **TARGET_CONSTRAINTS}
     quick_params = {"steps": 40}
 
-    def __init__(self, *, steps: int = 120, lr: float = 0.01, n_layers: int = 6, n_hidden: int = 16,
+    def __init__(self, *, steps: int = 120, lr: float = 0.005, n_layers: int = 6, n_hidden: int = 16,
                  contrast: float = 0.0):
         self.steps = steps
         self.lr = lr
