@@ -18,16 +18,15 @@ from typing import Any
 import numpy as np
 
 from ..engine.store import STORE_FILE, Store
-from ..engine.suite import MethodSpec
 from ..errors import ConfigError
 from ..registry import TASKS
 from ..survey.scores import human_section
+from ..templating import template_environment
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE, JSON_FILE, FILES_DIR = "report.html", "results.json", "report_files"
 RESULTS_FORMAT = "trojanbench-results/1"
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 SECTION_ORDER = ("rediscovery", "localization", "removal", "editing", "replacement")
 """The built-in tasks' order in the report; other tasks follow by name."""
 HUMANS_TASK = "rediscovery"
@@ -74,18 +73,6 @@ def results_document(runs: list[dict[str, Any]], found: list[Found]) -> dict[str
         else:
             document[key] = part
     return document
-
-
-def template_environment(task_folders: dict[str, Path]):
-    """The report's Jinja environment: its templates, each task's as ``"<task>/<file>"``, and the filters."""
-    import jinja2
-
-    loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(TEMPLATES), jinja2.PrefixLoader(
-        {name: jinja2.FileSystemLoader(folder) for name, folder in task_folders.items()})])
-    environment = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    environment.filters["num"] = lambda v, d=3: "–" if v is None or v != v else f"{v:.{d}f}"
-    environment.filters["method_label"] = lambda method: MethodSpec(method["name"], method.get("params", {})).label
-    return environment
 
 
 def write_report(folder: str | Path) -> Path:

@@ -1,7 +1,8 @@
 """The decorrelated Fourier image parameterization of Olah et al. (2017, "Feature Visualization"):
 a random spectrum scaled by ``1 / frequency ** decay_power`` (so all frequencies learn at a similar
-rate), orthonormal inverse FFT divided by 4, colour decorrelation (the square root of the pixel colour covariance, measured on
-the auditor's clean images as Olah et al. measured it on ImageNet), then a sigmoid into ``[0, 1]``.
+rate), orthonormal inverse FFT divided by 4, colour decorrelation (the square root of the pixel colour
+covariance, measured on the auditor's clean images as Olah et al. measured it on ImageNet), then a sigmoid into
+``[0, 1]``.
 
 The scaling is Lucid's (``scale = sqrt(h w) / f`` before TensorFlow's inverse FFT, which divides by ``h w``; here the
 orthonormal inverse FFT divides by ``sqrt(h w)``, so the same pixels come from ``1 / f``). An earlier version also

@@ -16,6 +16,7 @@ from typing import Any
 
 from ...errors import ConfigError, UnknownNameError
 from ...registry import TASKS, get_method
+from ...templating import template_environment
 
 TOOLS_DIR = "tools"
 """The pages' folder inside ``report_files/``."""
@@ -30,8 +31,6 @@ ROLE_WORDS = {"tool": "an interpretability tool", "baseline": "a baseline (shown
 def write_tool_pages(results: Any, section: dict[str, Any], files: Path) -> list[Path]:
     """Write one page per method of ``section`` (the rediscovery section's data, its ``pages`` naming each
     method's page relative to the results folder); return their paths."""
-    from ...report.build import template_environment
-
     template = template_environment({"rediscovery": Path(__file__).resolve().parent}).get_template(TEMPLATE)
     guidance = _removal_guidance(results.folder)
     elsewhere = _other_tasks(results.folder)
