@@ -119,6 +119,13 @@ def test_exports_hold_every_cell_and_judge(finished_run):
     assert document["config"]["methods"] and document["provenance"]["model"]["sha256"]
     assert len(document["cells"]) == len(rows)
     assert set(document["validity"]) == set(results.judges)
+    diagnosed = [r for r in rows if r["status"] == "ok" and r["role"] != "combination"]
+    assert diagnosed and all(0 <= float(r["paste_success"]) <= 1 for r in diagnosed)
+    assert all((r["trigger_match"] != "") == (r["kind"] == "patch") for r in diagnosed)
+    for cell in results.cells:
+        if cell.role != "combination":
+            assert document["methods"][cell.method]["params"] == cell.params
+    assert document["methods"]["oracle"]["paper"] == "baseline (ground truth)"
 
 
 def test_report_is_reproduced_from_the_store_alone(finished_run, tmp_path):

@@ -23,7 +23,7 @@ from .diagnostics import DIAGNOSTIC_FIELDS, DIAGNOSTIC_LABELS, N_CARRIERS, PASTE
 from .results import (AGREEMENT_TARGET, BELOW_BAR_ADVICE, MIN_AGREEMENT_CELLS, ORACLE_TOP1_BAR, RANKED_ROLES,
                       ROLE_ORDER, Results)
 from .store import RediscoveryStore
-from .tool_pages import TOOLS_DIR, write_tool_pages
+from .tool_pages import TOOLS_DIR, method_source, write_tool_pages
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,8 @@ def data(results: Results, files: Path) -> dict[str, Any]:
 def document(results: Results) -> dict[str, Any]:
     """The rediscovery part of ``results.json``: config, provenance, questions, summaries, validity, the judges'
     battery (per trojan, worst seed, and per question), agreement, every cell score (with the cell's ground-truth
-    diagnostics), each method's diagnostics summarized and the judges' evidence on the gallery's cells."""
+    diagnostics), each method's diagnostics summarized, each method's paper and parameters as run, and the judges'
+    evidence on the gallery's cells."""
     run = results.run
     return {"config": {k: v for k, v in run["suite"].items() if k != "cell_keys"}, "provenance": run["provenance"],
             "questions": [{"trojan": t, "seed": s, **q} for (t, s), q in sorted(results.questions.items())],
@@ -240,6 +241,8 @@ def document(results: Results) -> dict[str, Any]:
             "tool_agreement": {pair: asdict(value) for pair, value in results.tool_agreement().items()},
             "counted_verdicts": _counted_document(results), "cells": results.records(),
             "diagnostics": results.diagnostic_summaries(),
+            "methods": {c.method: {"role": c.role, "paper": method_source(c.method)[0], "params": c.params}
+                        for c in results.cells if c.role != "combination"},
             "evidence": [{"key": key, "judge": judge, **found}
                          for (key, judge), found in sorted(results.evidence.items())]}
 

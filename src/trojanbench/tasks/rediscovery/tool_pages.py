@@ -47,7 +47,7 @@ def write_tool_pages(results: Any, section: dict[str, Any], files: Path) -> list
     return paths
 
 
-def _source(method: str) -> tuple[str, str]:
+def method_source(method: str) -> tuple[str, str]:
     """The method's paper and the first paragraph of its class docstring (empty when it cannot be loaded now)."""
     try:
         cls = get_method(method)
@@ -76,7 +76,7 @@ def _page(method: str, role: str, section: dict[str, Any], members: dict[str, li
         trojans.append({**{k: g[k] for k in ("trojan", "kind", "seed", "truth", "options")}, "entry": entry,
                         "judges": judges})
     diagnostics = next((r for r in section["diagnostics"]["rows"] if r["method"] == method), None)
-    paper, summary = _source(method)
+    paper, summary = method_source(method)
     combinations = [{"method": name, "members": names,
                      "boards": [{"judge": j["name"], "row": next(r for r in j["rows"] if r["method"] == name)}
                                 for j in section["judges"]]}
