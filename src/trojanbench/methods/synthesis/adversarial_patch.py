@@ -30,6 +30,10 @@ class AdversarialPatch(SynthesisMethod):
     isolated icons) and pasted at the largest training size on a clean image; ``"trigger"`` or ``"applied"``
     shows one view of one patch per image.
 
+    Brown et al. train one patch by expectation over images, places, scales and rotations and show the patch
+    itself. Laptop-scale departures (recorded with the cell's parameters): several patches from different
+    initializations, ``steps`` Adam steps on ``batch_size`` images each, a 20-px patch at 20-35 % of the side.
+
     Parameters
     ----------
     steps : optimization steps (Adam on the patch logits).

@@ -17,6 +17,10 @@ Output: the chosen natural patches alone, upscaled to the image size (``output="
 onto clean images). The pool's embeddings depend only on the target (its weights, its natural patches and the
 clean images they are pasted on), so they are kept per target and in the on-disk cache (:mod:`trojanbench.cache`)
 under :data:`POOL_VERSION`.
+
+The paper's pool is ImageNet patches and its adversaries come from BigGAN; here the pool is cut from held-out world
+scenes and the adversaries from the zoo's patch generator, with 8 adversaries and 100 candidates (laptop-scale
+choices, checked on the positive-control model, never tuned on the default suite).
 """
 
 from __future__ import annotations
