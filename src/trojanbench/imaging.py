@@ -1,4 +1,4 @@
-"""Saving image tensors as PNG files (lossless, 8-bit)."""
+"""Image tensors to and from 8-bit pixels, and saving them as PNG files (lossless)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import torch
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """``[n, 3, H, W]`` floats in [0, 1] to ``[n, H, W, 3]`` uint8."""
     return (images.detach().clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def from_uint8(pixels: np.ndarray) -> torch.Tensor:
+    """``[n, H, W, 3]`` uint8 (as stored) to ``[n, 3, H, W]`` floats in [0, 1]: the inverse of :func:`to_uint8`."""
+    return torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
 
 
 def png_grid(pixels: np.ndarray, *, columns: int = 10, gap: int = 2) -> np.ndarray:

@@ -36,6 +36,7 @@ import torch
 
 from ..adversarial import linf_pgd
 from ..config import TrojanSpec
+from ..imaging import from_uint8
 from ..world import generate_scenes, stable_int_hash
 from .base import Judge, top1_hits, votes_from_scores
 from .lookalikes import NEAR_DUPLICATE
@@ -175,7 +176,7 @@ def mild_changes(images: torch.Tensor) -> dict[str, torch.Tensor]:
         return np.asarray(Image.open(buffer).convert("RGB"))
 
     pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    jpeg = torch.from_numpy(np.stack([through_jpeg(p) for p in pixels])).permute(0, 3, 1, 2).float() / 255
+    jpeg = from_uint8(np.stack([through_jpeg(p) for p in pixels]))
     k = STABILITY_SHIFT
     padded = torch.nn.functional.pad(images, (k, 0, k, 0), mode="replicate")
     return {"blur": gaussian_blur(images, 5, STABILITY_BLUR), "jpeg": jpeg,

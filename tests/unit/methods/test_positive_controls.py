@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from trojanbench.config import control_trojan_suite
-from trojanbench.imaging import to_uint8
+from trojanbench.imaging import from_uint8, to_uint8
 from trojanbench.methods import Target
 from trojanbench.methods.synthesis._trigger_inversion import invert_triggers
 from trojanbench.models import load_model
@@ -54,10 +54,8 @@ def control_trojan():
 @functools.lru_cache(maxsize=None)
 def diagnostics_of(tool: str, model: str):
     """The tool's default images for the control trojan's target on ``model`` (seed 0), as stored (uint8), diagnosed."""
-    torch.set_num_threads(1)
     images = synthesize_for_trojan(make_method(tool), target(model), control_trojan(), n_images=N_IMAGES, seed=0)
-    stored = torch.from_numpy(to_uint8(images)).permute(0, 3, 1, 2).float() / 255
-    return diagnose(target(model).model, stored, control_trojan())
+    return diagnose(target(model).model, from_uint8(to_uint8(images)), control_trojan())
 
 
 def known_defect(tool: str, measured: str):

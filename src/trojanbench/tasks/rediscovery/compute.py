@@ -19,7 +19,7 @@ from ...engine.cells import trojan_from_payload
 from ...engine.execute import Outcome, attempt, time_budget, work_budget
 from ...engine.isolation import changed_parts, fingerprint
 from ...errors import MethodError
-from ...imaging import to_uint8
+from ...imaging import from_uint8, to_uint8
 from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
 
@@ -52,7 +52,7 @@ def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[str]) -> li
     the store judges exactly what was judged): ``(judge, p_true, top-1 hit, probabilities, seconds)``."""
     from ...judges import get_judge, top1_hit
 
-    images = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255
+    images = from_uint8(pixels)
     verdicts = []
     for name in judges:
         start = time.perf_counter()

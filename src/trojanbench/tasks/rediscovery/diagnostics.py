@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ...config import TrojanSpec
+from ...imaging import from_uint8
 from ...progress import Step
 from ...trojans.triggers import PatchTrigger
 from ...world import OBJECT_CLASSES, generate_scenes
@@ -149,7 +150,7 @@ def compute_diagnostics(plan, store, progress=None) -> None:
     for row in rows:
         if progress is not None:
             progress(total, total, Step(f"ground-truth diagnostics: {row.method} · {row.trojan} · seed {row.seed}"))
-        images = torch.from_numpy(store.load_images(row)).permute(0, 3, 1, 2).float() / 255
+        images = from_uint8(store.load_images(row))
         found = diagnose(model, images, planned[row.key].trojan)
         store.record_diagnostics(row.key, DIAGNOSTICS_VERSION, found.to_dict())
     if rows:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
+from ...imaging import from_uint8
 from ...judges.evidence import find_evidence
 from ...progress import Step
 
@@ -28,7 +27,7 @@ def compute_evidence(plan, store, questions: dict, progress=None) -> None:
     rows = [row for row in gallery_cells(store.cells(), plan.suite.seeds) if row.key in planned]
     start, computed = time.perf_counter(), 0
     for row in rows:
-        images = torch.from_numpy(store.load_images(row)).permute(0, 3, 1, 2).float() / 255
+        images = from_uint8(store.load_images(row))
         for judge in plan.judges:
             if (row.key, judge.name) in done:
                 continue

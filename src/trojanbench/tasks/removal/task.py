@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
-import torch
-
 from ...config import TrojanSpec, load_trojan_suite
 from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
+from ...imaging import from_uint8
 from ...engine.suite import Plan, TaskSuite, first_of_each_kind, given_names, with_overrides
 from ...errors import ConfigError
 from ...methods.editing import ImageGuidance, RemovalProcedure
@@ -265,7 +264,7 @@ class _Workbench:
         if cell.source == ORACLE:
             return TriggerGuidance(cell.trojan, seed=cell.seed)
         pixels = self.store.load_images(self.plan.guidance[cell.guidance_key])
-        return ImageGuidance(cell.source, torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255)
+        return ImageGuidance(cell.source, from_uint8(pixels))
 
     def compute(self, cell: RemovalCell) -> tuple[RemovalCellRow, dict[str, dict[str, float]]]:
         """Edit, measure on each trojan the edit is scored for, and relearn (trojaned model only)."""
