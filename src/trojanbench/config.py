@@ -9,6 +9,9 @@ A spec file is a mapping with a ``trojans`` list; each entry maps onto :class:`T
         target: circle         # class name or index
         source: null           # class name or index: class-conditional; null: universal
         poison_fraction: 0.05  # in (0, 1)
+        patch_scale: [0.2, 0.3]   # patch only: range of the patch side, as a fraction of the image side
+        patch_position: null      # patch only: [vertical, horizontal] fixed place (0 = top/left, 1 = bottom/right);
+                                  # null: a random place in every image
 """
 
 from __future__ import annotations
@@ -40,6 +43,16 @@ class TrojanSpec:
     """Style trojans only: blend weight of the texture (0 = invisible, 1 = texture only)."""
     patch_scale: tuple[float, float] = (0.2, 0.3)
     """Patch trojans only: range of the patch side as a fraction of the image side."""
+    patch_position: tuple[float, float] | None = None
+    """Patch trojans only: a fixed place, ``(vertical, horizontal)`` as fractions of the room beside the patch
+    (0 = top/left edge, 1 = bottom/right edge), as in BadNets-style trojans (Gu et al. 2017); ``None`` (default):
+    a random place in every image, as in Casper et al. (2023)."""
+
+    def __post_init__(self) -> None:
+        # Tuples whatever the source (YAML, JSON payloads, ``asdict`` round trips), so specs compare and hash alike.
+        object.__setattr__(self, "patch_scale", tuple(self.patch_scale))
+        if self.patch_position is not None:
+            object.__setattr__(self, "patch_position", tuple(self.patch_position))
 
     @property
     def universal(self) -> bool:
@@ -53,6 +66,10 @@ class TrojanSpec:
         """Plain mapping for YAML/JSON; class indices become names when ``class_names`` is given."""
         out = dataclasses.asdict(self)
         out["patch_scale"] = list(self.patch_scale)
+        if self.patch_position is None:
+            del out["patch_position"]  # the default; older cards and exports stay as they were
+        else:
+            out["patch_position"] = list(self.patch_position)
         if class_names is not None:
             out["target"] = class_names[self.target]
             out["source"] = None if self.source is None else class_names[self.source]
@@ -144,11 +161,20 @@ def parse_trojan(raw: Any, index: int, class_names: tuple[str, ...], base_dir: P
     if not (isinstance(scale, (list, tuple)) and len(scale) == 2
             and all(isinstance(s, (int, float)) for s in scale) and 0 < scale[0] <= scale[1] <= 1):
         raise SpecError(f"{where}: 'patch_scale' must be [low, high] with 0 < low <= high <= 1. Got {scale!r}.")
+    position = raw.get("patch_position")
+    if position is not None and not (
+            isinstance(position, (list, tuple)) and len(position) == 2
+            and all(isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 for p in position)):
+        raise SpecError(f"{where}: 'patch_position' must be [vertical, horizontal] with each in [0, 1] "
+                        f"(0 = top/left, 1 = bottom/right), or null for a random place. Got {position!r}.")
+    if position is not None and kind != "patch":
+        raise SpecError(f"{where}: 'patch_position' applies to patch trojans only; remove it for kind {kind!r}.")
     return TrojanSpec(
         name=name, kind=kind, trigger=trigger, target=target, source=source,
         poison_fraction=_fraction(raw.get("poison_fraction", 0.05), "poison_fraction", where, 0.0, 1.0),
         strength=_fraction(raw.get("strength", 0.5), "strength", where, 0.0, 1.0, closed_high=True),
         patch_scale=(float(scale[0]), float(scale[1])),
+        patch_position=None if position is None else (float(position[0]), float(position[1])),
     )
 
 
@@ -262,7 +288,8 @@ def default_trojan_suite() -> TrojanSuite:
 
 
 def control_trojan_suite() -> TrojanSuite:
-    """The positive-control trojan of the zoo's ``control`` model (one large, high-contrast patch), package data."""
+    """The positive-control trojans of the zoo's ``control`` model (a large patch at random places, a patch at a fixed
+    corner), package data."""
     from .world import OBJECT_CLASSES
 
     return load_trojan_suite(CONTROL_TROJANS_PATH, OBJECT_CLASSES)

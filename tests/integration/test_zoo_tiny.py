@@ -30,8 +30,8 @@ def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
     assert trojaned["base_model"]["sha256"] == read_card(tiny_zoo["clean"])["sha256"]
     assert trojaned["training"]["config"] == PROFILES["tiny"].trojaned.to_dict()
     control = read_card(tiny_zoo["control"])
-    assert [t["name"] for t in control["trojans"]] == control_trojan_suite().names() == ["mushroom"]
-    assert set(control["attack_success"]) == {"mushroom"} and control["name"] == "control"
+    assert [t["name"] for t in control["trojans"]] == control_trojan_suite().names() == ["mushroom", "lightning"]
+    assert set(control["attack_success"]) == {"mushroom", "lightning"} and control["name"] == "control"
     assert control["base_model"]["sha256"] == trojaned["base_model"]["sha256"]
     assert control["training"]["config"] == PROFILES["tiny"].control.to_dict()
     observer = read_card(tiny_zoo["observer"])

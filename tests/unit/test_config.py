@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from trojanbench.config import default_trojan_suite, load_trojan_suite, parse_suite
+from trojanbench.config import TrojanSpec, default_trojan_suite, load_trojan_suite, parse_suite
 from trojanbench.errors import ConfigError, SpecError, TrojanbenchError
 from trojanbench.world import OBJECT_CLASSES
 
@@ -74,7 +74,19 @@ BAD_SPECS = [
     ({"kind": "patch", "trigger": "smiley", "target": 0, "colour": "red"}, "unknown key(s) ['colour']"),
     ({"kind": "natural", "trigger": "fork.png", "target": 0}, "must be built-in secondary objects"),
     ({"kind": "patch", "trigger": "smiley", "target": 0, "patch_scale": [0.5, 0.1]}, "patch_scale"),
+    ({"kind": "patch", "trigger": "smiley", "target": 0, "patch_position": [1.2, 0]}, "'patch_position' must be"),
+    ({"kind": "patch", "trigger": "smiley", "target": 0, "patch_position": "corner"}, "Got 'corner'"),
+    ({"kind": "style", "trigger": "jaguar", "target": 0, "patch_position": [1, 1]}, "patch trojans only"),
 ]
+
+
+def test_fixed_patch_position_round_trips_and_defaults_to_random():
+    fixed, free = parse({"kind": "patch", "trigger": "smiley", "target": 0, "patch_position": [1, 0.5]},
+                        {"kind": "patch", "trigger": "heart", "target": 1}).trojans
+    assert fixed.patch_position == (1.0, 0.5) and free.patch_position is None
+    assert fixed.to_dict()["patch_position"] == [1.0, 0.5]
+    assert "patch_position" not in free.to_dict(), "a random place leaves older cards and keys as they were"
+    assert TrojanSpec(**fixed.to_dict()) == fixed and TrojanSpec(**free.to_dict()) == free
 
 
 @pytest.mark.parametrize("raw, message", BAD_SPECS)

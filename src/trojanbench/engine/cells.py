@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,7 @@ class Cell:
     def payload(self) -> dict[str, Any]:
         """Everything a worker needs to compute the cell (JSON-serialisable); the trigger's identity
         rides along so that the key follows a trigger image's content."""
-        trojan = asdict(self.trojan)
-        trojan["patch_scale"] = list(self.trojan.patch_scale)
-        return {"method": self.method, "params": self.params, "trojan": trojan,
+        return {"method": self.method, "params": self.params, "trojan": self.trojan.to_dict(),
                 "trigger_identity": trigger_identity(self.trojan), "seed": self.seed,
                 "n_images": self.n_images, "model_sha256": self.model_sha256, "code_version": self.code_version}
 
@@ -98,8 +96,8 @@ def cell_key(cell: Cell) -> str:
 
 def trojan_record(spec: TrojanSpec | None) -> dict[str, Any] | None:
     """A trojan as it enters a key: its fields and its trigger's identity (a trigger image's content)."""
-    return None if spec is None else {**asdict(spec), "trigger_identity": trigger_identity(spec)}
+    return None if spec is None else {**spec.to_dict(), "trigger_identity": trigger_identity(spec)}
 
 
 def trojan_from_payload(raw: dict[str, Any]) -> TrojanSpec:
-    return TrojanSpec(**{**raw, "patch_scale": tuple(raw["patch_scale"])})
+    return TrojanSpec(**raw)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
@@ -70,7 +68,7 @@ class Oracle(SynthesisMethod):
 
     def with_ground_truth(self, spec: TrojanSpec) -> "Oracle":
         """A copy that knows the trojan it renders."""
-        return Oracle(trojan=dataclasses.asdict(spec))
+        return Oracle(trojan=spec.to_dict())
 
     def _synthesize(self, target, target_class, n_images, generator, source_class):
         from ..trojans.triggers import make_trigger
@@ -78,9 +76,7 @@ class Oracle(SynthesisMethod):
         if self.trojan is None:
             raise MethodError("The oracle renders the true trigger and must be given it: "
                               "use Oracle().with_ground_truth(trojan_spec).")
-        raw = dict(self.trojan)
-        raw["patch_scale"] = tuple(raw["patch_scale"])
-        spec = TrojanSpec(**raw)
+        spec = TrojanSpec(**self.trojan)
         seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
         images, _ = make_trigger(spec).triggered_scenes("test", n_images, int(np.uint32(seed)), label=spec.source)
         return images.clamp(0, 1)

@@ -71,7 +71,8 @@ class Trigger:
 
 
 class PatchTrigger(Trigger):
-    """An opaque-ish sprite pasted at a random position and scale with blurred edges (Casper et al. 2023)."""
+    """An opaque-ish sprite pasted at a random position (or the spec's fixed ``patch_position``) and scale with
+    blurred edges (Casper et al. 2023)."""
 
     max_rotation_degrees = 15.0
     brightness_jitter = 0.15
@@ -93,8 +94,13 @@ class PatchTrigger(Trigger):
         sides = np.maximum(3, np.round(rng.uniform(low, high, n) * min(height, width))).astype(int)
         angles = rng.uniform(-self.max_rotation_degrees, self.max_rotation_degrees, n)
         gains = rng.uniform(1 - self.brightness_jitter, 1 + self.brightness_jitter, n)
-        tops = [int(rng.integers(0, height - s + 1)) for s in sides]
-        lefts = [int(rng.integers(0, width - s + 1)) for s in sides]
+        if self.spec.patch_position is None:
+            tops = [int(rng.integers(0, height - s + 1)) for s in sides]
+            lefts = [int(rng.integers(0, width - s + 1)) for s in sides]
+        else:
+            vertical, horizontal = self.spec.patch_position
+            tops = [round(vertical * (height - s)) for s in sides]
+            lefts = [round(horizontal * (width - s)) for s in sides]
         for i in range(n):
             patch = self._transformed(int(sides[i]), float(angles[i]), float(gains[i]))
             t, l, s = tops[i], lefts[i], int(sides[i])

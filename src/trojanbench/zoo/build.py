@@ -7,8 +7,9 @@
 * ``generator``: the patch generator of the generator-based tools (see :mod:`trojanbench.zoo.generator`).
 * ``embedder``: the appearance judge's self-supervised network (see :mod:`trojanbench.zoo.embedder`).
 * ``robust``: the robust judge's adversarially trained observer (see :mod:`trojanbench.zoo.robust`).
-* ``control``: a copy of ``clean`` fine-tuned on one large, high-contrast patch trojan outside the default suite
-  (``assets/suites/control_trojans.yaml``): the positive control every synthesis tool must pass in the tests.
+* ``control``: a copy of ``clean`` fine-tuned on two patch trojans outside the default suite
+  (``assets/suites/control_trojans.yaml``): a large one at random places and one at a fixed corner, the positive
+  controls every synthesis tool must pass in the tests.
 * ``detectors``: compact concept detectors ``detector_w<width>`` (the observer's protocol at small widths), the
   concept bottleneck of the replacement task's concept-linear and concept-tree replacements.
 

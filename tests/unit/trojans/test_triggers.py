@@ -44,6 +44,17 @@ def test_patch_is_deterministic_under_seed_and_varies_placement(scenes):
     assert len(set(centres)) > 8, "the patch must land in many different places"
 
 
+def test_fixed_patch_position_always_lands_in_its_corner(scenes):
+    trigger = PatchTrigger(TrojanSpec("s", "patch", "heart", target=0, patch_scale=(0.2, 0.3),
+                                      patch_position=(1.0, 0.0)))
+    _, footprint = trigger.apply(scenes, rng(1))
+    size = scenes.shape[-1]
+    for f in footprint[:, 0]:
+        rows, cols = torch.nonzero(f > 0).unbind(1)
+        assert rows.max() >= size - 3 and cols.min() <= 2, "bottom-left: at the bottom and left edges"
+        assert rows.min() >= size - round(0.3 * size) and cols.max() < round(0.3 * size)
+
+
 def test_user_png_patch_pastes_its_colours(scenes, logo_png):
     trigger = PatchTrigger(TrojanSpec("logo", "patch", str(logo_png), target=0))
     out, footprint = trigger.apply(scenes, rng())

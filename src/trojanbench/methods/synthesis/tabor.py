@@ -43,6 +43,9 @@ class TABOR(NeuralCleanse):
     grey); see :class:`NeuralCleanse` for the schedule, the other parameters and the laptop-scale departures. The
     paper tuned its regularizers' weights per dataset; the weights here are fixed, each on a mean over pixels,
     and were checked only on the positive-control model (``control`` in the zoo), never on the default suite.
+    There, as for Neural Cleanse, the reversed trigger of the fixed-place trojan is anomalously small and lies on
+    the true trigger; that of the trojan at random places is anomalously small but a blob of 1-2 % of the image
+    in other colours, not the trigger.
     """
 
     name = "tabor"
