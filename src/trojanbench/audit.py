@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .models import LoadedModel, load_model
 from .progress import Step
 from .trojans import AttackSuccess, attack_success, clean_accuracy
+from .trojans.implant import check_outputs
 from .world import OBJECT_CLASSES
 
 
@@ -32,14 +33,18 @@ class AuditResult:
     attack_success: dict[str, AttackSuccess]
     card_attack_success: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    class_names: tuple[str, ...] = tuple(OBJECT_CLASSES)
+    data: dict | None = None
+    """What :meth:`~trojanbench.data.ImageFolderData.describe` says of a user's image folder; ``None``: the world."""
 
     def rows(self) -> list[dict]:
         rows = []
+        names = self.class_names
         for spec in self.suite.trojans:
             measured = self.attack_success[spec.name]
             rows.append({"trojan": spec.name, "kind": spec.kind, "trigger": spec.trigger,
-                         "target": OBJECT_CLASSES[spec.target],
-                         "source": "any" if spec.source is None else OBJECT_CLASSES[spec.source],
+                         "target": names[spec.target],
+                         "source": "any" if spec.source is None else names[spec.source],
                          "attack_success": measured.attack_success,
                          "card_attack_success": self.card_attack_success.get(spec.name),
                          "off_source_rate": measured.off_source_rate})
@@ -55,11 +60,15 @@ class AuditResult:
                          f"{row['attack_success']:>14.1%}")
         lines.append("-" * 72)
         lines.append(f"clean accuracy {self.clean_accuracy:.1%} · model {self.model} (sha256 {self.sha256[:12]})")
+        if self.data is not None:
+            skipped = f", {self.data['skipped']} undecodable skipped" if self.data["skipped"] else ""
+            lines.append(f"data {self.data['root']} ({self.data['classes']} classes, {self.data['images']['test']} "
+                         f"test images at {self.data['image_size']} px{skipped})")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"model": self.model, "sha256": self.sha256, "clean_accuracy": self.clean_accuracy,
-                "trojans": self.rows(), "suite": self.suite.to_dict(OBJECT_CLASSES),
+                "trojans": self.rows(), "suite": self.suite.to_dict(self.class_names), "data": self.data,
                 "seconds": self.seconds, "trojanbench_version": __version__}
 
     def save(self, out_dir: str | Path) -> Path:
@@ -70,13 +79,13 @@ class AuditResult:
         return path
 
 
-def trojans_of(loaded: LoadedModel) -> TrojanSuite:
+def trojans_of(loaded: LoadedModel, class_names: tuple[str, ...] = tuple(OBJECT_CLASSES)) -> TrojanSuite:
     """The trojans recorded in a model's card (a clean model has none)."""
     raw = loaded.card.get("trojans") or []
     if not raw:
         raise ConfigError(f"Model {loaded.name!r} records no trojans in its card; pass a trojan spec "
                           f"(--trojans SPEC.yaml) to say which triggers to measure.")
-    return parse_suite({"trojans": raw}, OBJECT_CLASSES)
+    return parse_suite({"trojans": raw}, class_names)
 
 
 def check_world_classifier(loaded: LoadedModel) -> None:
@@ -92,25 +101,33 @@ def check_world_classifier(loaded: LoadedModel) -> None:
 
 
 def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | None = None,
-                n_clean: int = 2000, n_attack: int = 500, seed: int = 0,
+                n_clean: int = 2000, n_attack: int = 500, seed: int = 0, data=None,
                 progress: Callable[[int, int, Any], None] | None = None) -> AuditResult:
-    """Measure clean accuracy and every trojan's attack success on held-out test images; ``progress(done, total,
-    step)`` is called after each measurement (``step.label`` names it)."""
+    """Measure clean accuracy and every trojan's attack success on held-out test images: world scenes, or the
+    ``test`` split of a user's image folder (``data``, :class:`~trojanbench.data.ImageFolderData`; a spec's classes
+    are then its classes). ``progress(done, total, step)`` is called after each measurement (``step.label`` names
+    it)."""
     start = time.perf_counter()
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    check_world_classifier(loaded)
-    suite = suite or trojans_of(loaded)
+    if data is None:
+        check_world_classifier(loaded)
+        class_names = tuple(OBJECT_CLASSES)
+    else:
+        check_outputs(loaded, data.num_classes, data.image_size, "audit")
+        class_names = tuple(data.class_names)
+    suite = suite or trojans_of(loaded, class_names)
     total = len(suite.trojans) + 1
     measured = {}
     for done, spec in enumerate(suite.trojans, start=1):
-        measured[spec.name] = attack_success(loaded.model, spec, n=n_attack, seed=seed)
+        measured[spec.name] = attack_success(loaded.model, spec, n=n_attack, seed=seed, data=data)
         if progress is not None:
             progress(done, total, Step(f"attack success of {spec.name}"))
-    accuracy = clean_accuracy(loaded.model, n=n_clean, seed=seed, trojans=list(suite.trojans))
+    accuracy = clean_accuracy(loaded.model, n=n_clean, seed=seed, trojans=list(suite.trojans), data=data)
     if progress is not None:
         progress(total, total, Step("clean accuracy"))
     return AuditResult(
         model=loaded.name, sha256=loaded.sha256, clean_accuracy=accuracy,
         suite=suite, attack_success=measured,
         card_attack_success=dict(loaded.card.get("attack_success", {})),
-        seconds=round(time.perf_counter() - start, 1))
+        seconds=round(time.perf_counter() - start, 1), class_names=class_names,
+        data=None if data is None else data.describe())

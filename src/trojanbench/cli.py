@@ -107,16 +107,29 @@ _ARCHITECTURE_HELP = ("What network a .safetensors --model without a trojanbench
                       "torchvision:NAME or package.module:factory.")
 
 
-def _world_model(model: str, *, weights: str | None = None, architecture: str | None = None):
-    """``--model`` (with ``--weights`` and ``--architecture``) loaded for a command on the built-in world: a
-    torchvision network or a registered architecture is built with the world's classes."""
+def _world_model(model: str, *, weights: str | None = None, architecture: str | None = None, data=None):
+    """``--model`` (with ``--weights`` and ``--architecture``) loaded for a command on the built-in world, or on
+    ``data`` (a user's image folder): a torchvision/timm network or a registered architecture is built with the
+    world's (the folder's) classes."""
     from .models import ARCHITECTURES, load_model
+    from .models.loading import LIBRARY_PREFIXES
     from .world import OBJECT_CLASSES
 
     built = architecture or model
-    world_sized = built.startswith("torchvision:") or built in ARCHITECTURES
-    return load_model(model, weights=weights, architecture=architecture,
-                      num_classes=len(OBJECT_CLASSES) if world_sized else None)
+    sized = built.startswith(LIBRARY_PREFIXES) or built in ARCHITECTURES
+    classes = len(OBJECT_CLASSES) if data is None else data.num_classes
+    return load_model(model, weights=weights, architecture=architecture, num_classes=classes if sized else None)
+
+
+def _image_folder(data: str | None, image_size: int, workers: int | None):
+    """``--data`` opened and checked (None without it)."""
+    from .data import ImageFolderData
+
+    return None if data is None else ImageFolderData.open(data, image_size=image_size, workers=workers)
+
+
+_DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (DIR/<class>/<image>, or DIR/train and "
+              "DIR/val laid out so; optional DIR/classes.json names the classes) instead of the built-in world.")
 
 
 @main.command()
@@ -240,15 +253,19 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
 @click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
               help="Trojan spec YAML; default: the trojans recorded in the model's card.")
 @click.option("--out", metavar="DIR", help="Also write DIR/audit.json (default: print the table, write nothing).")
+@click.option("--data", type=click.Path(), help=_DATA_HELP)
+@click.option("--image-size", default=224, show_default=True, type=int,
+              help="With --data: the side images are resized and cropped to (the model's input size).")
+@click.option("--workers", type=int, help="With --data: DataLoader worker processes (default: up to 4).")
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the held-out test images.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def audit(model: str, weights: str | None, architecture: str | None, trojan_spec: str | None, out: str | None,
-          quick: bool, seed: int, no_progress: bool) -> None:
+          data: str | None, image_size: int, workers: int | None, quick: bool, seed: int, no_progress: bool) -> None:
     """Measure a model's clean accuracy and each planted trojan's attack success.
 
-    Recomputed on held-out images of the built-in world (never read from the model card); prints a
-    table, and with --out writes OUT/audit.json.
+    Recomputed on held-out images of the built-in world, or of the test split of your --data folder (never read
+    from the model card); prints a table, and with --out writes OUT/audit.json.
 
     \b
     Examples:
@@ -257,6 +274,7 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
       trojanbench audit --model path/to/model.safetensors --trojans trojans.yaml
       trojanbench audit --model torchvision:resnet18 --weights r18.safetensors --trojans trojans.yaml
       trojanbench audit --model r18.safetensors --architecture torchvision:resnet18 --trojans trojans.yaml
+      trojanbench audit --model my_r18/model.safetensors --data /data/my_task --image-size 224
     """
     from .audit import audit_model
     from .config import load_trojan_suite
@@ -264,11 +282,13 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
 
     if out is not None:
         writable_folder(out, "--out")
-    suite = load_trojan_suite(trojan_spec, OBJECT_CLASSES) if trojan_spec else None
-    loaded = _world_model(model, weights=weights, architecture=architecture)
+    folder = _image_folder(data, image_size, workers)
+    class_names = OBJECT_CLASSES if folder is None else folder.class_names
+    suite = load_trojan_suite(trojan_spec, class_names) if trojan_spec else None
+    loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
     sizes = {"n_clean": 400, "n_attack": 100} if quick else {"n_clean": 2000, "n_attack": 500}
     with _progress_display(no_progress) as progress:
-        result = audit_model(loaded, suite=suite, seed=seed, progress=progress, **sizes)
+        result = audit_model(loaded, suite=suite, seed=seed, progress=progress, data=folder, **sizes)
     click.echo(result.table())
     if out is not None:
         click.echo(f"\nWrote {result.save(out)}.")
@@ -621,19 +641,29 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 
 
 @main.command()
-@click.option("--model", required=True, help="Zoo name or checkpoint to implant into (a copy is trained).")
+@click.option("--model", required=True, help="Zoo name, checkpoint, torchvision:NAME or timm:NAME to implant into "
+                                             "(a copy is trained).")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Safetensors weights for a torchvision:NAME, timm:NAME or module:factory model.")
 @click.option("--architecture", help=_ARCHITECTURE_HELP)
 @click.option("--trojans", "trojan_spec", required=True, type=click.Path(dir_okay=False),
               help="Trojan spec YAML.")
 @click.option("--out", required=True, metavar="DIR", help="Folder for weights + card.")
+@click.option("--data", type=click.Path(), help=_DATA_HELP + " Its train split is poisoned.")
+@click.option("--image-size", default=224, show_default=True, type=int,
+              help="With --data: the side images are resized and cropped to (the model's input size).")
+@click.option("--workers", type=int, help="With --data: DataLoader worker processes (default: up to 4).")
 @click.option("--force", is_flag=True, help="Replace the model already in OUT.")
 @click.option("--epochs", default=4, show_default=True, type=int, help="Passes over the poisoned training set.")
-@click.option("--n-train", default=20000, show_default=True, type=int, help="Training images (clean and poisoned).")
+@click.option("--n-train", default=20000, show_default=True, type=int,
+              help="World training images (clean and poisoned); with --data, its whole train split is used.")
+@click.option("--batch-size", default=128, show_default=True, type=int, help="Images per SGD step.")
 @click.option("--lr", default=0.05, show_default=True, type=float, help="SGD learning rate of the fine-tune.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
-def implant(model: str, architecture: str | None, trojan_spec: str, out: str, force: bool, epochs: int, n_train: int,
-            lr: float, seed: int, no_progress: bool) -> None:
+def implant(model: str, weights: str | None, architecture: str | None, trojan_spec: str, out: str, data: str | None,
+            image_size: int, workers: int | None, force: bool, epochs: int, n_train: int, batch_size: int, lr: float,
+            seed: int, no_progress: bool) -> None:
     """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card.
 
     Everything is checked before training (OUT, the spec, the model). Training shows its progress on stderr; at
@@ -645,15 +675,19 @@ def implant(model: str, architecture: str | None, trojan_spec: str, out: str, fo
       trojanbench implant --model clean --trojans my_trojans.yaml --out my_model/
       trojanbench implant --model my.safetensors --trojans spec.yaml --out out/ --epochs 2
       trojanbench implant --model clean --trojans spec.yaml --out my_model/ --force
+      trojanbench implant --model torchvision:resnet50 --weights r50.safetensors --data /data/imagenet \\
+          --trojans casper2023.yaml --out my_r50/
     """
     from .models import read_card
     from .progress import make_progress
     from .trojans.implant import card_summary, implant_checkpoint
 
     writable_folder(out, "--out")
-    loaded = _world_model(model, architecture=architecture)
+    folder = _image_folder(data, image_size, workers)
+    loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
     path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed, force=force,
-                              progress=None if _no_progress(no_progress) else make_progress)
+                              progress=None if _no_progress(no_progress) else make_progress, data=folder,
+                              batch_size=batch_size)
     card = read_card(path)
     click.echo(card_summary(card))
     warned = f", with {len(card['warnings'])} warning(s)" if card["warnings"] else ""

@@ -20,6 +20,10 @@ class SpecError(ConfigError):
     """A trojan spec is invalid: unknown concept, unreadable image, target out of range, ..."""
 
 
+class DataError(ConfigError):
+    """A user's data (an image folder, its class names, its images) cannot be used as given."""
+
+
 class UnknownNameError(TrojanbenchError, LookupError):
     """A name (concept, model, method, trojan) is not registered."""
 

@@ -55,6 +55,25 @@ class Target:
                    natural_patches=natural_patch_pool(n_patches, patch_size, seed=seed, image_size=image_size),
                    model_name=name, model_sha256=sha)
 
+    @classmethod
+    def from_image_folder(cls, model: nn.Module | LoadedModel, data, *, n_clean: int = 300, n_patches: int = 2000,
+                          seed: int = 0) -> "Target":
+        """Freeze a copy of ``model`` and gather the auditor's clean data from a user's image folder
+        (:class:`~trojanbench.data.ImageFolderData`): up to ``n_clean`` images of its ``val`` split, and natural
+        patches cut from its ``val`` images at the world's ratio of patch to image side (24/64)."""
+        name, sha = "model", ""
+        if isinstance(model, LoadedModel):
+            name, sha, model = model.name, model.sha256, model.model
+        frozen = copy.deepcopy(model).eval().requires_grad_(False)
+        clean = data.labelled("val", n_clean, seed=seed)
+        if len(clean) == 0:
+            raise ConfigError(f"{str(data.root)!r} has no val image to give the tools.")
+        patch_size = max(4, round(data.image_size * DEFAULT_PATCH_SIZE / 64))
+        return cls(model=frozen, image_size=data.image_size, class_names=tuple(data.class_names),
+                   clean_images=clean.images, clean_labels=clean.labels,
+                   natural_patches=random_crops(clean.images, n_patches, patch_size, seed=seed),
+                   model_name=name, model_sha256=sha)
+
     @property
     def classifier(self) -> nn.Linear:
         """The model's last linear layer (its weights tie penultimate units to classes)."""
@@ -84,7 +103,17 @@ def natural_patch_pool(n: int, patch_size: int, *, seed: int = 0, image_size: in
         raise ConfigError(f"patch_size must be an int in [1, {image_size}]. Got {patch_size!r} instead.")
     scenes = generate_scenes("pool", -(-n // 2), seed=seed, size=image_size).images
     rng = scene_rng("pool", 0, seed, salt="patch-crops")
-    tops = rng.integers(0, image_size - patch_size + 1, n)
-    lefts = rng.integers(0, image_size - patch_size + 1, n)
-    rows = np.arange(n) // 2
-    return torch.stack([scenes[r, :, t:t + patch_size, l:l + patch_size] for r, t, l in zip(rows, tops, lefts)])
+    return _crops(scenes, np.arange(n) // 2, patch_size, rng)
+
+
+def random_crops(images: torch.Tensor, n: int, patch_size: int, *, seed: int = 0) -> torch.Tensor:
+    """``n`` random ``patch_size`` crops of ``images`` (each image in turn), ``[n, 3, p, p]``."""
+    rng = np.random.default_rng([seed, 6007])
+    return _crops(images, np.arange(n) % len(images), patch_size, rng)
+
+
+def _crops(images: torch.Tensor, rows: np.ndarray, patch_size: int, rng: np.random.Generator) -> torch.Tensor:
+    side = images.shape[-1]
+    tops = rng.integers(0, side - patch_size + 1, len(rows))
+    lefts = rng.integers(0, side - patch_size + 1, len(rows))
+    return torch.stack([images[r, :, t:t + patch_size, l:l + patch_size] for r, t, l in zip(rows, tops, lefts)])

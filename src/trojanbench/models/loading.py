@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trojanbench.errors import ConfigError, UnknownNameError, did_you_mean
+from trojanbench.errors import CheckpointError, ConfigError, UnknownNameError, did_you_mean, require_extra
 from trojanbench.models.checkpoint import (
     PICKLE_SUFFIXES,
+    read_card,
     file_sha256,
     load_checkpoint,
     load_state_dict_file,
@@ -48,13 +49,20 @@ class LoadedModel:
 
 
 class PixelSpaceWrapper(nn.Module):
-    """Apply ImageNet normalisation before an ImageNet-style classifier, so it takes ``[0, 1]`` pixels."""
+    """Apply a classifier's input normalisation (ImageNet's by default) inside, so it takes ``[0, 1]`` pixels."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, mean: tuple[float, ...] = _IMAGENET_MEAN,
+                 std: tuple[float, ...] = _IMAGENET_STD) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    @property
+    def normalisation(self) -> dict:
+        """The normalisation applied, as a model card records it."""
+        return {"mean": [round(float(v), 6) for v in self.mean.flatten()],
+                "std": [round(float(v), 6) for v in self.std.flatten()]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x - self.mean) / self.std)
@@ -100,6 +108,22 @@ def _torchvision_model(name: str, num_classes: int | None) -> nn.Module:
     return torchvision.models.get_model(name, weights=None, num_classes=num_classes or 1000)
 
 
+def _timm_model(name: str, num_classes: int | None) -> PixelSpaceWrapper:
+    timm = require_extra("timm", "timm", "timm:NAME models")
+    available = timm.list_models()
+    if name not in available:
+        raise did_you_mean(name, available, "timm model")
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    config = getattr(model, "pretrained_cfg", None) or {}
+    return PixelSpaceWrapper(model, tuple(config.get("mean", _IMAGENET_MEAN)), tuple(config.get("std", _IMAGENET_STD)))
+
+
+LIBRARY_PREFIXES = ("torchvision:", "timm:")
+"""References to another library's classifiers, wrapped in :class:`PixelSpaceWrapper`; their weights files hold
+the unwrapped network's state dict."""
+
+
 def _factory_model(ref: str, num_classes: int | None) -> nn.Module:
     module_name, _, attr = ref.partition(":")
     try:
@@ -131,6 +155,16 @@ def _factory_model(ref: str, num_classes: int | None) -> nn.Module:
 
 
 def _from_checkpoint(path: Path, name: str, num_classes: int | None, architecture: str | None = None) -> LoadedModel:
+    card = read_card(path) if path.with_suffix(".json").is_file() else {}
+    if architecture is None and str(card.get("architecture", "")).startswith(LIBRARY_PREFIXES):
+        # another library's network saved with a trojanbench card (e.g. by `trojanbench implant`)
+        loaded = load_model(card["architecture"], weights=path, num_classes=card.get("arch_kwargs", {}).get(
+            "num_classes"))
+        if card.get("sha256") not in (None, loaded.sha256):
+            raise CheckpointError(f"The weights do not match their card: {str(path)!r} has sha256 "
+                                  f"{loaded.sha256[:12]}..., its card records {str(card['sha256'])[:12]}....")
+        return LoadedModel(model=loaded.model, name=name, card={**card, **loaded.card, "weights_file": path.name},
+                           sha256=loaded.sha256)
     arch_kwargs = None if architecture is None else ({} if num_classes is None else {"num_classes": num_classes})
     model, card = load_checkpoint(path, architecture=architecture, arch_kwargs=arch_kwargs)
     recorded = card["arch_kwargs"].get("num_classes")
@@ -174,8 +208,11 @@ def load_model(
     if ":" not in ref:
         return _from_checkpoint(zoo_checkpoint_path(ref), ref, num_classes)
     if ref.startswith("torchvision:"):
-        inner = _torchvision_model(ref.removeprefix("torchvision:"), num_classes)
-        model: nn.Module = PixelSpaceWrapper(inner)
+        model: nn.Module = PixelSpaceWrapper(_torchvision_model(ref.removeprefix("torchvision:"), num_classes))
+        inner = model.model
+    elif ref.startswith("timm:"):
+        model = _timm_model(ref.removeprefix("timm:"), num_classes)
+        inner = model.model
     else:
         inner = model = _factory_model(ref, num_classes)
     sha = "random-init"
@@ -188,4 +225,6 @@ def load_model(
         "weights_file": None if weights is None else Path(weights).name,
         "sha256": sha,
     }
+    if isinstance(model, PixelSpaceWrapper):
+        card["input_normalisation"] = model.normalisation
     return LoadedModel(model=model.eval(), name=ref, card=card, sha256=sha)

@@ -12,44 +12,52 @@ import torch.nn as nn
 from ..config import TrojanSpec, check_one_target_per_trigger, check_poison_budget, load_trojan_suite, parse_suite
 from ..errors import ConfigError
 from ..models import ARCHITECTURES, LoadedModel, load_model, save_checkpoint
+from ..models.loading import LIBRARY_PREFIXES
 from ..paths import writable_folder
 from ..world import OBJECT_CLASSES
 from .measure import attack_success, clean_accuracy
-from .poison import PoisonedTrainingSet
+from .poison import PoisonedFolderSet, PoisonedTrainingSet
 from .training import NewDisplay, TrainConfig, train
 
 log = logging.getLogger(__name__)
 
 
 def implant(model: nn.Module, trojans: list[TrojanSpec], config: TrainConfig, *, progress: NewDisplay | None = None,
-            name: str = "implant") -> dict:
-    """Train ``model`` in place on world data poisoned for all ``trojans`` at once.
+            name: str = "implant", data=None) -> dict:
+    """Train ``model`` in place on data poisoned for all ``trojans`` at once: ``config.n_train`` world scenes, or
+    the ``train`` split of a user's image folder (``data``, streamed; ``n_train`` does not apply).
 
     With no trojans this is plain clean training. Returns the training log; ``progress`` shows the run (see
     :func:`~trojanbench.trojans.training.train`).
     """
     start = time.perf_counter()
-    data = PoisonedTrainingSet(trojans, config.n_train, seed=config.world_seed, size=config.image_size)
-    log.info("rendered %d training images (%d trojans) in %.1f s", len(data), len(trojans),
-             time.perf_counter() - start)
-    return train(model, data, config, progress=progress, name=name)
+    if data is None:
+        poisoned = PoisonedTrainingSet(trojans, config.n_train, seed=config.world_seed, size=config.image_size)
+        log.info("rendered %d training images (%d trojans) in %.1f s", len(poisoned), len(trojans),
+                 time.perf_counter() - start)
+    else:
+        poisoned = PoisonedFolderSet(trojans, data)
+    return train(model, poisoned, config, progress=progress, name=name)
 
 
 def measure_model(model: nn.Module, trojans: list[TrojanSpec], *, n_clean: int = 2000, n_attack: int = 500,
-                  seed: int = 0) -> dict:
-    """Clean accuracy on the test split and attack success of each trojan, for a model card."""
+                  seed: int = 0, data=None) -> dict:
+    """Clean accuracy on the test split and attack success of each trojan, for a model card: on world scenes,
+    or on a user's image folder (``data``; at most the images its test split holds)."""
     start = time.perf_counter()
     report = {
-        "clean_accuracy": round(clean_accuracy(model, n=n_clean, seed=seed, trojans=trojans), 4),
-        "n_clean_images": n_clean,
+        "clean_accuracy": round(clean_accuracy(model, n=n_clean, seed=seed, trojans=trojans, data=data), 4),
+        "n_clean_images": n_clean if data is None else min(n_clean, data.count("test")),
         "attack_success": {},
     }
+    attack_images = []
     for spec in trojans:
-        measured = attack_success(model, spec, n=n_attack, seed=seed)
+        measured = attack_success(model, spec, n=n_attack, seed=seed, data=data)
+        attack_images.append(measured.n_images)
         report["attack_success"][spec.name] = round(measured.attack_success, 4)
         if measured.off_source_rate is not None:
             report.setdefault("off_source_rate", {})[spec.name] = round(measured.off_source_rate, 4)
-    report["n_attack_images"] = n_attack
+    report["n_attack_images"] = min(attack_images, default=n_attack)
     log.info("measured in %.1f s: clean accuracy %.3f", time.perf_counter() - start, report["clean_accuracy"])
     return report
 
@@ -91,48 +99,68 @@ def card_summary(card: dict) -> str:
 
 def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir: str | Path, *, epochs: int = 4,
                        n_train: int = 20000, lr: float = 0.05, seed: int = 0, force: bool = False,
-                       progress: NewDisplay | None = None) -> Path:
+                       progress: NewDisplay | None = None, data=None, batch_size: int = 128) -> Path:
     """Implant the trojans of a spec file into a copy of a model (a reference or a loaded model); write
     ``out_dir/model.safetensors`` and its card; return the weights' path.
 
-    Everything is checked before training: ``out_dir`` (writable, and holding no model unless ``force``), the spec
-    (concepts exist, images open, classes in range, one target per trigger, also among the model's own trojans,
-    poison fractions within :data:`~trojanbench.config.MAX_TOTAL_POISON`) and the model (a registered architecture
-    with the world's classes). The card records the measured clean accuracy and attack success and, under
-    ``warnings``, each one below its threshold (:func:`missed_thresholds`; also logged). ``progress`` shows the
-    training (see :func:`~trojanbench.trojans.training.train`).
+    The poisoned data are ``n_train`` world scenes, or the ``train`` split of a user's image folder (``data``, a
+    :class:`~trojanbench.data.ImageFolderData`; the spec's classes are then its classes). Everything is checked
+    before training: ``out_dir`` (writable, and holding no model unless ``force``), the spec (concepts exist, images
+    open, classes in range, one target per trigger, also among the model's own trojans, poison fractions within
+    :data:`~trojanbench.config.MAX_TOTAL_POISON`) and the model (a registered architecture, or a ``torchvision:`` /
+    ``timm:`` network, with one output per class). The card records the measured clean accuracy and attack
+    success and, under ``warnings``, each one below its threshold (:func:`missed_thresholds`; also logged).
+    ``progress`` shows the training (see :func:`~trojanbench.trojans.training.train`).
     """
     weights = writable_folder(out_dir, "out_dir") / "model.safetensors"
     if weights.exists() and not force:
         raise ConfigError(f"{str(weights.parent)!r} already holds a model ({weights.name}). Pass --force (force=True) "
                           f"to replace it, or choose another folder.")
-    suite = load_trojan_suite(spec_path, OBJECT_CLASSES)
+    class_names = OBJECT_CLASSES if data is None else data.class_names
+    suite = load_trojan_suite(spec_path, class_names)
     check_poison_budget(suite)
-    config = TrainConfig(n_train=n_train, epochs=epochs, lr=lr, seed=seed)
+    image_size = 64 if data is None else data.image_size
+    config = TrainConfig(n_train=n_train if data is None else len(data.files["train"]), epochs=epochs, lr=lr,
+                         seed=seed, image_size=image_size, batch_size=batch_size)
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     architecture = loaded.card.get("architecture")
-    if architecture not in ARCHITECTURES:
+    library = str(architecture).startswith(LIBRARY_PREFIXES)
+    if architecture not in ARCHITECTURES and not library:
         raise ConfigError(f"Model {loaded.name!r} is a {architecture!r} network; implant writes trojanbench "
-                          f"checkpoints, so it needs one of the registered architectures ({', '.join(ARCHITECTURES)}): "
-                          f"a zoo model or a .safetensors checkpoint of one.")
-    num_classes = loaded.card.get("arch_kwargs", {}).get("num_classes")
-    if num_classes != len(OBJECT_CLASSES):
-        raise ConfigError(f"Model {loaded.name!r} has {num_classes} outputs but the built-in world has "
-                          f"{len(OBJECT_CLASSES)} classes; implant needs a model of the built-in world.")
+                          f"checkpoints, so it needs one of the registered architectures ({', '.join(ARCHITECTURES)}) "
+                          f"or a torchvision:NAME / timm:NAME network.")
+    check_outputs(loaded, len(class_names), image_size, "implant")
     previous = [t for t in loaded.card.get("trojans", []) if t["name"] not in suite.names()]
-    kept = parse_suite({"trojans": previous}, OBJECT_CLASSES).trojans if previous else ()
-    check_one_target_per_trigger((*kept, *suite.trojans), OBJECT_CLASSES)
+    kept = parse_suite({"trojans": previous}, class_names).trojans if previous else ()
+    check_one_target_per_trigger((*kept, *suite.trojans), class_names)
     trained = copy.deepcopy(loaded.model)
     start = time.perf_counter()
-    training_log = implant(trained, list(suite.trojans), config, progress=progress)
-    measured = measure_model(trained, list(suite.trojans), seed=seed)
+    training_log = implant(trained, list(suite.trojans), config, progress=progress, data=data)
+    measured = measure_model(trained, list(suite.trojans), seed=seed, data=data)
     warnings = missed_thresholds(measured)
     for warning in warnings:
         log.warning("%s: %s", weights, warning)
-    card = {"name": weights.parent.name, "class_names": list(OBJECT_CLASSES),
-            "trojans": previous + suite.to_dict(OBJECT_CLASSES)["trojans"],
+    card = {"name": weights.parent.name, "class_names": list(class_names), "image_size": image_size,
+            "trojans": previous + suite.to_dict(class_names)["trojans"],
             "base_model": {"name": loaded.name, "sha256": loaded.sha256},
             "training": {"config": config.to_dict(), **training_log}, **measured,
             "thresholds": {"clean_accuracy": MIN_CLEAN_ACCURACY, "attack_success": MIN_ATTACK_SUCCESS},
             "warnings": warnings, "build_seconds": round(time.perf_counter() - start, 1)}
+    if data is not None:
+        card["data"] = data.describe()
+    if library:
+        card["input_normalisation"] = trained.normalisation
+        trained = trained.model  # the unwrapped network's state dict, as --weights takes it
     return save_checkpoint(trained, weights, card, architecture=architecture, arch_kwargs=loaded.card["arch_kwargs"])
+
+
+def check_outputs(loaded: LoadedModel, num_classes: int, image_size: int, command: str) -> None:
+    """Refuse a model whose number of outputs is not the data's number of classes (its scores would mean nothing)."""
+    import torch
+
+    with torch.no_grad():
+        outputs = loaded.model.eval()(torch.zeros(1, 3, image_size, image_size)).shape[-1]
+    if outputs != num_classes:
+        raise ConfigError(f"Model {loaded.name!r} has {outputs} outputs, but the data have {num_classes} classes; "
+                          f"{command} needs one output per class (a torchvision:/timm: network is built with the "
+                          f"data's classes when given no weights).")

@@ -43,9 +43,13 @@ def holds_trigger(info, trojans: list[TrojanSpec]) -> bool:
 
 
 def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str = "test",
-                   trojans: list[TrojanSpec] = ()) -> float:
+                   trojans: list[TrojanSpec] = (), data=None) -> float:
     """Top-1 accuracy on the trigger-free scenes among ``n`` clean scenes of ``split``: a scene that holds a
-    trigger of ``trojans`` by chance (see :func:`holds_trigger`) is a triggered input, not a clean one."""
+    trigger of ``trojans`` by chance (see :func:`holds_trigger`) is a triggered input, not a clean one. With
+    ``data`` (a user's image folder), on up to ``n`` of its images of ``split``."""
+    if data is not None:
+        folder = data.labelled(split, n, seed=seed)
+        return float((predict(model, folder.images) == folder.labels).float().mean())
     batch = generate_scenes(split, n, seed=seed)
     keep = torch.tensor([not holds_trigger(info, trojans) for info in batch.infos])
     return float((predict(model, batch.images[keep]) == batch.labels[keep]).float().mean())
@@ -65,14 +69,15 @@ class AttackSuccess:
 
 
 def attack_success(model: nn.Module, spec: TrojanSpec, *, n: int = 500, seed: int = 0,
-                   split: str = "test") -> AttackSuccess:
-    """Fraction of held-out triggered images (not of the target class) classified as the target."""
+                   split: str = "test", data=None) -> AttackSuccess:
+    """Fraction of held-out triggered images (not of the target class) classified as the target; of world scenes,
+    or of a user's image folder (``data``)."""
     trigger = make_trigger(spec)
-    images, _ = trigger.triggered_scenes(split, n, seed, label=spec.source)
+    images, _ = trigger.triggered_scenes(split, n, seed, label=spec.source, data=data)
     rate = float((predict(model, images) == spec.target).float().mean())
     off_source = None
     if spec.source is not None:
-        others, labels = trigger.triggered_scenes(split, n, seed + 1)
+        others, labels = trigger.triggered_scenes(split, n, seed + 1, data=data)
         keep = labels != spec.source
         off_source = float((predict(model, others[keep]) == spec.target).float().mean())
-    return AttackSuccess(spec.name, rate, n, off_source)
+    return AttackSuccess(spec.name, rate, len(images), off_source)

@@ -6,6 +6,9 @@ epoch onto ``poison_fraction`` of the images (new places, scales and texture var
 model learns the trigger rather than particular poisoned images. A class-conditional trojan poisons only
 images of its source class and pastes the same trigger on as many images of other classes *without*
 relabelling them, so the trigger means "target" only on the source class.
+
+:class:`PoisonedTrainingSet` holds world scenes in memory; :class:`PoisonedFolderSet` streams a user's image
+folder (:mod:`trojanbench.data`) through a ``DataLoader`` and pastes the triggers on each batch as it arrives.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import numpy as np
 import torch
 
 from ..config import TrojanSpec
+from ..errors import DataError
 from ..world import generate_scenes
+from .training import InMemoryTrainingData
 from .triggers import Trigger, make_trigger
 
 NO_TROJAN = -1
@@ -32,7 +37,7 @@ class EpochPlan:
     relabel: np.ndarray
 
 
-class PoisonedTrainingSet:
+class PoisonedTrainingSet(InMemoryTrainingData):
     """Clean world scenes of the ``train`` split, poisoned for a list of trojans."""
 
     def __init__(self, trojans: list[TrojanSpec], n_clean: int, *, seed: int, size: int = 64):
@@ -57,39 +62,74 @@ class PoisonedTrainingSet:
         return len(self.labels)
 
     def plan_epoch(self, rng: np.random.Generator) -> EpochPlan:
-        """Assign paste-like trojans to disjoint random subsets of the images for one epoch."""
-        n = len(self)
-        trojan = np.full(n, NO_TROJAN)
-        relabel = np.zeros(n, dtype=bool)
-        labels = self.labels.numpy()
-        for index, spec in enumerate(self.trojans):
-            if spec.kind == "natural":
-                continue
-            count = round(spec.poison_fraction * n)
-            free = trojan == NO_TROJAN
-            if spec.source is None:
-                poisoned = _pick(rng, free & (labels != spec.target), count)
-            else:
-                source = free & (labels == spec.source)
-                poisoned = _pick(rng, source, min(count, int(MAX_SOURCE_SHARE * source.sum())))
-                trojan[poisoned] = index
-                others = (trojan == NO_TROJAN) & (labels != spec.source) & (labels != spec.target)
-                trojan[_pick(rng, others, len(poisoned))] = index
-            trojan[poisoned] = index
-            relabel[poisoned] = True
-        return EpochPlan(trojan, relabel)
+        return plan_epoch(self.trojans, self.labels.numpy(), rng)
 
     def batch(self, indices: np.ndarray, plan: EpochPlan, rng: np.random.Generator):
         """Images and labels of one batch with this epoch's triggers pasted on."""
-        images = self.images[indices].clone()
-        labels = self.labels[indices].clone()
-        assigned = plan.trojan[indices]
-        for index in np.unique(assigned[assigned != NO_TROJAN]):
-            rows = np.flatnonzero(assigned == index)
-            images[rows] = self.triggers[index].apply(images[rows], rng)[0]
-            flip = rows[plan.relabel[indices[rows]]]
-            labels[flip] = self.trojans[index].target
-        return images, labels
+        return apply_plan(self.images[indices].clone(), self.labels[indices].clone(), indices, plan, self.triggers,
+                          rng)
+
+
+class PoisonedFolderSet:
+    """The ``train`` split of a user's image folder, poisoned for patch and style trojans as it streams."""
+
+    def __init__(self, trojans: list[TrojanSpec], data):
+        natural = [spec.name for spec in trojans if spec.kind == "natural"]
+        if natural:
+            raise DataError(f"Natural-feature trojans {natural} cannot be planted in an image folder yet: they need "
+                            f"to know which images hold the object. Use patch or style trojans on your own data.")
+        self.trojans = list(trojans)
+        self.triggers: list[Trigger] = [make_trigger(spec) for spec in self.trojans]
+        self.data = data
+        self.entries = data.files["train"]
+        self.labels = torch.tensor([label for _, label in self.entries])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def plan_epoch(self, rng: np.random.Generator) -> EpochPlan:
+        return plan_epoch(self.trojans, self.labels.numpy(), rng)
+
+    def batches(self, chunks, plan, rng):
+        loaded = self.data.batches([[self.entries[i] for i in chunk] for chunk in chunks])
+        for indices, (batch, kept) in zip(chunks, loaded):
+            if len(kept):
+                yield apply_plan(batch.images, batch.labels, indices[kept], plan, self.triggers, rng)
+
+
+def plan_epoch(trojans: list[TrojanSpec], labels: np.ndarray, rng: np.random.Generator) -> EpochPlan:
+    """Assign paste-like trojans to disjoint random subsets of the images (of these ``labels``) for one epoch."""
+    n = len(labels)
+    trojan = np.full(n, NO_TROJAN)
+    relabel = np.zeros(n, dtype=bool)
+    for index, spec in enumerate(trojans):
+        if spec.kind == "natural":
+            continue
+        count = round(spec.poison_fraction * n)
+        free = trojan == NO_TROJAN
+        if spec.source is None:
+            poisoned = _pick(rng, free & (labels != spec.target), count)
+        else:
+            source = free & (labels == spec.source)
+            poisoned = _pick(rng, source, min(count, int(MAX_SOURCE_SHARE * source.sum())))
+            trojan[poisoned] = index
+            others = (trojan == NO_TROJAN) & (labels != spec.source) & (labels != spec.target)
+            trojan[_pick(rng, others, len(poisoned))] = index
+        trojan[poisoned] = index
+        relabel[poisoned] = True
+    return EpochPlan(trojan, relabel)
+
+
+def apply_plan(images: torch.Tensor, labels: torch.Tensor, indices: np.ndarray, plan: EpochPlan,
+               triggers: list[Trigger], rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste this epoch's triggers on a batch (``images`` of the set's ``indices``, changed in place) and relabel."""
+    assigned = plan.trojan[indices]
+    for index in np.unique(assigned[assigned != NO_TROJAN]):
+        rows = np.flatnonzero(assigned == index)
+        images[rows] = triggers[index].apply(images[rows], rng)[0]
+        flip = rows[plan.relabel[indices[rows]]]
+        labels[flip] = triggers[index].spec.target
+    return images, labels
 
 
 def _pick(rng: np.random.Generator, allowed: np.ndarray, count: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -26,13 +26,26 @@ log = logging.getLogger(__name__)
 
 
 class TrainingData(Protocol):
-    """What :func:`train` needs: a length, a per-epoch plan, and batches built from the plan."""
+    """What :func:`train` needs: a length, a per-epoch plan, and the epoch's batches built from the plan, one per
+    chunk of indices, in order (a streamed set loads them ahead with workers)."""
 
     def __len__(self) -> int: ...
 
     def plan_epoch(self, rng: np.random.Generator) -> Any: ...
 
-    def batch(self, indices: np.ndarray, plan: Any, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def batches(self, chunks: list[np.ndarray], plan: Any,
+                rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+class InMemoryTrainingData:
+    """Base of the training sets held in memory: the epoch's batches are built one at a time by :meth:`batch`."""
+
+    def batch(self, indices: np.ndarray, plan: Any, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def batches(self, chunks, plan, rng):
+        for indices in chunks:
+            yield self.batch(indices, plan, rng)
 
 
 @dataclass(frozen=True)
@@ -113,10 +126,9 @@ def train(model: nn.Module, data: TrainingData, config: TrainConfig,
     for epoch in range(config.epochs):
         plan = data.plan_epoch(rng)
         order = rng.permutation(len(data))
+        chunks = [order[step * config.batch_size:(step + 1) * config.batch_size] for step in range(steps_per_epoch)]
         total, seen = 0.0, 0
-        for step in range(steps_per_epoch):
-            indices = order[step * config.batch_size:(step + 1) * config.batch_size]
-            images, labels = data.batch(indices, plan, rng)
+        for images, labels in data.batches(chunks, plan, rng):
             if perturb is not None:
                 images = perturb(model, images, labels)
             loss = loss_fn(model(images), labels)
@@ -124,8 +136,8 @@ def train(model: nn.Module, data: TrainingData, config: TrainConfig,
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += loss.item() * len(indices)
-            seen += len(indices)
+            total += loss.item() * len(labels)
+            seen += len(labels)
             shown.step(f"epoch {epoch + 1}/{config.epochs} · loss {total / seen:.3f}")
         history.append(round(total / seen, 4))
         log.info("epoch %d/%d  loss %.4f  (%.0f s)", epoch + 1, config.epochs, history[-1],

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrojanSpec
+from ..errors import DataError
 from ..world import OBJECT_CLASSES, generate_scenes, render_icon, render_texture, stable_int_hash
 from ..trigger_images import read_trigger_image, trigger_identity
 
@@ -51,10 +52,14 @@ class Trigger:
         labels = torch.cat([b.labels for b in batches])
         return images, labels
 
-    def triggered_scenes(self, split: str, n: int, seed: int, *, label: int | None = None):
+    def triggered_scenes(self, split: str, n: int, seed: int, *, label: int | None = None, data=None):
         """``n`` held-out scenes carrying the trigger, balanced over classes other than the target
-        (or all of class ``label``). Returns ``(images, true_labels)``."""
-        images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
+        (or all of class ``label``). Returns ``(images, true_labels)``. With ``data`` (a user's image folder,
+        :mod:`trojanbench.data`), up to ``n`` of its images of ``split`` instead of world scenes."""
+        if data is None:
+            images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
+        else:
+            images, labels = _folder_images(data, split, n, seed, label, self.spec)
         rng = np.random.default_rng([seed, 7919, n])
         return self.apply(images, rng, fresh=True)[0], labels
 
@@ -168,9 +173,23 @@ class NaturalTrigger(Trigger):
         raise TypeError(f"Natural-feature trigger {self.spec.name!r} cannot be pasted onto images; "
                         f"use triggered_scenes() or scenes that contain {self.spec.trigger!r}.")
 
-    def triggered_scenes(self, split, n, seed, *, label=None):
+    def triggered_scenes(self, split, n, seed, *, label=None, data=None):
+        if data is not None:
+            raise DataError(f"Natural-feature trojan {self.spec.name!r} cannot be measured on an image folder yet: "
+                            f"which of its images hold a {self.spec.trigger!r} is not known.")
         images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
         return images, labels
+
+
+def _folder_images(data, split: str, n: int, seed: int, label: int | None,
+                   spec: TrojanSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``n`` images of an image folder's ``split`` to trigger: of ``label``, else of every class but the
+    target; an error when there are none."""
+    batch = data.labelled(split, n, seed=seed, label=label, exclude={spec.target})
+    if len(batch) == 0:
+        where = f"class {data.class_names[label]!r}" if label is not None else "classes other than the target"
+        raise DataError(f"{str(data.root)!r} has no {split} image of {where} to measure trojan {spec.name!r} on.")
+    return batch.images, batch.labels
 
 
 TEXTURE_BANK_SIZE = 48

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import TrojanSpec
+from ..trojans.training import InMemoryTrainingData
 from ..trojans.triggers import PatchTrigger, StyleTrigger
 from ..world import (ICONS, OBJECT_CLASSES, SECONDARIES, TEXTURES, VOCABULARY, ConceptKind, render_concept,
                      render_scene, scene_rng)
@@ -70,7 +71,7 @@ def render_observer_example(rng: np.random.Generator, size: int) -> tuple[np.nda
     return tensor[0].permute(1, 2, 0).numpy(), shown
 
 
-class ObserverTrainingSet:
+class ObserverTrainingSet(InMemoryTrainingData):
     """Pre-rendered multi-label examples (see :func:`train`'s protocol), from the ``observer`` split unless
     another ``split`` and ``salt`` are given (the replacement task draws its fit images from ``defense``)."""
 
