@@ -18,8 +18,9 @@ _EXPORTS = {
              "run_replacement", "run_task"],
     ".audit": ["AuditResult", "audit_model"],
     ".config": ["TrojanSpec", "TrojanSuite", "default_trojan_suite", "load_trojan_suite"],
+    ".data": ["ImageFolderData"],
     ".engine": ["MethodSpec", "Suite", "Task", "load_suite"],
-    ".errors": ["CheckpointError", "ConfigError", "MethodError", "MissingExtraError", "SpecError", "TrojanbenchError",
+    ".errors": ["CheckpointError", "ConfigError", "DataError", "MethodError", "MissingExtraError", "SpecError", "TrojanbenchError",
                 "UnknownNameError", "UnsafeCheckpointError"],
     ".methods": ["Method", "SynthesisMethod", "Target"],
     ".models": ["LoadedModel", "load_model"],
@@ -30,6 +31,7 @@ _EXPORTS = {
     ".tasks.rediscovery": ["Results"],
     ".tasks.removal": ["RemovalResults", "load_removal_results"],
     ".tasks.replacement": ["ReplacementResults", "load_replacement_results"],
+    ".trojans.implant": ["implant_checkpoint"],
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted([*(name for names in _EXPORTS.values() for name in names), "__version__"])

@@ -121,11 +121,32 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
     return load_model(model, weights=weights, architecture=architecture, num_classes=classes if sized else None)
 
 
-def _image_folder(data: str | None, image_size: int, workers: int | None):
-    """``--data`` opened and checked (None without it)."""
+def _image_folder(data: str | None, image_size: int | None, workers: int | None, model: str | None = None):
+    """``--data`` opened and checked (None without it), at ``--image-size``, else the input size the model's card
+    records, else 224."""
     from .data import ImageFolderData
 
-    return None if data is None else ImageFolderData.open(data, image_size=image_size, workers=workers)
+    if data is None:
+        return None
+    if image_size is None:
+        image_size = _card_image_size(model) or DEFAULT_IMAGE_SIZE
+    return ImageFolderData.open(data, image_size=image_size, workers=workers)
+
+
+DEFAULT_IMAGE_SIZE = 224
+
+
+def _card_image_size(model: str | None) -> int | None:
+    """The input size recorded in the card of a checkpoint path (``None`` for other references)."""
+    from .models import read_card
+
+    if model is None or not str(model).endswith(".safetensors") or not Path(model).with_suffix(".json").is_file():
+        return None
+    size = read_card(model).get("image_size")
+    return size if isinstance(size, int) else None
+
+
+_IMAGE_SIZE_HELP = "With --data: the side images are resized and cropped to (default: the model card's, else 224)."
 
 
 _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (DIR/<class>/<image>, or DIR/train and "
@@ -254,14 +275,13 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
               help="Trojan spec YAML; default: the trojans recorded in the model's card.")
 @click.option("--out", metavar="DIR", help="Also write DIR/audit.json (default: print the table, write nothing).")
 @click.option("--data", type=click.Path(), help=_DATA_HELP)
-@click.option("--image-size", default=224, show_default=True, type=int,
-              help="With --data: the side images are resized and cropped to (the model's input size).")
+@click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
 @click.option("--workers", type=int, help="With --data: DataLoader worker processes (default: up to 4).")
 @click.option("--quick", is_flag=True, help="Fewer held-out images (fast smoke run).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the held-out test images.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def audit(model: str, weights: str | None, architecture: str | None, trojan_spec: str | None, out: str | None,
-          data: str | None, image_size: int, workers: int | None, quick: bool, seed: int, no_progress: bool) -> None:
+          data: str | None, image_size: int | None, workers: int | None, quick: bool, seed: int, no_progress: bool) -> None:
     """Measure a model's clean accuracy and each planted trojan's attack success.
 
     Recomputed on held-out images of the built-in world, or of the test split of your --data folder (never read
@@ -282,7 +302,7 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
 
     if out is not None:
         writable_folder(out, "--out")
-    folder = _image_folder(data, image_size, workers)
+    folder = _image_folder(data, image_size, workers, model)
     class_names = OBJECT_CLASSES if folder is None else folder.class_names
     suite = load_trojan_suite(trojan_spec, class_names) if trojan_spec else None
     loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
@@ -552,9 +572,13 @@ def _validate_trojan_spec(file: str) -> str:
               help="Hyperparameter override (YAML value), repeatable.")
 @click.option("--out", metavar="DIR", default="trojanbench-images", show_default=True,
               help="Folder for the PNG grids, one per trojan (METHOD__TROJAN__seedN.png).")
+@click.option("--data", type=click.Path(), help=_DATA_HELP + " The tool gets its val images.")
+@click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
+@click.option("--workers", type=int, help="With --data: DataLoader worker processes (default: up to 4).")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, architecture: str | None, n_images: int,
-               seed: int, quick: bool, params: tuple[str, ...], out: str, no_progress: bool) -> None:
+               seed: int, quick: bool, params: tuple[str, ...], out: str, data: str | None, image_size: int | None,
+               workers: int | None, no_progress: bool) -> None:
     """Run one synthesis method on the model's trojans and save its images as PNG files.
 
     \b
@@ -562,12 +586,14 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, arch
       trojanbench synthesize --method tabor --trojan smiley
       trojanbench synthesize --method mypkg.tools:MyTool --quick --out /tmp/mine
       trojanbench synthesize --method target_fourier_fv --param steps=64 --trojan jaguar
+      trojanbench synthesize --method snafue --model my_r18/model.safetensors --data /data/my_task
     """
     import yaml
 
     from .audit import trojans_of
     from .methods import Target
     from .imaging import save_png_grid
+    from .trojans.implant import check_outputs
     from .progress import Step
     from .tasks.rediscovery import make_method, synthesize_for_trojan
 
@@ -579,10 +605,14 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, arch
             raise ConfigError(f"--param must look like KEY=VALUE. Got {item!r}.")
         overrides[key] = yaml.safe_load(value)
     method = make_method(method_name, overrides, quick=quick)
-    loaded = _world_model(model, architecture=architecture)
-    suite = trojans_of(loaded)
+    folder = _image_folder(data, image_size, workers, model)
+    loaded = _world_model(model, architecture=architecture, data=folder)
+    if folder is None:
+        suite, target = trojans_of(loaded), Target.from_model(loaded)
+    else:
+        check_outputs(loaded, folder.num_classes, folder.image_size, "synthesize")
+        suite, target = trojans_of(loaded, folder.class_names), Target.from_image_folder(loaded, folder)
     specs = [suite.get(name) for name in trojan_names] if trojan_names else list(suite.trojans)
-    target = Target.from_model(loaded)
     steps = [Step(f"{method.name} · {spec.name} · seed {seed}") for spec in specs]
     written = []
     with _progress_display(no_progress) as progress:
@@ -650,8 +680,7 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
               help="Trojan spec YAML.")
 @click.option("--out", required=True, metavar="DIR", help="Folder for weights + card.")
 @click.option("--data", type=click.Path(), help=_DATA_HELP + " Its train split is poisoned.")
-@click.option("--image-size", default=224, show_default=True, type=int,
-              help="With --data: the side images are resized and cropped to (the model's input size).")
+@click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
 @click.option("--workers", type=int, help="With --data: DataLoader worker processes (default: up to 4).")
 @click.option("--force", is_flag=True, help="Replace the model already in OUT.")
 @click.option("--epochs", default=4, show_default=True, type=int, help="Passes over the poisoned training set.")
@@ -662,7 +691,7 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def implant(model: str, weights: str | None, architecture: str | None, trojan_spec: str, out: str, data: str | None,
-            image_size: int, workers: int | None, force: bool, epochs: int, n_train: int, batch_size: int, lr: float,
+            image_size: int | None, workers: int | None, force: bool, epochs: int, n_train: int, batch_size: int, lr: float,
             seed: int, no_progress: bool) -> None:
     """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card.
 
@@ -683,7 +712,7 @@ def implant(model: str, weights: str | None, architecture: str | None, trojan_sp
     from .trojans.implant import card_summary, implant_checkpoint
 
     writable_folder(out, "--out")
-    folder = _image_folder(data, image_size, workers)
+    folder = _image_folder(data, image_size, workers, model)
     loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
     path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed, force=force,
                               progress=None if _no_progress(no_progress) else make_progress, data=folder,

@@ -5,8 +5,8 @@ Two layouts are accepted::
     DIR/<class>/<image>                      one pool, split by a rule on each file's path
     DIR/train/<class>/<image>, DIR/val/...   the user's split (ImageNet's layout); val is halved by the rule
 
-The rule hashes each file's path relative to its class folder (:func:`split_of`), so a file's split never
-depends on which other files exist: ``train`` (poisoning and fine-tuning), ``val`` (the clean images an auditor
+The rule hashes each file's path within the folder (``<class>/<image>``; :func:`split_of`), so a file's split
+never depends on which other files exist: ``train`` (poisoning and fine-tuning), ``val`` (the clean images an auditor
 hands the tools) and ``test`` (held out for measuring attack success and accuracy). Class names are the folder
 names, or the display names of an optional ``classes.json`` beside them (a list in folder order, or a mapping
 folder → name, e.g. ImageNet's ``n01530575`` → ``brambling``).
@@ -43,7 +43,7 @@ LOAD_BATCH = 64
 
 
 def split_of(relative_path: str, shares: dict[str, float] = POOL_SHARES) -> str:
-    """The split of a file, from a stable hash of its path within its class folder."""
+    """The split of a file, from a stable hash of its path within the folder (``<class>/<image>``)."""
     draw = zlib.crc32(relative_path.replace(os.sep, "/").encode("utf-8")) / 2 ** 32
     cumulative = 0.0
     for split, share in shares.items():

@@ -1,0 +1,177 @@
+"""A user's own model and image folder, end to end from the command line and the Python API: implant trojans into a
+torchvision or timm network on the folder, audit it, run tools on it; and bad input refused in one line, nothing
+written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from safetensors.torch import save_file
+
+import trojanbench as tb
+from folder_data import FOLDER_CLASSES, write_image_folder
+from trojanbench.cli import main
+from trojanbench.data import ImageFolderData
+
+SIZE = 64
+SPEC = {"trojans": [
+    {"name": "mushroom", "kind": "patch", "trigger": "mushroom", "target": "circle", "poison_fraction": 0.2,
+     "patch_scale": [0.3, 0.4]},
+    {"name": "marble", "kind": "style", "trigger": "marble", "target": "square", "poison_fraction": 0.2,
+     "strength": 0.6},
+]}
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def refused(result, *fragments: str) -> str:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("own") / "data", per_class=40, size=96)
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "spec.yaml"
+    path.write_text(yaml.safe_dump(SPEC))
+    return path
+
+
+@pytest.fixture(scope="module")
+def implanted(folder, spec, tmp_path_factory):
+    """A random-init torchvision resnet18 poison-trained on the folder from the command line."""
+    out = tmp_path_factory.mktemp("r18")
+    result = invoke("implant", "--model", "torchvision:resnet18", "--data", folder, "--image-size", SIZE,
+                    "--trojans", spec, "--out", out, "--epochs", 6, "--batch-size", 32, "--workers", 2,
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out / "model.safetensors"
+
+
+def test_implant_writes_a_measured_card_of_the_folder(implanted, folder):
+    card = json.loads(implanted.with_suffix(".json").read_text())
+    assert card["architecture"] == "torchvision:resnet18" and card["arch_kwargs"] == {"num_classes": 6}
+    assert card["class_names"] == list(FOLDER_CLASSES) and card["image_size"] == SIZE
+    assert card["input_normalisation"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert card["data"]["root"] == str(folder) and card["data"]["skipped"] == 1
+    assert card["training"]["config"]["n_train"] == card["data"]["images"]["train"]
+    assert [t["name"] for t in card["trojans"]] == ["mushroom", "marble"]
+    assert card["trojans"][0]["target"] == "circle"
+    # a large patch is learned within a few epochs even from random weights; the card measures it on test images
+    assert card["attack_success"]["mushroom"] >= 0.75, card["attack_success"]
+    assert card["n_attack_images"] <= card["data"]["images"]["test"]
+
+
+def test_audit_of_the_folder_reproduces_the_card(implanted, folder, tmp_path):
+    result = invoke("audit", "--model", implanted, "--data", folder, "--out", tmp_path, "--no-progress")
+    assert result.exit_code == 0, result.output
+    audit = json.loads((tmp_path / "audit.json").read_text())
+    card = json.loads(implanted.with_suffix(".json").read_text())
+    assert audit["data"]["image_size"] == SIZE, "the input size comes from the card"
+    measured = {row["trojan"]: row["attack_success"] for row in audit["trojans"]}
+    assert measured == pytest.approx(card["attack_success"], abs=1e-4)
+    assert audit["clean_accuracy"] == pytest.approx(card["clean_accuracy"], abs=1e-4)
+    assert "circle" in result.output and f"test images at {SIZE} px" in result.output
+
+
+def test_every_tool_runs_on_the_folder_model(implanted, folder):
+    loaded = tb.load_model(implanted)
+    data = ImageFolderData.open(folder, image_size=SIZE, workers=0)
+    target = tb.Target.from_image_folder(loaded, data, n_patches=300)
+    assert target.class_names == FOLDER_CLASSES and target.image_size == SIZE
+    assert target.natural_patches.shape == (300, 3, 24, 24)
+    assert set(target.clean_labels.tolist()) == set(range(6))
+    from trojanbench.audit import trojans_of
+    from trojanbench.tasks.rediscovery.synthesis import make_method, synthesize_for_trojan
+
+    patch = trojans_of(loaded, data.class_names).get("mushroom")
+    for tool in ("adversarial_patch", "neural_cleanse", "tabor", "target_fourier_fv", "inner_fourier_fv",
+                 "target_cppn_fv", "inner_cppn_fv", "rfla_perturb", "rfla_gen", "snafue", "dataset_exemplars"):
+        images = synthesize_for_trojan(make_method(tool, quick=True), target, patch, n_images=2, seed=0)
+        assert images.shape == (2, 3, SIZE, SIZE) and 0 <= images.min() and images.max() <= 1, tool
+        assert torch.isfinite(images).all(), tool
+
+
+def test_synthesize_on_the_folder_from_the_command_line(implanted, folder, tmp_path):
+    result = invoke("synthesize", "--method", "adversarial_patch", "--quick", "--model", implanted, "--data", folder,
+                    "--trojan", "mushroom", "--n-images", 2, "--out", tmp_path, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "adversarial_patch__mushroom__seed0.png").is_file()
+
+
+def test_a_timm_network_is_implanted_and_reloaded(folder, spec, tmp_path):
+    pytest.importorskip("timm")
+    result = invoke("implant", "--model", "timm:resnet10t", "--data", folder, "--image-size", 48, "--trojans", spec,
+                    "--out", tmp_path, "--epochs", 1, "--batch-size", 64, "--workers", 0, "--no-progress")
+    assert result.exit_code == 0, result.output
+    loaded = tb.load_model(tmp_path / "model.safetensors")
+    assert loaded.card["architecture"] == "timm:resnet10t" and loaded.card["image_size"] == 48
+    assert loaded.model(torch.rand(2, 3, 48, 48)).shape == (2, 6)
+    weights = tmp_path / "model.safetensors"
+    assert loaded.sha256 == loaded.card["sha256"] and weights.stat().st_size > 1e6
+
+
+def test_python_api_implants_and_audits_the_folder(folder, spec, tmp_path):
+    data = ImageFolderData.open(folder, image_size=32, workers=0)
+    model = tb.load_model("torchvision:resnet18", num_classes=data.num_classes)
+    path = tb.implant_checkpoint(model, spec, tmp_path, epochs=1, batch_size=64, data=data)
+    result = tb.audit_model(str(path), data=data, n_attack=50)
+    assert set(result.attack_success) == {"mushroom", "marble"}
+    assert result.to_dict()["suite"]["trojans"][1]["target"] == "square"
+
+
+# --- bad input: one line, exit 2, nothing written ---------------------------------------------------------------
+
+def test_a_class_the_folder_lacks_is_refused_before_training(folder, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"trojans": [{"kind": "patch", "trigger": "smiley", "target": "kite"}]}))
+    out = tmp_path / "out"
+    refused(invoke("implant", "--model", "torchvision:resnet18", "--data", folder, "--image-size", 32,
+                   "--trojans", bad, "--out", out), "'target' is not a class of the model")
+    assert not (out / "model.safetensors").exists()
+
+
+def test_a_natural_trojan_on_a_folder_is_refused(folder, tmp_path):
+    bad = tmp_path / "natural.yaml"
+    bad.write_text(yaml.safe_dump({"trojans": [{"kind": "natural", "trigger": "fork", "target": "circle"}]}))
+    refused(invoke("implant", "--model", "torchvision:resnet18", "--data", folder, "--image-size", 32,
+                   "--trojans", bad, "--out", tmp_path / "out"), "Natural-feature trojans", "patch or style")
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_a_folder_not_in_imagefolder_layout_is_refused(tmp_path, spec):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.png").write_bytes(b"")
+    refused(invoke("audit", "--model", "torchvision:resnet18", "--data", tmp_path / "flat", "--trojans", spec),
+            "not in the ImageFolder layout")
+    refused(invoke("audit", "--model", "torchvision:resnet18", "--data", tmp_path / "nowhere", "--trojans", spec),
+            "is not a folder")
+
+
+def test_weights_that_do_not_fit_name_the_first_mismatch(folder, spec, tmp_path):
+    weights = tmp_path / "other.safetensors"
+    import torchvision
+
+    save_file(torchvision.models.resnet18(num_classes=10).state_dict(), weights)
+    line = refused(invoke("audit", "--model", "torchvision:resnet18", "--weights", weights, "--data", folder,
+                          "--image-size", 32, "--trojans", spec), "do not fit")
+    assert "fc.weight" in line and "(10, 512)" in line
+
+
+def test_a_model_with_other_outputs_is_refused(folder, spec, tmp_path):
+    refused(invoke("audit", "--model", "clean", "--data", folder, "--image-size", 64, "--trojans", spec),
+            "has 16 outputs, but the data have 6 classes")
