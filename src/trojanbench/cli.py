@@ -281,7 +281,8 @@ def report(results_dir: str, fmt: str, plugins: tuple[str, ...]) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the held-out test images.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def audit(model: str, weights: str | None, architecture: str | None, trojan_spec: str | None, out: str | None,
-          data: str | None, image_size: int | None, workers: int | None, quick: bool, seed: int, no_progress: bool) -> None:
+          data: str | None, image_size: int | None, workers: int | None, quick: bool, seed: int,
+          no_progress: bool) -> None:
     """Measure a model's clean accuracy and each planted trojan's attack success.
 
     Recomputed on held-out images of the built-in world, or of the test split of your --data folder (never read
@@ -691,8 +692,8 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def implant(model: str, weights: str | None, architecture: str | None, trojan_spec: str, out: str, data: str | None,
-            image_size: int | None, workers: int | None, force: bool, epochs: int, n_train: int, batch_size: int, lr: float,
-            seed: int, no_progress: bool) -> None:
+            image_size: int | None, workers: int | None, force: bool, epochs: int, n_train: int, batch_size: int,
+            lr: float, seed: int, no_progress: bool) -> None:
     """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card.
 
     Everything is checked before training (OUT, the spec, the model). Training shows its progress on stderr; at
