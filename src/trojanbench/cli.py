@@ -124,7 +124,7 @@ def _world_model(model: str, *, weights: str | None = None, architecture: str | 
 def _image_folder(data: str | None, image_size: int | None, workers: int | None, model: str | None = None):
     """``--data`` opened and checked (None without it), at ``--image-size``, else the input size the model's card
     records, else 224."""
-    from .data import ImageFolderData
+    from .data import DEFAULT_IMAGE_SIZE, ImageFolderData
 
     if data is None:
         return None
@@ -132,8 +132,6 @@ def _image_folder(data: str | None, image_size: int | None, workers: int | None,
         image_size = _card_image_size(model) or DEFAULT_IMAGE_SIZE
     return ImageFolderData.open(data, image_size=image_size, workers=workers)
 
-
-DEFAULT_IMAGE_SIZE = 224
 
 
 def _card_image_size(model: str | None) -> int | None:
@@ -177,6 +175,11 @@ _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (
 @click.option("--workers", type=int, help="Rediscovery: worker processes of --executor processes, or CPUs of a "
                                           "local Ray instance (default: the cores available).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
+@click.option("--model", help="Rediscovery: the audited model replacing the suite's (zoo name or .safetensors "
+                              "checkpoint with its card).")
+@click.option("--data", type=click.Path(), help="Rediscovery: " + _DATA_HELP)
+@click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
+@click.option("--judges", help="Rediscovery: comma-separated judges replacing the suite's (trojanbench ls judges).")
 @click.option("--threads", type=int, help="Torch threads per worker (default 1: several threads per process "
                                           "oversubscribe a small machine's cores).")
 @click.option("--retry-failed", is_flag=True, help="Compute every failed cell again (a rerun retries only the cells "
@@ -184,8 +187,9 @@ _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        budgets: str | None, executor: str | None, workers: int | None, ray_address: str | None, threads: int | None,
-        retry_failed: bool, plugins: tuple[str, ...], no_progress: bool, no_report: bool) -> None:
+        budgets: str | None, executor: str | None, workers: int | None, ray_address: str | None, model: str | None,
+        data: str | None, image_size: int | None, judges: str | None, threads: int | None, retry_failed: bool,
+        plugins: tuple[str, ...], no_progress: bool, no_report: bool) -> None:
     """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
 
     Finished cells are kept in OUT/results.sqlite: running the same command again resumes where it
@@ -203,6 +207,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --quick --out /tmp/quick && trojanbench run --task removal --quick --out /tmp/quick
       trojanbench run --task editing --quick --out /tmp/quick
       trojanbench run --task replacement --quick --out /tmp/quick
+      trojanbench run --model my_r18/model.safetensors --data /data/my_task --out my_results/
     """
     from .api import run_task
     from .engine.threads import resolve_threads
@@ -212,7 +217,8 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     chosen = get_task(task)
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
                "plugins": plugins, "budgets": _split(budgets), "executor": executor, "workers": workers,
-               "ray_address": ray_address}
+               "ray_address": ray_address, "model": model, "data": data, "image_size": image_size,
+               "judges": _split(judges)}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)
     try:

@@ -175,3 +175,42 @@ def test_weights_that_do_not_fit_name_the_first_mismatch(folder, spec, tmp_path)
 def test_a_model_with_other_outputs_is_refused(folder, spec, tmp_path):
     refused(invoke("audit", "--model", "clean", "--data", folder, "--image-size", 64, "--trojans", spec),
             "has 16 outputs, but the data have 6 classes")
+
+
+# --- the benchmark on the folder: `trojanbench run --model CHECKPOINT --data DIR` -------------------------------
+
+def test_run_on_the_folder_scores_judges_battery_and_diagnostics(implanted, folder, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", "--quick", "--model", implanted, "--data", folder, "--out", out, "--no-progress",
+                    "--methods", "adversarial_patch,dataset_exemplars,oracle", "--trojans", "mushroom",
+                    "--judges", "concept")
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "results.json").read_text())
+    assert document["provenance"]["data"]["root"] == str(folder)
+    assert document["provenance"]["data"]["image_size"] == SIZE
+    cells = {cell["method"]: cell for cell in document["cells"] if cell["judge"] == "concept"}
+    assert {"adversarial_patch", "dataset_exemplars", "oracle"} <= set(cells)
+    assert all(cell["status"] == "ok" for cell in cells.values())
+    assert cells["oracle"]["p_true"] > 0.125, "the judge sees the true trigger pasted on the folder's images"
+    assert set(document["diagnostics"]) >= {"adversarial_patch", "oracle"}
+    assert document["battery"]["concept"], "the judge's battery ran on the folder's images"
+    assert (out / "report.html").is_file()
+    again = invoke("run", "--quick", "--model", implanted, "--data", folder, "--out", out, "--no-progress",
+                   "--methods", "adversarial_patch,dataset_exemplars,oracle", "--trojans", "mushroom",
+                   "--judges", "concept")
+    assert again.exit_code == 0 and json.loads((out / "results.json").read_text())["cells"] == document["cells"]
+
+
+def test_python_api_runs_on_the_folder(implanted, folder, tmp_path):
+    results = tb.run(model=str(implanted), data=folder, judges=["concept"], quick=True, out=tmp_path,
+                     methods=["random_noise", "oracle"], trojans=["marble"], report=False)
+    assert {record["method"] for record in results.records()} >= {"random_noise", "oracle"}
+    assert results.judges == ["concept"]
+
+
+def test_run_refuses_an_untrained_architecture_and_other_tasks_refuse_data(folder, tmp_path):
+    refused(invoke("run", "--quick", "--model", "torchvision:resnet18", "--data", folder, "--out", tmp_path / "a"),
+            "names an architecture, not a trained model")
+    refused(invoke("run", "--task", "removal", "--quick", "--data", folder, "--out", tmp_path / "b"),
+            "--data applies to the rediscovery task")
+    assert not (tmp_path / "a" / "results.sqlite").exists() and not (tmp_path / "b" / "results.sqlite").exists()

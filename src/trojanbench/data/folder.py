@@ -18,6 +18,7 @@ first); nothing is unpickled.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +41,8 @@ POOL_SHARES = {"train": 0.7, "val": 0.15, "test": 0.15}
 CLASS_NAMES_FILE = "classes.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 LOAD_BATCH = 64
+DEFAULT_IMAGE_SIZE = 224
+"""The input side when neither the user nor the model's card says (ImageNet's)."""
 
 
 def split_of(relative_path: str, shares: dict[str, float] = POOL_SHARES) -> str:
@@ -64,9 +67,10 @@ class Labelled:
         return len(self.labels)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ImageFolderData:
-    """A validated image folder (see module docstring); :meth:`open` checks it, constructing does not."""
+    """A validated image folder (see module docstring); :meth:`open` checks it, constructing does not. Compared and
+    hashed by identity (a run keeps one per folder)."""
 
     root: Path
     image_size: int
@@ -79,7 +83,8 @@ class ImageFolderData:
     """Files that could not be decoded, each once, in the order they were met."""
 
     @classmethod
-    def open(cls, root: str | Path, *, image_size: int = 224, workers: int | None = None) -> "ImageFolderData":
+    def open(cls, root: str | Path, *, image_size: int = DEFAULT_IMAGE_SIZE,
+             workers: int | None = None) -> "ImageFolderData":
         """Scan ``root`` (either layout), read ``classes.json`` if present, and check every split holds images
         of every class; raise :class:`~trojanbench.errors.DataError` naming what is wrong."""
         root = Path(root).expanduser()
@@ -119,6 +124,19 @@ class ImageFolderData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def __repr__(self) -> str:
+        return f"ImageFolderData({str(self.root)!r}, image_size={self.image_size})"
+
+    @cached_property
+    def reference(self) -> dict:
+        """What a worker needs to open the same data, and what a cache key needs to follow its content: the
+        folder, the input size and a digest of every file's split, path, label and size."""
+        hashed = hashlib.sha256()
+        for split, entries in self.files.items():
+            for path, label in entries:
+                hashed.update(f"{split}|{_relative(path, self.root)}|{label}|{os.path.getsize(path)};".encode())
+        return {"root": str(self.root), "image_size": self.image_size, "files": hashed.hexdigest()[:24]}
 
     def describe(self) -> dict:
         """What a model card or a run's provenance records about the data."""

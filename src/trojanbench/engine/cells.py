@@ -54,6 +54,8 @@ class Cell:
     model_sha256: str
     role: str = "tool"  # tool | baseline | oracle
     code_version: str = field(default_factory=code_version)
+    data: dict[str, Any] | None = None
+    """A user's image folder the auditor's images come from (its ``reference``); ``None``: the built-in world."""
     key: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -63,9 +65,10 @@ class Cell:
     def payload(self) -> dict[str, Any]:
         """Everything a worker needs to compute the cell (JSON-serialisable); the trigger's identity
         rides along so that the key follows a trigger image's content."""
-        return {"method": self.method, "params": self.params, "trojan": self.trojan.to_dict(),
-                "trigger_identity": trigger_identity(self.trojan), "seed": self.seed,
-                "n_images": self.n_images, "model_sha256": self.model_sha256, "code_version": self.code_version}
+        payload = {"method": self.method, "params": self.params, "trojan": self.trojan.to_dict(),
+                   "trigger_identity": trigger_identity(self.trojan), "seed": self.seed,
+                   "n_images": self.n_images, "model_sha256": self.model_sha256, "code_version": self.code_version}
+        return payload if self.data is None else {**payload, "data": self.data}
 
 
 def canonical_json(value: Any) -> str:

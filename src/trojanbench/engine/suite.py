@@ -12,6 +12,8 @@ seeds: [0, 1, 2]
 n_images: 10
 cell_budget: 40000         # images the audited model may process (forward passes) in one cell; null: no budget
 cell_timeout: 1800         # wall-clock guard (seconds) against a hung method; past it a cell fails, transiently
+data: null                 # null: the built-in world; or a folder of your own images (ImageFolder layout)
+image_size: null           # with data: the side images are resized to (null: the model card's, else 224)
 ```
 
 A cell's limit is its work (``cell_budget``), not the clock, so a busy or slow machine makes a run slower, never
@@ -72,11 +74,16 @@ class Suite:
     n_images: int = 10
     cell_budget: int | None = DEFAULT_CELL_BUDGET
     cell_timeout: float = DEFAULT_CELL_TIMEOUT
+    data: str | None = None
+    image_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["methods"] = [m.to_dict() for m in self.methods]
         out["judges"], out["seeds"] = list(self.judges), list(self.seeds)
+        for key in ("data", "image_size"):  # the built-in world's runs record what they always did
+            if out[key] is None:
+                del out[key]
         return out
 
 
@@ -128,10 +135,19 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
     model = raw.get("model", "trojaned")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"'model' must be a zoo name or a checkpoint path. Got {model!r}.")
+    data = raw.get("data")
+    if data is not None:
+        if not isinstance(data, str) or not data:
+            raise ConfigError(f"'data' must be null or the path of an image folder. Got {data!r}.")
+        path = Path(data).expanduser()
+        data = str(path if path.is_absolute() or base_dir is None else (base_dir / path).resolve())
+    image_size = raw.get("image_size")
+    if image_size is not None:
+        image_size = require("'image_size'", image_size, Interval(int, 8, None, unit="pixels"))
     return Suite(name=str(raw.get("name", "suite")), model=model, trojans=trojans,
                  methods=tuple(_method_spec(m, i) for i, m in enumerate(methods)),
                  judges=tuple(judges), seeds=tuple(seeds), n_images=n_images, cell_budget=budget,
-                 cell_timeout=float(timeout))
+                 cell_timeout=float(timeout), data=data, image_size=image_size)
 
 
 def load_suite(reference: str | Path | None = None) -> Suite:
@@ -178,9 +194,20 @@ def given_names(names: Iterable[str] | None, option: str) -> list[str] | None:
 
 
 def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds: int | None = None,
-                   quick: bool = False) -> Suite:
-    """``suite`` with the command line's ``--methods`` and ``--seeds`` (0..N-1) in place of its own, and only its
-    first seed under ``quick``."""
+                   quick: bool = False, model: str | None = None, data: str | Path | None = None,
+                   image_size: int | None = None, judges: Iterable[str] | None = None,
+                   takes_data: bool = False) -> Suite:
+    """``suite`` with the command line's ``--methods``, ``--seeds`` (0..N-1), ``--model``, ``--data``,
+    ``--image-size`` and ``--judges`` in place of its own, and only its first seed under ``quick``; a suite on a
+    user's image folder is refused unless the task ``takes_data``."""
+    judges = given_names(judges, "--judges")
+    given = {"model": model, "data": None if data is None else str(Path(data).expanduser().resolve()),
+             "image_size": image_size, "judges": None if judges is None else tuple(judges)}
+    suite = dataclasses.replace(suite, **{k: v for k, v in given.items() if v is not None})
+    if suite.data is not None and not takes_data:
+        raise ConfigError(f"Suite {suite.name!r} names an image folder ('data: {suite.data}'), but this task runs "
+                          f"only in the built-in world so far; your own data applies to the rediscovery task "
+                          f"(`trojanbench run --data DIR`). Remove 'data' from the suite.")
     methods = given_names(methods, "--methods")
     if methods:
         suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))

@@ -23,6 +23,17 @@ from .questions import Question
 
 OPTION_VIEWS = 8
 """Pictures per option from which a judge builds its idea of the option."""
+NETWORK_SIZE = 64
+"""The side of the pictures the shipped judges' networks were trained on (the built-in world's)."""
+
+
+def at_network_size(images: torch.Tensor, size: int = NETWORK_SIZE) -> torch.Tensor:
+    """``images`` resized (antialiased, differentiably) to the side a judge's network takes; unchanged when they
+    already are (the built-in world's images)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)
 
 
 class Judge:

@@ -102,17 +102,22 @@ def _seed(*parts: Any) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def content_free_scenes(seed: int, n: int = BATTERY_IMAGES) -> torch.Tensor:
-    """``n`` test scenes without an icon or a secondary object."""
+def content_free_scenes(seed: int, n: int = BATTERY_IMAGES, data=None) -> torch.Tensor:
+    """``n`` test scenes without an icon or a secondary object; with ``data`` (a user's image folder), up to ``n``
+    of its test images (which hold no planted trigger)."""
+    if data is not None:
+        return data.labelled("test", n, seed=_seed("scenes", seed)).images.clamp(0, 1)
     return generate_scenes("test", n, seed=_seed("scenes", seed), secondary=None, icon=None).images.clamp(0, 1)
 
 
-def null_images(seed: int, n: int = BATTERY_IMAGES) -> dict[str, torch.Tensor]:
-    """Uniform noise, flat colours and content-free scenes: pictures in which no option can be seen."""
+def null_images(seed: int, n: int = BATTERY_IMAGES, data=None) -> dict[str, torch.Tensor]:
+    """Uniform noise, flat colours and content-free scenes (of ``data`` when given): pictures in which no option
+    can be seen, at the scenes' size."""
     generator = torch.Generator().manual_seed(_seed("nulls", seed))
-    flat = torch.rand(n, 3, 1, 1, generator=generator).expand(n, 3, 64, 64).contiguous()
-    return {"noise": torch.rand(n, 3, 64, 64, generator=generator), "flat": flat,
-            "scenes": content_free_scenes(seed, n)}
+    size = 64 if data is None else data.image_size
+    flat = torch.rand(n, 3, 1, 1, generator=generator).expand(n, 3, size, size).contiguous()
+    return {"noise": torch.rand(n, 3, size, size, generator=generator), "flat": flat,
+            "scenes": content_free_scenes(seed, n, data)}
 
 
 def toward_class(model: torch.nn.Module, images: torch.Tensor, target: int, epsilon: float = PERTURBATION,
@@ -124,24 +129,26 @@ def toward_class(model: torch.nn.Module, images: torch.Tensor, target: int, epsi
 
 
 @functools.lru_cache(maxsize=512)
-def shown_as_trigger(spec: TrojanSpec, seed: int, n: int = BATTERY_IMAGES) -> torch.Tensor:
-    """``n`` held-out scenes that carry ``spec``'s trigger the way the trojan shows it."""
+def shown_as_trigger(spec: TrojanSpec, seed: int, n: int = BATTERY_IMAGES, data=None) -> torch.Tensor:
+    """``n`` held-out scenes (test images of ``data``, a user's image folder, when given) that carry ``spec``'s
+    trigger the way the trojan shows it."""
     from ..trojans.triggers import make_trigger
 
-    return make_trigger(spec).triggered_scenes("test", n, _seed("shown", seed))[0].clamp(0, 1)
+    return make_trigger(spec).triggered_scenes("test", n, _seed("shown", seed), data=data)[0].clamp(0, 1)
 
 
-def fading(spec: TrojanSpec, seed: int, n: int = BATTERY_IMAGES // 2) -> tuple[tuple[float, ...], list[torch.Tensor]]:
+def fading(spec: TrojanSpec, seed: int, n: int = BATTERY_IMAGES // 2,
+           data=None) -> tuple[tuple[float, ...], list[torch.Tensor]]:
     """The dose-response levels of ``spec``'s kind and ``n`` pictures at each, most visible first."""
     from torchvision.transforms.functional import gaussian_blur
 
     from ..trojans.triggers import make_trigger
 
     if spec.kind == "natural":
-        scenes = shown_as_trigger(spec, seed, n)
+        scenes = shown_as_trigger(spec, seed, n, data)
         return BLURS, [gaussian_blur(scenes, 2 * int(np.ceil(3 * sigma)) + 1, sigma) if sigma else scenes
                        for sigma in BLURS]
-    base = content_free_scenes(seed, n)
+    base = content_free_scenes(seed, n, data)
     rng = np.random.default_rng(_seed("fading", seed))
     triggered = make_trigger(spec).apply(base, rng, fresh=True)[0].clamp(0, 1)
     return OPACITIES, [opacity * triggered + (1 - opacity) * base for opacity in OPACITIES]
@@ -207,14 +214,14 @@ def distinct_options(question: Question) -> Check:
 
 
 def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: torch.nn.Module | None = None,
-                ) -> list[Check]:
+                data=None) -> list[Check]:
     """Every check of the battery for ``judge`` on ``question`` (the question of ``trojan``); ``model`` (the
     audited model, ``[0, 1]`` pixels in) moves the perturbed null toward the target class (without it, that null is
-    left out)."""
+    left out). With ``data`` (a user's image folder) the pictures are its test images instead of world scenes."""
     truth, seed = question.truth_index, question.seed
     checks = [distinct_options(question)] if question.kind == "patch" else []
 
-    pictures = shown_as_trigger(trojan, seed)
+    pictures = shown_as_trigger(trojan, seed, data=data)
     votes = _votes(judge, pictures, question)
     top1 = float(top1_hits(votes, truth).mean())
     checks.append(at_least("oracle_top1", top1, ORACLE_TOP1_BAR))
@@ -223,7 +230,7 @@ def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: tor
             for change, changed in mild_changes(pictures).items()}
     checks.append(at_least("stability", min(kept.values()), STABILITY_BAR, kept=kept))
 
-    nulls = null_images(seed)
+    nulls = null_images(seed, data=data)
     if model is not None:
         nulls["scenes_perturbed"] = toward_class(model, nulls["scenes"], trojan.target)
     attacked = toward_option(judge, nulls["scenes"], question, truth)
@@ -232,7 +239,8 @@ def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: tor
     for name, images in nulls.items():
         checks.append(near_chance(f"null_{name}", float(_votes(judge, images, question)[:, truth].mean())))
 
-    shown = [_votes(judge, shown_as_trigger(question.option_spec(i), seed), question) for i in range(N_OPTIONS)]
+    shown = [_votes(judge, shown_as_trigger(question.option_spec(i), seed, data=data), question)
+             for i in range(N_OPTIONS)]
     matrix = np.array([[top1_hits(option_votes, j).mean() for j in range(N_OPTIONS)] for option_votes in shown])
     diagonal = np.diag(matrix)
     worst = int(diagonal.argmin())
@@ -242,7 +250,7 @@ def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: tor
                            matrix=matrix.round(4).tolist(), worst_option=question.options[worst],
                            worst_taken_for=question.options[int(mistaken.argmax())]))
 
-    levels, pictures = fading(trojan, seed)
+    levels, pictures = fading(trojan, seed, data=data)
     curve = [float(_votes(judge, images, question)[:, truth].mean()) for images in pictures]
     rises = max(0.0, *(b - a for a, b in zip(curve, curve[1:])))  # 0: p(true) never rises as the trigger fades
     checks.append(at_most("dose_response", rises, DOSE_SLACK, axis="blur sigma" if trojan.kind == "natural" else

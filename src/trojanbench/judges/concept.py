@@ -13,6 +13,7 @@ import torch
 
 from ..models import load_model
 from ..registry import register_judge
+from .base import at_network_size
 from .questions import Question
 from .vocabulary import VocabularyJudge
 
@@ -30,8 +31,8 @@ class ConceptJudge(VocabularyJudge):
         return {"network": "observer", "sha256": self.observer.sha256}
 
     def concept_evidence(self, images: torch.Tensor, kind: str) -> torch.Tensor:
-        return self.observer.model(images)[:, self.columns(kind)].sigmoid()
+        return self.observer.model(at_network_size(images))[:, self.columns(kind)].sigmoid()
 
     def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:
-        logits = self.observer.model(images)[:, self.columns(question.kind)]
+        logits = self.observer.model(at_network_size(images))[:, self.columns(question.kind)]
         return logits @ self.descriptions(question.kind, question.options).T

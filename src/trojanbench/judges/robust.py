@@ -13,6 +13,7 @@ import functools
 import torch
 
 from ..registry import register_judge
+from .base import at_network_size
 from .questions import CONCEPT_KIND_OF, Question
 from .vocabulary import VocabularyJudge
 
@@ -36,7 +37,7 @@ class RobustJudge(VocabularyJudge):
     def _log_probabilities(self, images: torch.Tensor, kind: str) -> torch.Tensor:
         from ..zoo.robust import kind_log_probabilities
 
-        return kind_log_probabilities(self.network(images), CONCEPT_KIND_OF[kind])
+        return kind_log_probabilities(self.network(at_network_size(images)), CONCEPT_KIND_OF[kind])
 
     def concept_evidence(self, images: torch.Tensor, kind: str) -> torch.Tensor:
         return self._log_probabilities(images, kind)[:, :-1].exp()

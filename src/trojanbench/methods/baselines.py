@@ -78,5 +78,10 @@ class Oracle(SynthesisMethod):
                               "use Oracle().with_ground_truth(trojan_spec).")
         spec = TrojanSpec(**self.trojan)
         seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=generator))
-        images, _ = make_trigger(spec).triggered_scenes("test", n_images, int(np.uint32(seed)), label=spec.source)
+        trigger, images = make_trigger(spec), []
+        while sum(map(len, images)) < n_images:  # a small image folder may hold fewer than n_images of a class
+            drawn, _ = trigger.triggered_scenes("test", n_images, int(np.uint32(seed + len(images))),
+                                                label=spec.source, data=target.data)
+            images.append(drawn)
+        images = torch.cat(images)[:n_images]
         return images.clamp(0, 1)

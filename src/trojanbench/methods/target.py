@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +36,9 @@ class Target:
     model_name: str = "model"
     model_sha256: str = ""
     layers: dict[str, nn.Module] = field(default_factory=dict)
+    data: Any = None
+    """The user's image folder the clean images come from (:class:`~trojanbench.data.ImageFolderData`); ``None``:
+    the built-in world. Baselines that show the data (the oracle) draw their held-out images from it."""
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -72,7 +76,7 @@ class Target:
         return cls(model=frozen, image_size=data.image_size, class_names=tuple(data.class_names),
                    clean_images=clean.images, clean_labels=clean.labels,
                    natural_patches=random_crops(clean.images, n_patches, patch_size, seed=seed),
-                   model_name=name, model_sha256=sha)
+                   model_name=name, model_sha256=sha, data=data)
 
     @property
     def classifier(self) -> nn.Linear:

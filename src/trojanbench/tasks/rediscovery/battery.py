@@ -33,11 +33,11 @@ SHORT_LABELS = {"distinct_options": "distinct",
 """The same, as the text table's narrow headers (the report and the lines below it say what each means)."""
 
 
-def battery_key(judge, question, trojan, model_sha256: str) -> str:
+def battery_key(judge, question, trojan, model_sha256: str, data=None) -> str:
     """What a battery row depends on: the battery's version, the judge's network, the question, the trojan, the
-    audited model (the perturbed null is computed on it)."""
-    return content_key([BATTERY_VERSION, judge.name, judge.provenance(), question.to_dict(), trojan.to_dict(),
-                        model_sha256])
+    audited model (the perturbed null is computed on it) and the user's image folder its pictures come from."""
+    parts = [BATTERY_VERSION, judge.name, judge.provenance(), question.to_dict(), trojan.to_dict(), model_sha256]
+    return content_key(parts if data is None else [*parts, data.reference])
 
 
 def compute_battery(plan, store, questions: dict, progress=None) -> None:
@@ -49,13 +49,13 @@ def compute_battery(plan, store, questions: dict, progress=None) -> None:
         for trojan in plan.trojans:
             for seed in plan.suite.seeds:
                 question = questions[(trojan.name, seed)]
-                key = battery_key(judge, question, trojan, plan.loaded.sha256)
+                key = battery_key(judge, question, trojan, plan.loaded.sha256, plan.data)
                 if key in done:
                     continue
                 if progress is not None:
                     progress(cells, cells, Step(f"judge battery: {judge.name} · {trojan.name} · seed {seed}"))
                 began = time.perf_counter()
-                checks = run_battery(judge, question, trojan, plan.loaded.model)
+                checks = run_battery(judge, question, trojan, plan.loaded.model, plan.data)
                 store.record_battery(key, judge.name, trojan.name, seed, [c.to_dict() for c in checks],
                                      time.perf_counter() - began)
                 computed += 1

@@ -24,26 +24,40 @@ from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
 
 _targets: dict[str, tuple[Any, dict[str, str]]] = {}
-_shared: dict[str, Any] = {}
+_shared: dict[str, tuple[Any, Any]] = {}
 
 
-def share_model(model_ref: str, loaded: Any) -> None:
-    """Hand the driver's loaded model to the cells computed in its own process (the local executor), so that
-    it is not loaded again; the :class:`~trojanbench.methods.Target` freezes a copy of it."""
-    if model_ref not in _targets:
-        _shared[model_ref] = loaded
+def _target_key(model_ref: str, data_ref: dict | None) -> str:
+    return model_ref if data_ref is None else f"{model_ref}|{data_ref['root']}|{data_ref['image_size']}"
 
 
-def shared_target(model_ref: str):
-    """The frozen audited model with the auditor's data, built once per worker and model, and its fingerprint."""
-    if model_ref not in _targets:
+def share_model(model_ref: str, loaded: Any, data: Any = None) -> None:
+    """Hand the driver's loaded model (and image folder, if any) to the cells computed in its own process (the
+    local executor), so that they are not loaded again; the :class:`~trojanbench.methods.Target` freezes a copy."""
+    key = _target_key(model_ref, None if data is None else data.reference)
+    if key not in _targets:
+        _shared[key] = (loaded, data)
+
+
+def shared_target(model_ref: str, data_ref: dict | None = None):
+    """The frozen audited model with the auditor's data (of the built-in world, or of the image folder
+    ``data_ref`` names), built once per worker, model and data, and its fingerprint."""
+    key = _target_key(model_ref, data_ref)
+    if key not in _targets:
         from ...methods import Target
         from ...models import load_model
 
-        loaded = _shared.pop(model_ref, None)
-        target = Target.from_model(loaded if loaded is not None else load_model(model_ref))
-        _targets[model_ref] = (target, fingerprint(target))
-    return _targets[model_ref]
+        loaded, data = _shared.pop(key, (None, None))
+        if data_ref is None:
+            target = Target.from_model(loaded if loaded is not None else load_model(model_ref))
+        else:
+            from ...data import ImageFolderData
+
+            if data is None:
+                data = ImageFolderData.open(data_ref["root"], image_size=data_ref["image_size"], workers=0)
+            target = Target.from_image_folder(loaded if loaded is not None else load_model(model_ref), data)
+        _targets[key] = (target, fingerprint(target))
+    return _targets[key]
 
 
 def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[str]) -> list[tuple[str, float, int, list,
@@ -74,7 +88,7 @@ def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: flo
         torch.set_num_threads(threads)
 
     def work():
-        target, before = shared_target(model_ref)
+        target, before = shared_target(model_ref, payload.get("data"))
         method = make_method(payload["method"], payload["params"])
         try:
             with time_budget(timeout), work_budget(target.model, budget):
@@ -83,7 +97,7 @@ def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: flo
         finally:
             changed = changed_parts(before, fingerprint(target))
             if changed:
-                del _targets[model_ref]  # the next cell gets a fresh copy
+                del _targets[_target_key(model_ref, payload.get("data"))]  # the next cell gets a fresh copy
         if changed:
             raise MethodError(f"the method modified the Target it was handed ({', '.join(changed)}); a method must "
                               f"not modify its inputs (copy what it changes)")

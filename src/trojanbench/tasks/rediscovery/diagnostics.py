@@ -66,9 +66,13 @@ class Diagnostics:
 
 
 @functools.lru_cache(maxsize=32)
-def carrier_scenes(source: int | None, target: int, n: int = N_CARRIERS, image_size: int = 64) -> torch.Tensor:
+def carrier_scenes(source: int | None, target: int, n: int = N_CARRIERS, image_size: int = 64,
+                   data=None) -> torch.Tensor:
     """``n`` held-out clean test scenes to paste images on: of ``source`` when given, else spread evenly over every
-    class but ``target``; the same for every tool (read-only: callers must not modify it)."""
+    class but ``target``; the same for every tool (read-only: callers must not modify it). With ``data`` (a user's
+    image folder), up to ``n`` of its test images, chosen alike."""
+    if data is not None:
+        return data.labelled("test", n, seed=0, label=source, exclude={target}).images
     classes = [source] if source is not None else [c for c in range(len(OBJECT_CLASSES)) if c != target]
     per_class = -(-n // len(classes))
     scenes = [generate_scenes("test", per_class, seed=0, size=image_size, start=10_000, label=c).images
@@ -76,11 +80,13 @@ def carrier_scenes(source: int | None, target: int, n: int = N_CARRIERS, image_s
     return torch.cat(scenes)[:n]
 
 
-def paste_success(model: torch.nn.Module, images: torch.Tensor, trojan: TrojanSpec, seed: int = 0) -> float:
+def paste_success(model: torch.nn.Module, images: torch.Tensor, trojan: TrojanSpec, seed: int = 0,
+                  data=None) -> float:
     """The share of (image, carrier scene) pairs turned to the target when the image is pasted on the scene (see
-    module docstring), over the carriers the model does not already call the target."""
+    module docstring), over the carriers the model does not already call the target (scenes of ``data``, a user's
+    image folder, when given)."""
     size = images.shape[-1]
-    carriers = carrier_scenes(trojan.source, trojan.target, image_size=size)
+    carriers = carrier_scenes(trojan.source, trojan.target, image_size=size, data=data)
     with torch.no_grad():
         carriers = carriers[model(carriers).argmax(1) != trojan.target]
         if len(carriers) == 0:
@@ -131,11 +137,12 @@ def _best_correlation(images: torch.Tensor, template: torch.Tensor, weight: torc
     return correlation.masked_fill(flat, 0.0).flatten(1).amax(1)
 
 
-def diagnose(model: torch.nn.Module, images: torch.Tensor, trojan: TrojanSpec) -> Diagnostics:
-    """The ground-truth diagnostics of ``images`` (``[n, 3, H, W]`` in [0, 1]) for ``trojan`` on ``model``."""
+def diagnose(model: torch.nn.Module, images: torch.Tensor, trojan: TrojanSpec, data=None) -> Diagnostics:
+    """The ground-truth diagnostics of ``images`` (``[n, 3, H, W]`` in [0, 1]) for ``trojan`` on ``model`` (pasted on
+    scenes of ``data``, a user's image folder, when given)."""
     with torch.no_grad():
         target_rate = float((model(images).argmax(1) == trojan.target).float().mean())
-    return Diagnostics(round(target_rate, 4), round(paste_success(model, images, trojan), 4),
+    return Diagnostics(round(target_rate, 4), round(paste_success(model, images, trojan, data=data), 4),
                        None if (match := trigger_match(images, trojan)) is None else round(match, 4))
 
 
@@ -151,7 +158,7 @@ def compute_diagnostics(plan, store, progress=None) -> None:
         if progress is not None:
             progress(total, total, Step(f"ground-truth diagnostics: {row.method} · {row.trojan} · seed {row.seed}"))
         images = from_uint8(store.load_images(row))
-        found = diagnose(model, images, planned[row.key].trojan)
+        found = diagnose(model, images, planned[row.key].trojan, data=plan.data)
         store.record_diagnostics(row.key, DIAGNOSTICS_VERSION, found.to_dict())
     if rows:
         log.info("ground-truth diagnostics: %d cells (%.1f s)", len(rows), time.perf_counter() - start)

@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from ...config import TrojanSpec, load_trojan_suite
+from ...data import DEFAULT_IMAGE_SIZE, ImageFolderData
 from ...engine.cells import Cell, code_version, content_key
 from ...engine.executors import Job, check_executor, make_executor
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
+from ...errors import ConfigError, DataError
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...world import OBJECT_CLASSES
@@ -41,33 +43,48 @@ TASK = "rediscovery"
 BEST_SUBSET_MAX = 4
 
 
+
 @dataclass
 class RediscoveryPlan(Plan):
-    """A validated rediscovery run: the trojans, the judges and the audited model's hash and card."""
+    """A validated rediscovery run: the trojans, the judges, the audited model's hash and card, and the user's image
+    folder the run is on (``None``: the built-in world)."""
 
     trojans: list[TrojanSpec]
     judges: list
     loaded: LoadedModel
+    data: ImageFolderData | None = None
 
 
 def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, methods: Iterable[str] | None = None,
-             trojans: Iterable[str] | None = None, seeds: int | None = None,
-             plugins: Iterable[str] = ()) -> RediscoveryPlan:
-    """Resolve and validate a run without computing anything (bad input fails here, before any work)."""
+             trojans: Iterable[str] | None = None, seeds: int | None = None, plugins: Iterable[str] = (),
+             model: str | None = None, data: str | Path | None = None, image_size: int | None = None,
+             judges: Iterable[str] | None = None) -> RediscoveryPlan:
+    """Resolve and validate a run without computing anything (bad input fails here, before any work). ``model``,
+    ``data`` (a user's image folder), ``image_size`` and ``judges`` replace the suite's."""
     from ...audit import check_world_classifier, trojans_of
     from ...judges import get_judge
 
     plugins = load_plugins(plugins)
     suite = with_overrides(suite if isinstance(suite, Suite) else load_suite(suite), methods=methods, seeds=seeds,
-                           quick=quick)
+                           quick=quick, model=model, data=data, image_size=image_size, judges=judges,
+                           takes_data=True)
     resolved = []
     for spec in suite.methods:
         method = make_method(spec.name, spec.params, quick=quick)
         resolved.append((spec.name, get_method(spec.name), method.get_params()))
-    judges = [get_judge(name) for name in suite.judges]
-    loaded = load_model(suite.model)
-    check_world_classifier(loaded)
-    trojan_suite = load_trojan_suite(suite.trojans, OBJECT_CLASSES) if suite.trojans else trojans_of(loaded)
+    chosen_judges = [get_judge(name) for name in suite.judges]
+    folder = None
+    if suite.data is None:
+        loaded = load_model(suite.model)
+        check_world_classifier(loaded)
+        class_names = tuple(OBJECT_CLASSES)
+    else:
+        folder, loaded = open_folder_run(suite)
+        class_names = folder.class_names
+    trojan_suite = (load_trojan_suite(suite.trojans, class_names) if suite.trojans
+                    else trojans_of(loaded, class_names))
+    if folder is not None:
+        check_folder_trojans(trojan_suite.trojans)
     chosen = list(trojan_suite.trojans)
     trojans = given_names(trojans, "--trojans")
     if trojans:
@@ -80,24 +97,60 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
         for trojan in chosen:
             for seed in suite.seeds:
                 cells.append(Cell(method=name, params=params, trojan=trojan, seed=seed, n_images=suite.n_images,
-                                  model_sha256=loaded.sha256, role=role, code_version=code_version(cls)))
-    return RediscoveryPlan(chosen, judges, loaded, config=suite, cells=cells, quick=quick, plugins=plugins)
+                                  model_sha256=loaded.sha256, role=role, code_version=code_version(cls),
+                                  data=None if folder is None else folder.reference))
+    return RediscoveryPlan(chosen, chosen_judges, loaded, folder, config=suite, cells=cells, quick=quick,
+                           plugins=plugins)
+
+
+def open_folder_run(suite: Suite) -> tuple[ImageFolderData, LoadedModel]:
+    """A run's image folder, at the suite's ``image_size``, else the model card's, else 224, and its model (a
+    checkpoint with its weights, e.g. written by ``trojanbench implant``), checked to fit each other."""
+    from ...models.loading import LIBRARY_PREFIXES
+    from ...trojans.implant import check_outputs
+
+    if suite.model.startswith(LIBRARY_PREFIXES) or ":" in suite.model and not suite.model.endswith(".safetensors"):
+        raise ConfigError(f"--model {suite.model!r} names an architecture, not a trained model: a run on your own "
+                          f"data needs a .safetensors checkpoint with its card (e.g. `trojanbench implant ... --out "
+                          f"DIR` writes DIR/model.safetensors).")
+    loaded = load_model(suite.model)
+    size = suite.image_size or loaded.card.get("image_size") or DEFAULT_IMAGE_SIZE
+    folder = ImageFolderData.open(suite.data, image_size=size)
+    check_outputs(loaded, folder.num_classes, folder.image_size, "run")
+    return folder, loaded
+
+
+def check_folder_trojans(trojans) -> None:
+    """Refuse the trojans an image folder cannot show (natural-feature ones: which images hold the object is not
+    known)."""
+    natural = [spec.name for spec in trojans if spec.kind == "natural"]
+    if natural:
+        raise DataError(f"Natural-feature trojans {natural} cannot be run on an image folder yet (which of its images "
+                        f"hold the object is not known); choose the others with --trojans.")
 
 
 def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
                     quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                     seeds: int | None = None, executor: str = "local", ray_address: str | None = None,
-                    workers: int | None = None, plugins: Iterable[str] = (), progress=None) -> Results:
+                    workers: int | None = None, plugins: Iterable[str] = (), progress=None, model: str | None = None,
+                    data: str | Path | None = None, image_size: int | None = None,
+                    judges: Iterable[str] | None = None) -> Results:
     """Run a rediscovery suite (default: the shipped default suite) into ``out`` and return its results.
 
     ``executor`` (``local``, ``processes`` or ``ray``; ``workers`` processes or local Ray CPUs) is where cells are
     computed; ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
+    ``model``, ``data`` (a folder of the user's images, :mod:`trojanbench.data`), ``image_size`` and ``judges``
+    replace the suite's: the tools then get the folder's ``val`` images, and the oracle, the judges' battery and the
+    diagnostics use its ``test`` images.
     """
     from ...judges import judge_provenance
 
     check_executor(executor, ray_address=ray_address, workers=workers)
-    plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
+    plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins, model=model,
+                    data=data, image_size=image_size, judges=judges)
     origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, judge_provenance(plan.judges))
+    if plan.data is not None:
+        origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick}
     with RediscoveryStore(out) as store:
         scorer = _Scorer(plan, store)
@@ -107,7 +160,7 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
             jobs = cell_jobs(plan, todo, scorer.questions)
             runner = make_executor(executor, ray_address=ray_address, workers=workers)
             if runner.name == "local":
-                share_model(plan.suite.model, plan.loaded)
+                share_model(plan.suite.model, plan.loaded, plan.data)
             try:
                 for outcome in runner.map(jobs):
                     cell = by_key[outcome.key]
@@ -172,7 +225,8 @@ class _Scorer:
     def _record_combination(self, run_id: int, name: str, members: list[str], trojan: TrojanSpec, seed: int,
                             rows: dict, extra: dict) -> str | None:
         """Judge the pooled images of ``members`` for one trojan and seed; the combination cell's key."""
-        key = content_key([name, members, trojan.name, seed, self.plan.loaded.sha256, extra])
+        parts = [name, members, trojan.name, seed, self.plan.loaded.sha256, extra]
+        key = content_key(parts if self.plan.data is None else [*parts, self.plan.data.reference])
         images = self._pooled(members, trojan, seed, rows)
         if images is None:
             return None
