@@ -36,6 +36,7 @@ class Interval:
 
     Bools are never numbers here; numpy integers count as ints (and numpy floats as floats). ``unit``, if
     given, is shown after the range: ``Interval(int, 1, None, unit="pixels")`` is "an int in [1, inf) (pixels)".
+    ``optional`` also accepts ``None`` (a default the method works out itself).
     """
 
     kind: type
@@ -43,8 +44,11 @@ class Interval:
     high: float | None
     closed: str = "both"  # "both", "left", "right" or "neither"
     unit: str = ""
+    optional: bool = False
 
     def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
         if isinstance(value, (bool, np.bool_)):
             return False
         if self.kind is int and not isinstance(value, (int, np.integer)):
@@ -64,7 +68,7 @@ class Interval:
         low = "-inf" if self.low is None else _bound(self.low)
         high = "inf" if self.high is None else _bound(self.high)
         unit = f" ({self.unit})" if self.unit else ""
-        return f"{_type_word(self.kind)} in {left}{low}, {high}{right}{unit}"
+        return ("None or " if self.optional else "") + f"{_type_word(self.kind)} in {left}{low}, {high}{right}{unit}"
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def require(name: str, value: Any, constraint: Constraint, *, owner: str | None 
     :class:`ConfigError` worded by :func:`constraint_message`."""
     if not constraint.accepts(value):
         raise ConfigError(constraint_message(name, value, constraint, owner))
-    if isinstance(constraint, Interval) and constraint.kind is int:
+    if isinstance(constraint, Interval) and constraint.kind is int and value is not None:
         return int(value)
     return value
 

@@ -16,6 +16,8 @@ _SCALE = (0.2, 0.35)
 """Side of the pasted patch as a fraction of the image side, during optimization."""
 _ALONE_FRACTION = 0.6
 """Side of the patch shown alone on grey, as a fraction of the image (as the world's isolated icons)."""
+_PATCH_FRACTION = 20 / 64
+"""Default side of the patch's own pixels as a fraction of the image side: 20 px at 64 px, 70 px at 224 px."""
 
 
 @register_method
@@ -32,14 +34,15 @@ class AdversarialPatch(SynthesisMethod):
 
     Brown et al. train one patch by expectation over images, places, scales and rotations and show the patch
     itself. Laptop-scale departures (recorded with the cell's parameters): several patches from different
-    initializations, ``steps`` Adam steps on ``batch_size`` images each, a 20-px patch at 20-35 % of the side.
+    initializations, ``steps`` Adam steps on ``batch_size`` images each, a patch of 20/64 of the image side in pixels
+    (20 px at 64 px) pasted at 20-35 % of the side.
 
     Parameters
     ----------
     steps : optimization steps (Adam on the patch logits).
     batch_size : clean images per patch per step.
     lr : Adam learning rate.
-    patch_size : side of the patch in pixels.
+    patch_size : side of the patch in pixels (``None``: 20/64 of the image side).
     display : ``"both"``, ``"trigger"`` or ``"applied"`` (see above).
     """
 
@@ -49,12 +52,12 @@ class AdversarialPatch(SynthesisMethod):
         "steps": Interval(int, 1, None),
         "batch_size": Interval(int, 1, None),
         "lr": Interval(float, 0, None, closed="neither"),
-        "patch_size": Interval(int, 2, None),
+        "patch_size": Interval(int, 2, None, optional=True),
         "display": Options(DISPLAYS),
     }
     quick_params = {"steps": 20}
 
-    def __init__(self, *, steps: int = 60, batch_size: int = 6, lr: float = 0.1, patch_size: int = 20,
+    def __init__(self, *, steps: int = 60, batch_size: int = 6, lr: float = 0.1, patch_size: int | None = None,
                  display: str = "both"):
         self.steps = steps
         self.batch_size = batch_size
@@ -76,7 +79,7 @@ class AdversarialPatch(SynthesisMethod):
 
     def _optimize(self, target, target_class, n_patches, generator, source_class) -> torch.Tensor:
         """``n_patches`` optimized patches ``[n, 3, p, p]`` in [0, 1]."""
-        size = self.patch_size
+        size = self.patch_size or max(2, round(_PATCH_FRACTION * target.image_size))
         logits = (torch.rand(n_patches, 3, size, size, generator=generator) * 4 - 2).requires_grad_()
         optimizer = torch.optim.Adam([logits], lr=self.lr)
         for _ in range(self.steps):
