@@ -39,7 +39,6 @@ SPLITS = ("train", "val", "test")
 POOL_SHARES = {"train": 0.7, "val": 0.15, "test": 0.15}
 """One-pool layout: the share of each class's files in each split."""
 CLASS_NAMES_FILE = "classes.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 LOAD_BATCH = 64
 DEFAULT_IMAGE_SIZE = 224
 """The input side when neither the user nor the model's card says (ImageNet's)."""
@@ -87,7 +86,7 @@ class ImageFolderData:
              workers: int | None = None) -> "ImageFolderData":
         """Scan ``root`` (either layout), read ``classes.json`` if present, and check every split holds images
         of every class; raise :class:`~trojanbench.errors.DataError` naming what is wrong."""
-        root = Path(root).expanduser()
+        root = Path(root).expanduser().resolve()
         if not root.is_dir():
             raise DataError(f"--data {str(root)!r} is not a folder. Give a folder with one sub-folder of images per "
                             f"class (torchvision's ImageFolder layout), or train/ and val/ folders laid out so.")
@@ -208,23 +207,21 @@ class _Scan:
 
 
 def _scan(folder: Path) -> _Scan:
-    """Class folders (sorted, as torchvision's ImageFolder orders them) and their image files."""
-    folders = tuple(sorted(entry.name for entry in os.scandir(folder) if entry.is_dir()
-                           and not entry.name.startswith(".")))
-    if not folders:
+    """Class folders and their image files, as torchvision's ``ImageFolder`` finds them (sorted, recursive)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    try:
+        folders, class_to_index = find_classes(folder)
+    except FileNotFoundError:
         raise DataError(f"{str(folder)!r} has no class sub-folders: it is not in the ImageFolder layout "
-                        f"(DIR/<class>/<image>). Put each class's images in a folder named after the class.")
-    files, empty = [], []
-    for label, name in enumerate(folders):
-        images = sorted(str(path) for path in (folder / name).rglob("*")
-                        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
-        if not images:
-            empty.append(name)
-        files.extend((path, label) for path in images)
+                        f"(DIR/<class>/<image>). Put each class's images in a folder named after the class.") from None
+    files = make_dataset(folder, class_to_index, extensions=IMG_EXTENSIONS, allow_empty=True)
+    present = {label for _, label in files}
+    empty = [name for name, index in class_to_index.items() if index not in present]
     if empty:
         raise DataError(f"{str(folder)!r}: class folder(s) {empty[:5]} hold no image file "
-                        f"({', '.join(IMAGE_SUFFIXES)}); remove them or add images.")
-    return _Scan(folders, files)
+                        f"({', '.join(IMG_EXTENSIONS)}); remove them or add images.")
+    return _Scan(tuple(folders), files)
 
 
 def _relative(path: str, root: Path) -> str:
