@@ -214,3 +214,21 @@ def test_run_refuses_an_untrained_architecture_and_other_tasks_refuse_data(folde
     refused(invoke("run", "--task", "removal", "--quick", "--data", folder, "--out", tmp_path / "b"),
             "--data applies to the rediscovery task")
     assert not (tmp_path / "a" / "results.sqlite").exists() and not (tmp_path / "b" / "results.sqlite").exists()
+
+
+def test_natural_trojans_are_refused_on_a_folder_unless_left_out(implanted, folder, tmp_path):
+    from trojanbench.errors import DataError
+    from trojanbench.tasks.rediscovery import plan_run
+
+    spec = tmp_path / "mixed.yaml"
+    spec.write_text(yaml.safe_dump({"trojans": [SPEC["trojans"][0],
+                                                {"name": "fork", "kind": "natural", "trigger": "fork",
+                                                 "target": "cross"}]}))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump({"name": "mine", "model": str(implanted), "trojans": str(spec),
+                                     "data": str(folder), "methods": ["random_noise"], "seeds": [0]}))
+    with pytest.raises(DataError, match=r"Natural-feature trojans \['fork'\]"):
+        plan_run(suite)
+    plan = plan_run(suite, trojans=["mushroom"])
+    assert [t.name for t in plan.trojans] == ["mushroom"] and plan.data.image_size == SIZE
+    assert all(cell.data == plan.data.reference for cell in plan.cells)

@@ -83,14 +83,14 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
         class_names = folder.class_names
     trojan_suite = (load_trojan_suite(suite.trojans, class_names) if suite.trojans
                     else trojans_of(loaded, class_names))
-    if folder is not None:
-        check_folder_trojans(trojan_suite.trojans)
     chosen = list(trojan_suite.trojans)
     trojans = given_names(trojans, "--trojans")
     if trojans:
         chosen = [trojan_suite.get(name) for name in trojans]
     if quick:
         chosen = first_of_each_kind(chosen)
+    if folder is not None:
+        check_folder_trojans(chosen)
     cells = []
     for name, cls, params in resolved:
         role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
