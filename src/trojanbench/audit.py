@@ -15,10 +15,10 @@ from typing import Any, Callable
 from ._version import __version__
 from .config import TrojanSuite, parse_suite
 from .errors import ConfigError
-from .models import LoadedModel, load_model
+from .models import LoadedModel, check_outputs, load_model
 from .progress import Step
 from .trojans import AttackSuccess, attack_success, clean_accuracy
-from .trojans.implant import check_outputs
+from .trojans.triggers import refuse_natural_on_folder
 from .world import OBJECT_CLASSES
 
 
@@ -90,14 +90,8 @@ def trojans_of(loaded: LoadedModel, class_names: tuple[str, ...] = tuple(OBJECT_
 
 def check_world_classifier(loaded: LoadedModel) -> None:
     """Refuse a model whose outputs are not the built-in world's classes (its scores would mean nothing)."""
-    import torch
-
-    with torch.no_grad():
-        outputs = loaded.model(torch.zeros(1, 3, 64, 64)).shape[-1]
-    if outputs != len(OBJECT_CLASSES):
-        raise ConfigError(f"Model {loaded.name!r} has {outputs} outputs, but the built-in world has "
-                          f"{len(OBJECT_CLASSES)} classes (`trojanbench ls classes`). Fine-tune it on the world "
-                          f"first, e.g. with `trojanbench implant`.")
+    check_outputs(loaded, len(OBJECT_CLASSES), 64, "the built-in world's classes are listed by `trojanbench ls "
+                  "classes`: fine-tune the model on the world first, e.g. with `trojanbench implant`")
 
 
 def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | None = None,
@@ -113,9 +107,11 @@ def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | N
         check_world_classifier(loaded)
         class_names = tuple(OBJECT_CLASSES)
     else:
-        check_outputs(loaded, data.num_classes, data.image_size, "audit")
+        check_outputs(loaded, data.num_classes, data.image_size, "audit needs one output per class of the folder")
         class_names = tuple(data.class_names)
     suite = suite or trojans_of(loaded, class_names)
+    if data is not None:
+        refuse_natural_on_folder(suite.trojans)
     total = len(suite.trojans) + 1
     measured = {}
     for done, spec in enumerate(suite.trojans, start=1):

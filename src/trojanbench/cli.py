@@ -600,7 +600,7 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, arch
     from .audit import trojans_of
     from .methods import Target
     from .imaging import save_png_grid
-    from .trojans.implant import check_outputs
+    from .models import check_outputs
     from .progress import Step
     from .tasks.rediscovery import make_method, synthesize_for_trojan
 
@@ -617,7 +617,8 @@ def synthesize(method_name: str, trojan_names: tuple[str, ...], model: str, arch
     if folder is None:
         suite, target = trojans_of(loaded), Target.from_model(loaded)
     else:
-        check_outputs(loaded, folder.num_classes, folder.image_size, "synthesize")
+        check_outputs(loaded, folder.num_classes, folder.image_size, "synthesize needs one output per class of the "
+                      "folder")
         suite, target = trojans_of(loaded, folder.class_names), Target.from_image_folder(loaded, folder)
     specs = [suite.get(name) for name in trojan_names] if trojan_names else list(suite.trojans)
     steps = [Step(f"{method.name} · {spec.name} · seed {seed}") for spec in specs]

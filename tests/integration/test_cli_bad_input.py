@@ -11,25 +11,10 @@ import zlib
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 from safetensors.torch import save_file
 
-from trojanbench.cli import main
+from cli_checks import invoke, refused
 from trojanbench.models import ZOO_DIR, CompactResNet
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def refused(result, *fragments: str) -> str:
-    """The one line of a refusal (exit code 2, no traceback), checked to hold every fragment."""
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 def write_spec(path, *trojans: dict):

@@ -9,12 +9,11 @@ import json
 import pytest
 import torch
 import yaml
-from click.testing import CliRunner
 from safetensors.torch import save_file
 
 import trojanbench as tb
 from folder_data import FOLDER_CLASSES, write_image_folder
-from trojanbench.cli import main
+from cli_checks import invoke, refused
 from trojanbench.data import ImageFolderData
 
 SIZE = 64
@@ -24,19 +23,6 @@ SPEC = {"trojans": [
     {"name": "marble", "kind": "style", "trigger": "marble", "target": "square", "poison_fraction": 0.2,
      "strength": 0.6},
 ]}
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def refused(result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ __all__ = [
     "ZOO_DIR",
     "LoadedModel",
     "PixelSpaceWrapper",
+    "check_outputs",
     "load_model",
     "zoo_checkpoint_path",
     "zoo_names",
@@ -70,6 +71,16 @@ class PixelSpaceWrapper(nn.Module):
     def named_layers(self) -> dict[str, nn.Module]:
         """The wrapped model's top-level children, in registration order."""
         return dict(self.model.named_children())
+
+
+def check_outputs(loaded: LoadedModel, num_classes: int, image_size: int, fix: str) -> None:
+    """Refuse a model whose number of outputs is not the data's number of classes (its scores would mean nothing);
+    ``fix`` ends the message: what to do about it."""
+    with torch.no_grad():
+        outputs = loaded.model.eval()(torch.zeros(1, 3, image_size, image_size)).shape[-1]
+    if outputs != num_classes:
+        raise ConfigError(f"Model {loaded.name!r} has {outputs} outputs, but the data have {num_classes} classes; "
+                          f"{fix}.")
 
 
 def zoo_names() -> list[str]:

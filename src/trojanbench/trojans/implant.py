@@ -12,7 +12,7 @@ import torch.nn as nn
 from ..config import TrojanSpec, check_one_target_per_trigger, check_poison_budget, load_trojan_suite, parse_suite
 from ..errors import ConfigError
 from ..models import ARCHITECTURES, LoadedModel, load_model, save_checkpoint
-from ..models.loading import LIBRARY_PREFIXES
+from ..models.loading import LIBRARY_PREFIXES, check_outputs
 from ..paths import writable_folder
 from ..world import OBJECT_CLASSES
 from .measure import attack_success, clean_accuracy
@@ -129,7 +129,8 @@ def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir:
         raise ConfigError(f"Model {loaded.name!r} is a {architecture!r} network; implant writes trojanbench "
                           f"checkpoints, so it needs one of the registered architectures ({', '.join(ARCHITECTURES)}) "
                           f"or a torchvision:NAME / timm:NAME network.")
-    check_outputs(loaded, len(class_names), image_size, "implant")
+    check_outputs(loaded, len(class_names), image_size, "implant needs one output per class (a torchvision:/timm: "
+                  "network is built with the data's classes when given no weights)")
     previous = [t for t in loaded.card.get("trojans", []) if t["name"] not in suite.names()]
     kept = parse_suite({"trojans": previous}, class_names).trojans if previous else ()
     check_one_target_per_trigger((*kept, *suite.trojans), class_names)
@@ -153,14 +154,3 @@ def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir:
         trained = trained.model  # the unwrapped network's state dict, as --weights takes it
     return save_checkpoint(trained, weights, card, architecture=architecture, arch_kwargs=loaded.card["arch_kwargs"])
 
-
-def check_outputs(loaded: LoadedModel, num_classes: int, image_size: int, command: str) -> None:
-    """Refuse a model whose number of outputs is not the data's number of classes (its scores would mean nothing)."""
-    import torch
-
-    with torch.no_grad():
-        outputs = loaded.model.eval()(torch.zeros(1, 3, image_size, image_size)).shape[-1]
-    if outputs != num_classes:
-        raise ConfigError(f"Model {loaded.name!r} has {outputs} outputs, but the data have {num_classes} classes; "
-                          f"{command} needs one output per class (a torchvision:/timm: network is built with the "
-                          f"data's classes when given no weights).")

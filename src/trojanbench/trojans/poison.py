@@ -19,10 +19,9 @@ import numpy as np
 import torch
 
 from ..config import TrojanSpec
-from ..errors import DataError
 from ..world import generate_scenes
 from .training import InMemoryTrainingData
-from .triggers import Trigger, make_trigger
+from .triggers import Trigger, make_trigger, refuse_natural_on_folder
 
 NO_TROJAN = -1
 MAX_SOURCE_SHARE = 0.8
@@ -74,10 +73,7 @@ class PoisonedFolderSet:
     """The ``train`` split of a user's image folder, poisoned for patch and style trojans as it streams."""
 
     def __init__(self, trojans: list[TrojanSpec], data):
-        natural = [spec.name for spec in trojans if spec.kind == "natural"]
-        if natural:
-            raise DataError(f"Natural-feature trojans {natural} cannot be planted in an image folder yet: they need "
-                            f"to know which images hold the object. Use patch or style trojans on your own data.")
+        refuse_natural_on_folder(trojans)
         self.trojans = list(trojans)
         self.triggers: list[Trigger] = [make_trigger(spec) for spec in self.trojans]
         self.data = data

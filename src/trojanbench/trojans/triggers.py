@@ -175,10 +175,18 @@ class NaturalTrigger(Trigger):
 
     def triggered_scenes(self, split, n, seed, *, label=None, data=None):
         if data is not None:
-            raise DataError(f"Natural-feature trojan {self.spec.name!r} cannot be measured on an image folder yet: "
-                            f"which of its images hold a {self.spec.trigger!r} is not known.")
+            refuse_natural_on_folder([self.spec])
         images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
         return images, labels
+
+
+def refuse_natural_on_folder(trojans) -> None:
+    """Refuse natural-feature trojans on a user's image folder: which of its images hold the object is not known."""
+    natural = [spec.name for spec in trojans if spec.kind == "natural"]
+    if natural:
+        raise DataError(f"Natural-feature trojans {natural} cannot be used on an image folder yet: which of its "
+                        f"images hold the object is not known. Use patch or style trojans on your own data (with "
+                        f"`run`, leave them out with --trojans).")
 
 
 def _folder_images(data, split: str, n: int, seed: int, label: int | None,

@@ -25,9 +25,10 @@ from ...engine.executors import Job, check_executor, make_executor
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
-from ...errors import ConfigError, DataError
+from ...errors import ConfigError
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
+from ...trojans.triggers import refuse_natural_on_folder
 from ...world import OBJECT_CLASSES
 from .battery import compute_battery
 from .diagnostics import compute_diagnostics
@@ -90,7 +91,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     if quick:
         chosen = first_of_each_kind(chosen)
     if folder is not None:
-        check_folder_trojans(chosen)
+        refuse_natural_on_folder(chosen)
     cells = []
     for name, cls, params in resolved:
         role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
@@ -106,27 +107,17 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
 def open_folder_run(suite: Suite) -> tuple[ImageFolderData, LoadedModel]:
     """A run's image folder, at the suite's ``image_size``, else the model card's, else 224, and its model (a
     checkpoint with its weights, e.g. written by ``trojanbench implant``), checked to fit each other."""
-    from ...models.loading import LIBRARY_PREFIXES
-    from ...trojans.implant import check_outputs
+    from ...models import check_outputs
 
-    if suite.model.startswith(LIBRARY_PREFIXES) or ":" in suite.model and not suite.model.endswith(".safetensors"):
+    if ":" in suite.model and not suite.model.endswith(".safetensors"):  # torchvision:, timm:, module:factory
         raise ConfigError(f"--model {suite.model!r} names an architecture, not a trained model: a run on your own "
                           f"data needs a .safetensors checkpoint with its card (e.g. `trojanbench implant ... --out "
                           f"DIR` writes DIR/model.safetensors).")
     loaded = load_model(suite.model)
     size = suite.image_size or loaded.card.get("image_size") or DEFAULT_IMAGE_SIZE
     folder = ImageFolderData.open(suite.data, image_size=size)
-    check_outputs(loaded, folder.num_classes, folder.image_size, "run")
+    check_outputs(loaded, folder.num_classes, folder.image_size, "run needs one output per class of the folder")
     return folder, loaded
-
-
-def check_folder_trojans(trojans) -> None:
-    """Refuse the trojans an image folder cannot show (natural-feature ones: which images hold the object is not
-    known)."""
-    natural = [spec.name for spec in trojans if spec.kind == "natural"]
-    if natural:
-        raise DataError(f"Natural-feature trojans {natural} cannot be run on an image folder yet (which of its images "
-                        f"hold the object is not known); choose the others with --trojans.")
 
 
 def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
