@@ -48,8 +48,9 @@ def run_task(task: str, suite: Any = None, *, out: str | Path = "trojanbench-res
 
 
 def run(suite: Any = None, **options: Any):
-    """The rediscovery task (the default benchmark): see :func:`run_task`; ``executor`` (``local`` or ``ray``) and
-    ``ray_address`` choose where cells run."""
+    """The rediscovery task (the default benchmark): see :func:`run_task`; ``executor`` (``local``, ``processes``
+    or ``ray``) and ``ray_address`` choose where cells run; ``model``, ``data`` (your image folder), ``judges``
+    and ``judge_settings`` (e.g. ``{"clip": {"weights": FILE}}``) replace or add to the suite's."""
     return run_task("rediscovery", suite, **options)
 
 
@@ -74,18 +75,19 @@ def run_replacement(suite: Any = None, **options: Any):
     return run_task("replacement", suite, **options)
 
 
-def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3,
-                 model: Any = "trojaned", progress: bool = False) -> dict[str, dict[str, Any]]:
+def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3, model: Any = "trojaned",
+                 progress: bool = False, judge_settings: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
     """Put each judge through its validity battery (:mod:`trojanbench.judges.battery`) on the questions of
     ``trojans`` (a trojan spec YAML path or a :class:`~trojanbench.config.TrojanSuite`; default: the trojans in
     ``model``'s card) under seeds ``0 .. seeds - 1``, before any tool runs: can these judges be trusted on these
-    triggers? ``judges``: names (default: the shipped three). Returns ``{judge: {trojan: {"checks", "seeds",
+    triggers? ``judges``: names (default: the shipped three), made with ``judge_settings`` (``{judge: {setting: value}}``, e.g.
+    ``{"clip": {"weights": FILE}}``). Returns ``{judge: {trojan: {"checks", "seeds",
     "passed"}}}`` (each check's worst seed); nothing is
     written. ``model`` (a zoo name or a :class:`~trojanbench.models.LoadedModel`) moves the perturbed null toward
     each trojan's target class."""
     from .audit import check_world_classifier, trojans_of
     from .config import TrojanSuite, load_trojan_suite
-    from .engine.suite import DEFAULT_JUDGES
+    from .engine.suite import DEFAULT_JUDGES, check_judge_settings
     from .errors import ConfigError
     from .judges import get_judge
     from .models import LoadedModel, load_model
@@ -96,9 +98,12 @@ def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3,
 
     seeds = require("seeds", seeds, Interval(int, 1, 100), owner="check_judges")
     judges = DEFAULT_JUDGES if judges is None else [judges] if isinstance(judges, str) else judges
-    judges = [get_judge(name) for name in judges]
     if not judges:
         raise ConfigError("check_judges needs at least one judge (e.g. judges=['concept']; see trojanbench ls judges).")
+    judge_settings = check_judge_settings(judge_settings or {}, judges, "judge_settings")
+    judges = [get_judge(name, judge_settings.get(name)) for name in judges]
+    for judge in judges:
+        judge.check()
     loaded = model if isinstance(model, LoadedModel) else load_model(model)
     check_world_classifier(loaded)
     suite = trojans if isinstance(trojans, TrojanSuite) else (

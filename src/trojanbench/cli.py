@@ -151,6 +151,38 @@ _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (
               "DIR/val laid out so; optional DIR/classes.json names the classes) instead of the built-in world.")
 
 
+def _judge_setting_options(command):
+    """The options that give judges their settings (``--clip-weights``, ``--clip-model``, ``--judge-setting``)."""
+    for option in reversed((
+            click.option("--clip-weights", type=click.Path(), help="The clip judge's weights: a local .safetensors "
+                                                                   "open_clip state dict (nothing is downloaded)."),
+            click.option("--clip-model", help="The clip judge's open_clip architecture (default ViT-B-32), or a JSON "
+                                              "model config file."),
+            click.option("--judge-setting", multiple=True, metavar="JUDGE.KEY=VALUE",
+                         help="A setting of a judge, repeatable (e.g. appearance.backbone=timm:resnet50 "
+                              "appearance.weights=r50.safetensors).")),):
+        command = option(command)
+    return command
+
+
+def _judge_settings(clip_weights: str | None, clip_model: str | None,
+                    given: tuple[str, ...]) -> dict[str, dict] | None:
+    """``{judge: {key: value}}`` from the judge-setting options (None when none is given)."""
+    import yaml
+
+    settings: dict[str, dict] = {}
+    for item in given:
+        judge_key, equals, value = item.partition("=")
+        judge, dot, key = judge_key.partition(".")
+        if not (equals and dot and judge and key):
+            raise ConfigError(f"--judge-setting {item!r} must read JUDGE.KEY=VALUE (e.g. clip.model=ViT-B-16).")
+        settings.setdefault(judge, {})[key] = yaml.safe_load(value) if value else value  # numbers as numbers
+    for key, value in (("weights", clip_weights), ("model", clip_model)):
+        if value is not None:
+            settings.setdefault("clip", {})[key] = value
+    return settings or None
+
+
 @main.command()
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True, expose_value=True,
               help="Load a plugin module:Name (a method or judge class, or a task), repeatable.")
@@ -180,6 +212,7 @@ _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (
 @click.option("--data", type=click.Path(), help="Rediscovery: " + _DATA_HELP)
 @click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
 @click.option("--judges", help="Rediscovery: comma-separated judges replacing the suite's (trojanbench ls judges).")
+@_judge_setting_options
 @click.option("--threads", type=int, help="Torch threads per worker (default 1: several threads per process "
                                           "oversubscribe a small machine's cores).")
 @click.option("--retry-failed", is_flag=True, help="Compute every failed cell again (a rerun retries only the cells "
@@ -188,7 +221,8 @@ _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
         budgets: str | None, executor: str | None, workers: int | None, ray_address: str | None, model: str | None,
-        data: str | None, image_size: int | None, judges: str | None, threads: int | None, retry_failed: bool,
+        data: str | None, image_size: int | None, judges: str | None, clip_weights: str | None,
+        clip_model: str | None, judge_setting: tuple[str, ...], threads: int | None, retry_failed: bool,
         plugins: tuple[str, ...], no_progress: bool, no_report: bool) -> None:
     """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
 
@@ -208,6 +242,8 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --task editing --quick --out /tmp/quick
       trojanbench run --task replacement --quick --out /tmp/quick
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --out my_results/
+      trojanbench run --model my_r18/model.safetensors --data /data/my_task --judges clip \\
+          --clip-weights /models/open_clip_vit_b32.safetensors --out my_results/
     """
     from .api import run_task
     from .engine.threads import resolve_threads
@@ -218,7 +254,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
                "plugins": plugins, "budgets": _split(budgets), "executor": executor, "workers": workers,
                "ray_address": ray_address, "model": model, "data": data, "image_size": image_size,
-               "judges": _split(judges)}
+               "judges": _split(judges), "judge_settings": _judge_settings(clip_weights, clip_model, judge_setting)}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)
     try:
@@ -325,11 +361,13 @@ def audit(model: str, weights: str | None, architecture: str | None, trojan_spec
 @click.option("--trojans", "trojan_spec", type=click.Path(dir_okay=False),
               help="Trojan spec YAML (your own trigger images welcome); default: the trojans in the model's card.")
 @click.option("--judges", help="Comma-separated judge names (default: the shipped judges; trojanbench ls judges).")
+@_judge_setting_options
 @click.option("--seeds", default=3, show_default=True, type=int, help="Questions per trojan (one per seed).")
 @click.option("--model", default="trojaned", show_default=True,
               help="Zoo name or .safetensors path (card beside it): its target classes steer the perturbed null.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
-def check_judges(trojan_spec: str | None, judges: str | None, seeds: int, model: str, no_progress: bool) -> None:
+def check_judges(trojan_spec: str | None, judges: str | None, clip_weights: str | None, clip_model: str | None,
+                 judge_setting: tuple[str, ...], seeds: int, model: str, no_progress: bool) -> None:
     """Put each judge through its validity battery on your trojans' questions, before any tool runs.
 
     Oracle pictures, nulls (one of them an attack on the judge itself), a confusion matrix, stability and
@@ -341,12 +379,14 @@ def check_judges(trojan_spec: str | None, judges: str | None, seeds: int, model:
     Examples:
       trojanbench check-judges
       trojanbench check-judges --trojans my_trojans.yaml --judges appearance --seeds 1
+      trojanbench check-judges --judges clip --clip-weights /models/open_clip_vit_b32.safetensors
     """
     from .api import check_judges as run_checks
     from .tasks.rediscovery.battery import battery_table
 
     tables = run_checks(trojan_spec, judges=None if judges is None else _split(judges), seeds=seeds,
-                        model=_world_model(model), progress=not _no_progress(no_progress))
+                        model=_world_model(model), progress=not _no_progress(no_progress),
+                        judge_settings=_judge_settings(clip_weights, clip_model, judge_setting))
     for judge, table in tables.items():
         click.echo(f"\njudge: {judge}\n{battery_table(judge, table)}")
 

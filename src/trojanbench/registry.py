@@ -118,7 +118,7 @@ METHODS: Registry[type["Method"]] = Registry(
     _subclass_check(METHOD_BASE, "method"))
 JUDGES: Registry[type["Judge"]] = Registry(
     "judge", "trojanbench.judges", ("trojanbench.judges.concept", "trojanbench.judges.appearance",
-                                    "trojanbench.judges.robust"),
+                                    "trojanbench.judges.robust", "trojanbench.judges.clip"),
     _subclass_check(JUDGE_BASE, "judge"))
 TASKS: Registry["Task"] = Registry(
     "task", "trojanbench.tasks",

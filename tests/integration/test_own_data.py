@@ -187,11 +187,24 @@ def test_run_on_the_folder_scores_judges_battery_and_diagnostics(implanted, fold
     assert again.exit_code == 0 and json.loads((out / "results.json").read_text())["cells"] == document["cells"]
 
 
-def test_python_api_runs_on_the_folder(implanted, folder, tmp_path):
-    results = tb.run(model=str(implanted), data=folder, judges=["concept"], quick=True, out=tmp_path,
-                     methods=["random_noise", "oracle"], trojans=["marble"], report=False)
+def test_python_api_runs_on_the_folder_with_a_clip_judge(implanted, folder, tmp_path):
+    """A CLIP judge (a small random-init open_clip model from a config here) scores the cells, takes its validity
+    battery on the folder's images, and is named with its weights' hash in the run's provenance."""
+    from clip_model import write_tiny_clip
+    from trojanbench.models import file_sha256
+
+    config, weights = write_tiny_clip(tmp_path / "clip")
+    out = tmp_path / "run"
+    results = tb.run(model=str(implanted), data=folder, judges=["concept", "clip"], quick=True, out=out,
+                     judge_settings={"clip": {"weights": str(weights), "model": str(config)}},
+                     methods=["random_noise", "oracle"], trojans=["marble"])
     assert {record["method"] for record in results.records()} >= {"random_noise", "oracle"}
-    assert results.judges == ["concept"]
+    assert results.judges == ["concept", "clip"]
+    document = json.loads((out / "results.json").read_text())
+    assert {cell["judge"] for cell in document["cells"] if cell["status"] == "ok"} == {"concept", "clip"}
+    assert document["battery"]["clip"]["marble"]["checks"], "the clip judge took its battery on the folder"
+    assert document["provenance"]["judges"]["clip"]["sha256"] == file_sha256(weights)
+    assert document["config"]["judge_settings"]["clip"]["weights"] == str(weights)
 
 
 def test_run_refuses_an_untrained_architecture_and_other_tasks_refuse_data(folder, tmp_path):

@@ -8,6 +8,7 @@ methods:                   # registry names, module:Class plugins, or {name, par
   - tabor
   - {name: target_fourier_fv, params: {steps: 128}}
 judges: [concept, appearance, robust]
+judge_settings: {}         # per judge, its settings, e.g. {clip: {weights: /models/clip.safetensors, model: ViT-B-32}}
 seeds: [0, 1, 2]
 n_images: 10
 cell_budget: 40000         # images the audited model may process (forward passes) in one cell; null: no budget
@@ -70,6 +71,7 @@ class Suite:
     trojans: str | None = None
     methods: tuple[MethodSpec, ...] = ()
     judges: tuple[str, ...] = DEFAULT_JUDGES
+    judge_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     n_images: int = 10
     cell_budget: int | None = DEFAULT_CELL_BUDGET
@@ -81,10 +83,14 @@ class Suite:
         out = dataclasses.asdict(self)
         out["methods"] = [m.to_dict() for m in self.methods]
         out["judges"], out["seeds"] = list(self.judges), list(self.seeds)
-        for key in ("data", "image_size"):  # the built-in world's runs record what they always did
-            if out[key] is None:
+        for key in ("data", "image_size", "judge_settings"):  # the built-in world's runs record what they always did
+            if not out[key]:
                 del out[key]
         return out
+
+    def settings_of(self, judge: str) -> dict[str, Any]:
+        """The settings the suite gives ``judge`` (none: its defaults)."""
+        return dict(self.judge_settings.get(judge, {}))
 
 
 def _method_spec(raw: Any, index: int) -> MethodSpec:
@@ -120,6 +126,7 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
     judges = raw.get("judges", list(DEFAULT_JUDGES))
     if not isinstance(judges, list) or not judges or not all(isinstance(j, str) for j in judges):
         raise ConfigError(f"'judges' must be a non-empty list of judge names. Got {judges!r}.")
+    judge_settings = check_judge_settings(raw.get("judge_settings") or {}, judges, "'judge_settings'")
     n_images = require("'n_images'", raw.get("n_images", 10), Interval(int, 1, 100))
     timeout = require("'cell_timeout'", raw.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
                       Interval(float, 0, None, closed="neither", unit="seconds"))
@@ -146,8 +153,21 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
         image_size = require("'image_size'", image_size, Interval(int, 8, None, unit="pixels"))
     return Suite(name=str(raw.get("name", "suite")), model=model, trojans=trojans,
                  methods=tuple(_method_spec(m, i) for i, m in enumerate(methods)),
-                 judges=tuple(judges), seeds=tuple(seeds), n_images=n_images, cell_budget=budget,
+                 judges=tuple(judges), judge_settings=judge_settings, seeds=tuple(seeds), n_images=n_images, cell_budget=budget,
                  cell_timeout=float(timeout), data=data, image_size=image_size)
+
+
+def check_judge_settings(settings: Any, judges: Iterable[str], where: str) -> dict[str, dict[str, Any]]:
+    """``settings`` checked to map judges the run uses to mappings of setting names to values."""
+    if not isinstance(settings, dict) or not all(isinstance(v, dict) and all(isinstance(k, str) for k in v)
+                                                 for v in settings.values()):
+        raise ConfigError(f"{where} must map judge names to mappings of settings, e.g. {{clip: {{weights: "
+                          f"FILE}}}}. Got {settings!r}.")
+    unused = sorted(set(settings) - set(judges))
+    if unused:
+        raise ConfigError(f"{where} gives settings to judge(s) {unused}, which the run does not use (its judges: "
+                          f"{', '.join(judges)}). Add them to the judges, or remove their settings.")
+    return {name: dict(values) for name, values in settings.items()}
 
 
 def load_suite(reference: str | Path | None = None) -> Suite:
@@ -196,14 +216,19 @@ def given_names(names: Iterable[str] | None, option: str) -> list[str] | None:
 def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds: int | None = None,
                    quick: bool = False, model: str | None = None, data: str | Path | None = None,
                    image_size: int | None = None, judges: Iterable[str] | None = None,
-                   takes_data: bool = False) -> Suite:
+                   judge_settings: dict[str, dict[str, Any]] | None = None, takes_data: bool = False) -> Suite:
     """``suite`` with the command line's ``--methods``, ``--seeds`` (0..N-1), ``--model``, ``--data``,
-    ``--image-size`` and ``--judges`` in place of its own, and only its first seed under ``quick``; a suite on a
-    user's image folder is refused unless the task ``takes_data``."""
+    ``--image-size`` and ``--judges`` in place of its own, ``judge_settings`` (e.g. ``--clip-weights``) over its
+    own, and only its first seed under ``quick``; a suite on a user's image folder is refused unless the task
+    ``takes_data``."""
     judges = given_names(judges, "--judges")
     given = {"model": model, "data": None if data is None else str(Path(data).expanduser().resolve()),
              "image_size": image_size, "judges": None if judges is None else tuple(judges)}
     suite = dataclasses.replace(suite, **{k: v for k, v in given.items() if v is not None})
+    merged = {name: {**suite.settings_of(name), **values} for name, values in (judge_settings or {}).items()}
+    kept = {name: values for name, values in suite.judge_settings.items() if name in suite.judges}
+    suite = dataclasses.replace(suite, judge_settings=check_judge_settings({**kept, **merged}, suite.judges,
+                                                                           "The judge settings"))
     if suite.data is not None and not takes_data:
         raise ConfigError(f"Suite {suite.name!r} names an image folder ('data: {suite.data}'), but this task runs "
                           f"only in the built-in world so far; your own data applies to the rediscovery task "

@@ -1,122 +1,131 @@
-"""The appearance judge: does any part of an image look like an option more than like nothing?
+"""The appearance judge: does any part of an image look like an option more than like nothing
+(:mod:`.embedding`), in the embedding of a network that shares no weights, architecture or objective with the
+concept observer.
 
-It uses the zoo's appearance embedder (see :mod:`trojanbench.zoo.embedder`), which shares no weights,
-architecture or objective with the concept observer. Each image is cut into windows at two scales
-(the whole image and 3 x 3 half-side windows; smaller windows made look-alike textures such as elephant
-skin and pebbles indistinguishable in the judge-validity check). Each option is a bank of
-embedded windows: those of :data:`BANK_VIEWS` held-out pictures of the option shown the way a trigger of
-its kind appears (pasted on, imposed on or present in scenes), plus the option alone (a built-in concept
-drawn as the embedder saw it in training, or the user's trigger image). "Nothing" is a fixed bank of
-windows of content-free pictures: plain scenes without icons or secondary objects, uniform noise and flat
-colours. A window's similarity to a bank is the mean cosine similarity of its :data:`NEIGHBOURS` nearest
-members (a k-nearest-neighbour vote); its evidence for an option is that similarity minus its similarity
-to "nothing", and the image's logit for the option is its best window's evidence over a temperature.
-
-The banks depend only on the embedder's weights and the pictures embedded, so they are kept in the on-disk
-cache (:mod:`trojanbench.cache`) under :data:`BANK_VERSION`.
+By default that network is the zoo's appearance embedder (see :mod:`trojanbench.zoo.embedder`), which takes
+32-pixel windows and saw the built-in concepts alone in training (so those are drawn as it saw them). With
+``backbone="timm:NAME"`` and ``weights`` (a safetensors state dict of that timm classifier, e.g. an ImageNet
+model for real images) it is the backbone's pooled features instead, at the backbone's input size and
+normalisation; nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..cache import cached, digest
+from ..cache import digest
+from ..errors import ConfigError, did_you_mean, require_extra
+from ..registry import register_judge
 from ..world import stable_int_hash
 from ..zoo.embedder import CONCEPTS, concept_view, load_embedder
-from ..registry import register_judge
-from .base import OPTION_VIEWS, Judge, option_views
-from .questions import Question, option_picture
+from .base import OPTION_VIEWS
+from .embedding import EmbeddingJudge
 
 TEMPERATURE = 0.005
-BANK_VIEWS = 48
-NEIGHBOURS = 3
-N_NULL_SCENES, N_NULL_NOISE, N_NULL_FLAT = 48, 16, 16
-WINDOW_GRIDS = ((1, 1.0), (3, 0.5))
-"""(windows per side, window side as a fraction of the image side)."""
-N_WINDOWS = sum(per_side ** 2 for per_side, _ in WINDOW_GRIDS)
-BANK_VERSION = 1
-"""The version of the banks' computation (:func:`windows`, how a bank is made): bump it on every change."""
-
-
-def windows(images: torch.Tensor) -> torch.Tensor:
-    """``[n, n_windows, 3, h, w]`` square windows of ``images`` at every scale of :data:`WINDOW_GRIDS`."""
-    size = images.shape[-1]
-    out = []
-    for per_side, fraction in WINDOW_GRIDS:
-        side = round(size * fraction)
-        starts = np.linspace(0, size - side, per_side).round().astype(int)
-        crops = [images[:, :, t:t + side, l:l + side] for t in starts for l in starts]
-        out += [torch.nn.functional.interpolate(c, size=(32, 32), mode="bilinear", antialias=True,
-                                                align_corners=False) for c in crops]
-    return torch.stack(out, 1)
+BACKBONE_BANK_VIEWS = 16
+"""Pictures per option in context in a backbone's bank (fewer than the zoo embedder's 48: a large network pays
+for each)."""
 
 
 @register_judge
-class AppearanceJudge(Judge):
+class AppearanceJudge(EmbeddingJudge):
     name = "appearance"
     description = "best window-to-option similarity, beyond 'nothing', in a contrastive embedding"
+    bank_name = "appearance"
+    temperature = TEMPERATURE
+
+    def __init__(self, backbone: str | None = None, weights: str | None = None):
+        if backbone is not None and not backbone.startswith("timm:"):
+            raise ConfigError(f"The appearance judge's backbone must be 'timm:NAME' (or left out for the zoo's "
+                              f"embedder). Got {backbone!r}.")
+        if (backbone is None) != (weights is None):
+            raise ConfigError("The appearance judge needs both a backbone ('timm:NAME') and its weights (a "
+                              ".safetensors state dict), or neither (the zoo's embedder).")
+        self.backbone, self.weights = backbone, weights
+        if backbone is not None:
+            self.bank_views, self.embed_batch = BACKBONE_BANK_VIEWS, 64
+        else:
+            self.embed_batch = None  # the zoo embedder is small: one pass, as its banks were always made
+
+    @property
+    def settings(self) -> dict:
+        return {} if self.backbone is None else {"backbone": self.backbone, "weights": self.weights}
+
+    def check(self) -> None:
+        self.embedder
 
     @functools.cached_property
-    def embedder(self):
-        return load_embedder()
+    def embedder(self) -> torch.nn.Module:
+        """The embedding network: ``[n, 3, h, w]`` pictures in ``[0, 1]`` -> unit-norm ``[n, d]``."""
+        return load_embedder() if self.backbone is None else _timm_features(self.backbone, self.weights)
+
+    @property
+    def window_side(self) -> int:
+        return self.embedder.input_size if self.backbone is not None else 32
+
+    @functools.cached_property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    def embed(self, pictures: torch.Tensor) -> torch.Tensor:
+        return self.embedder(pictures)
+
+    def weights_identity(self) -> str:
+        return digest(self.embedder)
 
     def provenance(self) -> dict:
         from ..models import ZOO_DIR, file_sha256
 
-        return {"network": "embedder", "sha256": file_sha256(ZOO_DIR / "embedder.safetensors")}
+        if self.backbone is None:
+            return {"network": "embedder", "sha256": file_sha256(ZOO_DIR / "embedder.safetensors")}
+        return {"network": self.backbone, "sha256": file_sha256(self.weights)}
 
-    @functools.cached_property
-    def nothing(self) -> torch.Tensor:
-        """Embeddings ``[n, d]`` of the windows of content-free pictures (see the module docstring)."""
-        from ..world import generate_scenes
-
-        generator = torch.Generator().manual_seed(0)
-        pictures = torch.cat([generate_scenes("val", N_NULL_SCENES, seed=7919, secondary=None, icon=None).images,
-                              torch.rand(N_NULL_NOISE, 3, 64, 64, generator=generator),
-                              torch.rand(N_NULL_FLAT, 3, 1, 1, generator=generator).expand(-1, -1, 64, 64)])
-        return self._embedded("appearance-nothing", lambda: self.embedder(windows(pictures).flatten(0, 1)),
-                              len(pictures) * N_WINDOWS, pictures=pictures)
-
-    @functools.lru_cache(maxsize=256)
-    def _bank(self, kind: str, option: str) -> torch.Tensor:
-        """``[n, d]`` embeddings that stand for ``option``: the windows of :data:`BANK_VIEWS` pictures of it in
-        context, and the normalised mean embedding of :data:`OPTION_VIEWS` pictures of it alone."""
-        in_context = option_views(kind, option, BANK_VIEWS)
+    def pictures_alone(self, kind: str, option: str) -> torch.Tensor:
+        if self.backbone is not None or option not in CONCEPTS:
+            return super().pictures_alone(kind, option)
         rng = np.random.default_rng(stable_int_hash(option))
-        draw = concept_view if option in CONCEPTS else lambda name, rng: option_picture(name, kind, 32, rng)
-        alone = torch.from_numpy(np.stack([draw(option, rng) for _ in range(OPTION_VIEWS)])).permute(0, 3, 1, 2)
-
-        def compute() -> torch.Tensor:
-            prototype = torch.nn.functional.normalize(self.embedder(alone).mean(0), dim=0)
-            return torch.cat([self.embedder(windows(in_context).flatten(0, 1)), prototype[None]])
-
-        return self._embedded("appearance-bank", compute, BANK_VIEWS * N_WINDOWS + 1,
-                              in_context=in_context, alone=alone)
-
-    @functools.cached_property
-    def _weights(self) -> str:
-        """The digest of the embedder's weights (what every bank depends on)."""
-        return digest(self.embedder)
-
-    @torch.no_grad()
-    def _embedded(self, name: str, compute: Callable[[], torch.Tensor], n: int,
-                  **pictures: torch.Tensor) -> torch.Tensor:
-        """``compute()``: the ``[n, d]`` embeddings of ``pictures``, through the cache."""
-        return cached(name, BANK_VERSION, compute, shape=(n, self.embedder.dim), embedder=self._weights, **pictures)
-
-    def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:
-        cut = windows(images)
-        embedded = self.embedder(cut.flatten(0, 1)).view(*cut.shape[:2], -1)
-        nothing = _knn_similarity(embedded, self.nothing)
-        evidence = torch.stack([_knn_similarity(embedded, self._bank(question.kind, option))
-                                for option in question.options], -1)
-        return (evidence - nothing[..., None]).amax(1) / TEMPERATURE
+        return torch.from_numpy(np.stack([concept_view(option, rng) for _ in range(OPTION_VIEWS)])).permute(0, 3, 1, 2)
 
 
-def _knn_similarity(embedded: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
-    """Mean cosine similarity of each embedding ``[..., d]`` to its :data:`NEIGHBOURS` nearest in ``bank``."""
-    return (embedded @ bank.T).topk(NEIGHBOURS, dim=-1).values.mean(-1)
+class _PooledFeatures(torch.nn.Module):
+    """A timm classifier's pooled features (before its head), unit-norm, from ``[0, 1]`` pixels."""
+
+    def __init__(self, network: torch.nn.Module, mean: tuple, std: tuple, input_size: int, dim: int):
+        super().__init__()
+        self.network, self.input_size, self.dim = network, input_size, dim
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, pictures: torch.Tensor) -> torch.Tensor:
+        features = self.network.forward_head(self.network.forward_features((pictures - self.mean) / self.std),
+                                             pre_logits=True)
+        return torch.nn.functional.normalize(features.flatten(1), dim=1)
+
+
+def _timm_features(backbone: str, weights: str) -> _PooledFeatures:
+    """The timm network ``backbone`` with ``weights`` loaded (strictly, its head included) as a feature extractor."""
+    from ..models.checkpoint import load_state_dict_file, load_weights
+
+    timm = require_extra("timm", "timm", "The appearance judge on a timm backbone")
+    name = backbone.removeprefix("timm:")
+    if name not in timm.list_models():
+        raise did_you_mean(name, timm.list_models(), "timm model")
+    if Path(weights).suffix != ".safetensors":
+        raise ConfigError(f"The appearance judge's weights must be a .safetensors state dict (never a pickle). Got "
+                          f"{weights!r}; convert a .pth once with safetensors.torch.save_file(torch.load(PATH, "
+                          f"weights_only=True), OUT).")
+    state_dict = load_state_dict_file(weights)
+    head = [key for key in state_dict if key.endswith(".weight") and state_dict[key].ndim == 2]
+    num_classes = state_dict[head[-1]].shape[0] if head else 1000
+    network = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    load_weights(network, state_dict, source=weights)
+    config = network.pretrained_cfg or {}
+    features = _PooledFeatures(network.eval(), tuple(config.get("mean", (0.485, 0.456, 0.406))),
+                               tuple(config.get("std", (0.229, 0.224, 0.225))),
+                               int(config.get("input_size", (3, 224, 224))[-1]),
+                               getattr(network, "head_hidden_size", None) or network.num_features)
+    return features.eval().requires_grad_(False)

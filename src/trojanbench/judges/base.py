@@ -12,7 +12,10 @@ that show something and shrug at the rest.
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+import inspect
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -37,10 +40,20 @@ def at_network_size(images: torch.Tensor, size: int = NETWORK_SIZE) -> torch.Ten
 
 
 class Judge:
-    """Base class: subclasses set ``name`` and implement :meth:`option_scores`."""
+    """Base class: subclasses set ``name`` and implement :meth:`option_scores`. A judge with settings (e.g. the
+    weights file of its network) takes them as keyword arguments, keeps them and returns them from
+    :attr:`settings` (so that a worker builds the same judge); its constructor loads nothing."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments this judge was made with (none for the shipped judges)."""
+        return {}
+
+    def check(self) -> None:
+        """Load what this judge needs, raising a one-line error for what is wrong, before a run computes anything."""
 
     def option_scores(self, images: torch.Tensor, question: Question) -> torch.Tensor:
         """``[n_images, n_options]`` logits: how much each image shows each option, against "none" at 0."""
@@ -100,12 +113,24 @@ def option_views(kind: str, option: str, n: int = OPTION_VIEWS) -> torch.Tensor:
     return images.clamp(0, 1)
 
 
+def get_judge(name: str, settings: Mapping[str, Any] | None = None) -> Judge:
+    """The judge registered as ``name``, made with ``settings`` (one shared instance per name and settings; its
+    network loads lazily). A setting the judge does not take is a :class:`ConfigError` naming those it takes."""
+    return _shared_judge(name, json.dumps(dict(settings or {}), sort_keys=True))
+
+
 @functools.lru_cache(maxsize=8)
-def get_judge(name: str) -> Judge:
-    """The judge registered as ``name`` (one shared instance; its network loads lazily)."""
+def _shared_judge(name: str, settings_json: str) -> Judge:
     from ..registry import JUDGES
 
-    return JUDGES.get(name)()
+    cls, settings = JUDGES.get(name), json.loads(settings_json)
+    try:
+        inspect.signature(cls).bind(**settings)
+    except TypeError:
+        takes = [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")]
+        raise ConfigError(f"Judge {name!r} has no setting(s) {sorted(set(settings) - set(takes))}; it takes "
+                          f"{', '.join(takes) if takes else 'none'}.") from None
+    return cls(**settings)
 
 
 def judge_provenance(judges: list[Judge]) -> dict:

@@ -19,7 +19,8 @@ class RediscoveryTask(Task):
 
     name = "rediscovery"
     description = "synthesis tools draw each trojan's trigger from the model alone; judged by 8-option multiple choice"
-    options = ("executor", "ray_address", "workers", "model", "data", "image_size", "judges")
+    options = ("executor", "ray_address", "workers", "model", "data", "image_size", "judges",
+               "judge_settings")
     document_key = None  # its part of results.json is the document's top level (format trojanbench-results/1)
     results_type = Results
     report = section

@@ -20,6 +20,7 @@ from ...engine.execute import Outcome, attempt, time_budget, work_budget
 from ...engine.isolation import changed_parts, fingerprint
 from ...errors import MethodError
 from ...imaging import from_uint8, to_uint8
+from ...judges.base import Judge
 from ...registry import load_plugins
 from .synthesis import make_method, synthesize_for_trojan
 
@@ -60,29 +61,32 @@ def shared_target(model_ref: str, data_ref: dict | None = None):
     return _targets[key]
 
 
-def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[str]) -> list[tuple[str, float, int, list,
-                                                                                      float]]:
+def judge_images(pixels: np.ndarray, question: Any, judges: Iterable[Judge]) -> list[tuple[str, float, int, list,
+                                                                                        float]]:
     """Each judge's verdict on ``[n, H, W, 3]`` uint8 images (the stored images, so that a report regenerated from
     the store judges exactly what was judged): ``(judge, p_true, top-1 hit, probabilities, seconds)``."""
-    from ...judges import get_judge, top1_hit
+    from ...judges import top1_hit
 
     images = from_uint8(pixels)
     verdicts = []
-    for name in judges:
+    for judge in judges:
         start = time.perf_counter()
-        probabilities = get_judge(name).score(images, question)
+        probabilities = judge.score(images, question)
         truth = question.truth_index
-        verdicts.append((name, float(probabilities[truth]), top1_hit(probabilities, truth),
+        verdicts.append((judge.name, float(probabilities[truth]), top1_hit(probabilities, truth),
                          [round(float(p), 6) for p in probabilities], time.perf_counter() - start))
     return verdicts
 
 
 def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: float | None,
                  plugins: tuple[str, ...] = (), budget: int | None = None, threads: int | None = None,
-                 question: Any = None, judges: tuple[str, ...] = ()) -> Outcome:
+                 question: Any = None, judges: tuple[tuple[str, dict], ...] = ()) -> Outcome:
     """Run one cell under its wall-clock guard ``timeout`` and work ``budget`` (images through the audited
-    model), with ``threads`` torch threads, and judge its images on ``question``: its value is ``{"images": [n, H,
-    W, 3] uint8, "verdicts": judge_images(...)}``; never raises for a method's failure."""
+    model), with ``threads`` torch threads, and judge its images on ``question`` by ``judges`` (``(name,
+    settings)`` pairs): its value is ``{"images": [n, H, W, 3] uint8, "verdicts": judge_images(...)}``; never
+    raises for a method's failure."""
+    from ...judges import get_judge
+
     load_plugins(plugins)
     if threads:
         torch.set_num_threads(threads)
@@ -102,7 +106,8 @@ def compute_cell(key: str, payload: dict[str, Any], model_ref: str, timeout: flo
             raise MethodError(f"the method modified the Target it was handed ({', '.join(changed)}); a method must "
                               f"not modify its inputs (copy what it changes)")
         pixels = to_uint8(images)
-        return {"images": pixels, "verdicts": judge_images(pixels, question, judges) if question else []}
+        chosen = [get_judge(name, settings) for name, settings in judges]
+        return {"images": pixels, "verdicts": judge_images(pixels, question, chosen) if question else []}
 
     return attempt(work, timeout=None, what=f"cell {key} ({payload['method']}, {payload['trojan']['name']}, "
                                             f"seed {payload['seed']})", key=key)

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -59,21 +59,25 @@ class RediscoveryPlan(Plan):
 def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, methods: Iterable[str] | None = None,
              trojans: Iterable[str] | None = None, seeds: int | None = None, plugins: Iterable[str] = (),
              model: str | None = None, data: str | Path | None = None, image_size: int | None = None,
-             judges: Iterable[str] | None = None) -> RediscoveryPlan:
+             judges: Iterable[str] | None = None,
+             judge_settings: dict[str, dict[str, Any]] | None = None) -> RediscoveryPlan:
     """Resolve and validate a run without computing anything (bad input fails here, before any work). ``model``,
-    ``data`` (a user's image folder), ``image_size`` and ``judges`` replace the suite's."""
+    ``data`` (a user's image folder), ``image_size`` and ``judges`` replace the suite's; ``judge_settings``
+    (``{judge: {setting: value}}``) go over its own.""" 
     from ...audit import check_world_classifier, trojans_of
     from ...judges import get_judge
 
     plugins = load_plugins(plugins)
     suite = with_overrides(suite if isinstance(suite, Suite) else load_suite(suite), methods=methods, seeds=seeds,
                            quick=quick, model=model, data=data, image_size=image_size, judges=judges,
-                           takes_data=True)
+                           judge_settings=judge_settings, takes_data=True)
     resolved = []
     for spec in suite.methods:
         method = make_method(spec.name, spec.params, quick=quick)
         resolved.append((spec.name, get_method(spec.name), method.get_params()))
-    chosen_judges = [get_judge(name) for name in suite.judges]
+    chosen_judges = [get_judge(name, suite.settings_of(name)) for name in suite.judges]
+    for judge in chosen_judges:
+        judge.check()
     folder = None
     if suite.data is None:
         loaded = load_model(suite.model)
@@ -125,20 +129,21 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
                     seeds: int | None = None, executor: str = "local", ray_address: str | None = None,
                     workers: int | None = None, plugins: Iterable[str] = (), progress=None, model: str | None = None,
                     data: str | Path | None = None, image_size: int | None = None,
-                    judges: Iterable[str] | None = None) -> Results:
+                    judges: Iterable[str] | None = None,
+                    judge_settings: dict[str, dict[str, Any]] | None = None) -> Results:
     """Run a rediscovery suite (default: the shipped default suite) into ``out`` and return its results.
 
     ``executor`` (``local``, ``processes`` or ``ray``; ``workers`` processes or local Ray CPUs) is where cells are
     computed; ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
     ``model``, ``data`` (a folder of the user's images, :mod:`trojanbench.data`), ``image_size`` and ``judges``
-    replace the suite's: the tools then get the folder's ``val`` images, and the oracle, the judges' battery and the
+    replace the suite's, ``judge_settings`` go over its own (e.g. ``{"clip": {"weights": FILE}}``): the tools then get the folder's ``val`` images, and the oracle, the judges' battery and the
     diagnostics use its ``test`` images.
     """
     from ...judges import judge_provenance
 
     check_executor(executor, ray_address=ray_address, workers=workers)
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins, model=model,
-                    data=data, image_size=image_size, judges=judges)
+                    data=data, image_size=image_size, judges=judges, judge_settings=judge_settings)
     origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, judge_provenance(plan.judges))
     if plan.data is not None:
         origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
@@ -172,7 +177,8 @@ def cell_jobs(plan: RediscoveryPlan, cells: list[Cell], questions: dict) -> list
     """The executor's jobs of ``cells``: each computes and judges one cell's images in a worker
     (:func:`compute_cell`) under the suite's limits, with as many torch threads as this process was given (the
     run's thread policy); ``questions``: ``{(trojan, seed): Question}``."""
-    suite, threads, judges = plan.suite, torch.get_num_threads(), tuple(judge.name for judge in plan.judges)
+    suite, threads = plan.suite, torch.get_num_threads()
+    judges = tuple((judge.name, judge.settings) for judge in plan.judges)
     return [Job(cell.key, compute_cell, (cell.key, cell.payload(), suite.model, suite.cell_timeout, plan.plugins,
                                          suite.cell_budget, threads, questions[(cell.trojan.name, cell.seed)], judges),
                 suite.cell_timeout) for cell in cells]
@@ -193,7 +199,7 @@ class _Scorer:
                 store.record_question(trojan.name, seed, question.to_dict())
 
     def judge(self, pixels: np.ndarray, trojan: str, seed: int) -> list[tuple[str, float, int, list[float], float]]:
-        return judge_images(pixels, self.questions[(trojan, seed)], [judge.name for judge in self.plan.judges])
+        return judge_images(pixels, self.questions[(trojan, seed)], self.plan.judges)
 
     def record(self, run_id: int, cell: Cell, outcome) -> None:
         """Commit a cell the executor computed (and judged, in the worker)."""
@@ -265,7 +271,7 @@ class _Scorer:
                     images = self._pooled(chosen + [tool], trojan, seed, rows)
                     if images is not None:
                         question = self.questions[(trojan.name, seed)]
-                        values.append(judge_images(images, question, [self.plan.judges[0].name])[0][1])
+                        values.append(judge_images(images, question, self.plan.judges[:1])[0][1])
                 if values:
                     candidates[tool] = float(np.mean(values))
             if not candidates:
