@@ -80,11 +80,10 @@ def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3, mod
     """Put each judge through its validity battery (:mod:`trojanbench.judges.battery`) on the questions of
     ``trojans`` (a trojan spec YAML path or a :class:`~trojanbench.config.TrojanSuite`; default: the trojans in
     ``model``'s card) under seeds ``0 .. seeds - 1``, before any tool runs: can these judges be trusted on these
-    triggers? ``judges``: names (default: the shipped three), made with ``judge_settings`` (``{judge: {setting: value}}``, e.g.
-    ``{"clip": {"weights": FILE}}``). Returns ``{judge: {trojan: {"checks", "seeds",
-    "passed"}}}`` (each check's worst seed); nothing is
-    written. ``model`` (a zoo name or a :class:`~trojanbench.models.LoadedModel`) moves the perturbed null toward
-    each trojan's target class."""
+    triggers? ``judges``: names (default: the shipped three), made with ``judge_settings`` (``{judge: {setting:
+    value}}``, e.g. ``{"clip": {"weights": FILE}}``). Returns ``{judge: {trojan: {"checks", "seeds", "passed"}}}``
+    (each check's worst seed); nothing is written. ``model`` (a zoo name or a
+    :class:`~trojanbench.models.LoadedModel`) moves the perturbed null toward each trojan's target class."""
     from .audit import check_world_classifier, trojans_of
     from .config import TrojanSuite, load_trojan_suite
     from .engine.suite import DEFAULT_JUDGES, check_judge_settings

@@ -202,7 +202,8 @@ def test_python_api_runs_on_the_folder_with_a_clip_judge(implanted, folder, tmp_
     assert results.judges == ["concept", "clip"]
     document = json.loads((out / "results.json").read_text())
     assert {cell["judge"] for cell in document["cells"] if cell["status"] == "ok"} == {"concept", "clip"}
-    assert document["battery"]["clip"]["marble"]["checks"], "the clip judge took its battery on the folder"
+    checks = document["battery"]["clip"]["per_trojan"]["marble"]["checks"]
+    assert not checks["oracle_top1"]["passed"], "a CLIP at random weights must not pass the oracle check on the folder"
     assert document["provenance"]["judges"]["clip"]["sha256"] == file_sha256(weights)
     assert document["config"]["judge_settings"]["clip"]["weights"] == str(weights)
 

@@ -153,8 +153,8 @@ def parse_suite_config(raw: Any, *, base_dir: Path | None = None) -> Suite:
         image_size = require("'image_size'", image_size, Interval(int, 8, None, unit="pixels"))
     return Suite(name=str(raw.get("name", "suite")), model=model, trojans=trojans,
                  methods=tuple(_method_spec(m, i) for i, m in enumerate(methods)),
-                 judges=tuple(judges), judge_settings=judge_settings, seeds=tuple(seeds), n_images=n_images, cell_budget=budget,
-                 cell_timeout=float(timeout), data=data, image_size=image_size)
+                 judges=tuple(judges), judge_settings=judge_settings, seeds=tuple(seeds), n_images=n_images,
+                 cell_budget=budget, cell_timeout=float(timeout), data=data, image_size=image_size)
 
 
 def check_judge_settings(settings: Any, judges: Iterable[str], where: str) -> dict[str, dict[str, Any]]:

@@ -63,9 +63,9 @@ class ClipJudge(EmbeddingJudge):
         """The CLIP model with its weights, in eval mode, without gradients."""
         open_clip = require_extra("open_clip", "clip", "The clip judge")
         if self.weights is None:
-            raise ConfigError("The clip judge needs CLIP weights from a local file: --clip-weights FILE (a .safetensors "
-                              "open_clip state dict, e.g. a LAION model's open_clip_model.safetensors); it never "
-                              "downloads them.")
+            raise ConfigError("The clip judge needs CLIP weights from a local file: --clip-weights FILE (a "
+                              ".safetensors open_clip state dict, e.g. a LAION model's open_clip_model.safetensors); "
+                              "it never downloads them.")
         path = Path(self.weights).expanduser()
         if path.suffix != ".safetensors":
             raise ConfigError(f"The clip judge's weights must be a .safetensors state dict (never a pickle). Got "

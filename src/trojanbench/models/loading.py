@@ -110,13 +110,25 @@ def _is_path(ref: str | Path) -> bool:
     return suffix == ".safetensors" or suffix in PICKLE_SUFFIXES or "/" in ref or "\\" in ref
 
 
+INIT_SEED = 0
+"""The torch seed a library network is initialised under: one built without weights is the same network on every
+run and in every process."""
+
+
+def _initialised(build):
+    """``build()`` under :data:`INIT_SEED`, leaving the caller's random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(INIT_SEED)
+        return build()
+
+
 def _torchvision_model(name: str, num_classes: int | None) -> nn.Module:
     import torchvision
 
     available = torchvision.models.list_models(module=torchvision.models)
     if name not in available:
         raise did_you_mean(name, available, "torchvision classifier")
-    return torchvision.models.get_model(name, weights=None, num_classes=num_classes or 1000)
+    return _initialised(lambda: torchvision.models.get_model(name, weights=None, num_classes=num_classes or 1000))
 
 
 def _timm_model(name: str, num_classes: int | None) -> PixelSpaceWrapper:
@@ -125,7 +137,7 @@ def _timm_model(name: str, num_classes: int | None) -> PixelSpaceWrapper:
     if name not in available:
         raise did_you_mean(name, available, "timm model")
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    model = timm.create_model(name, pretrained=False, **kwargs)
+    model = _initialised(lambda: timm.create_model(name, pretrained=False, **kwargs))
     config = getattr(model, "pretrained_cfg", None) or {}
     return PixelSpaceWrapper(model, tuple(config.get("mean", _IMAGENET_MEAN)), tuple(config.get("std", _IMAGENET_STD)))
 

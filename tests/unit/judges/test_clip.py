@@ -56,7 +56,8 @@ def test_images_at_another_size_are_windowed_to_the_networks_input(tiny_clip):
 @torch.no_grad()
 def test_only_named_options_get_text_evidence(tiny_clip, logo_png):
     """A built-in concept is judged by its pictures and its name; a user's trigger image by its pictures alone."""
-    judge, images, asked = fresh(tiny_clip), generate_scenes("val", 2, seed=5).images, question(("smiley", str(logo_png)))
+    judge, images = fresh(tiny_clip), generate_scenes("val", 2, seed=5).images
+    asked = question(("smiley", str(logo_png)))
     embedded = judge.window_embeddings(images)
     pictures = judge.picture_evidence(embedded, asked)
     text, named = judge.text_evidence(embedded, asked)

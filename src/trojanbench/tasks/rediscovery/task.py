@@ -63,7 +63,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
              judge_settings: dict[str, dict[str, Any]] | None = None) -> RediscoveryPlan:
     """Resolve and validate a run without computing anything (bad input fails here, before any work). ``model``,
     ``data`` (a user's image folder), ``image_size`` and ``judges`` replace the suite's; ``judge_settings``
-    (``{judge: {setting: value}}``) go over its own.""" 
+    (``{judge: {setting: value}}``) go over its own."""
     from ...audit import check_world_classifier, trojans_of
     from ...judges import get_judge
 
@@ -136,8 +136,9 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
     ``executor`` (``local``, ``processes`` or ``ray``; ``workers`` processes or local Ray CPUs) is where cells are
     computed; ``progress(done, total, cell)`` is called after each cell (the CLI draws its progress display with it).
     ``model``, ``data`` (a folder of the user's images, :mod:`trojanbench.data`), ``image_size`` and ``judges``
-    replace the suite's, ``judge_settings`` go over its own (e.g. ``{"clip": {"weights": FILE}}``): the tools then get the folder's ``val`` images, and the oracle, the judges' battery and the
-    diagnostics use its ``test`` images.
+    replace the suite's, ``judge_settings`` go over its own (e.g. ``{"clip": {"weights": FILE}}``): the tools then
+    get the folder's ``val`` images, and the oracle, the judges' battery and the diagnostics use its ``test``
+    images.
     """
     from ...judges import judge_provenance
 
