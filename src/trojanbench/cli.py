@@ -151,16 +151,20 @@ _DATA_HELP = ("A folder of your own images in torchvision's ImageFolder layout (
               "DIR/val laid out so; optional DIR/classes.json names the classes) instead of the built-in world.")
 
 
+_JUDGE_SETTING_OPTIONS = (
+    click.option("--clip-weights", type=click.Path(), help="The clip judge's weights: a local .safetensors open_clip "
+                                                           "state dict (nothing is downloaded)."),
+    click.option("--clip-model", help="The clip judge's open_clip architecture (default ViT-B-32), or a JSON model "
+                                      "config file."),
+    click.option("--judge-setting", multiple=True, metavar="JUDGE.KEY=VALUE",
+                 help="A setting of a judge, repeatable (e.g. appearance.backbone=timm:resnet50 "
+                      "appearance.weights=r50.safetensors)."),
+)
+
+
 def _judge_setting_options(command):
     """The options that give judges their settings (``--clip-weights``, ``--clip-model``, ``--judge-setting``)."""
-    for option in reversed((
-            click.option("--clip-weights", type=click.Path(), help="The clip judge's weights: a local .safetensors "
-                                                                   "open_clip state dict (nothing is downloaded)."),
-            click.option("--clip-model", help="The clip judge's open_clip architecture (default ViT-B-32), or a JSON "
-                                              "model config file."),
-            click.option("--judge-setting", multiple=True, metavar="JUDGE.KEY=VALUE",
-                         help="A setting of a judge, repeatable (e.g. appearance.backbone=timm:resnet50 "
-                              "appearance.weights=r50.safetensors).")),):
+    for option in reversed(_JUDGE_SETTING_OPTIONS):
         command = option(command)
     return command
 
@@ -207,9 +211,9 @@ def _judge_settings(clip_weights: str | None, clip_model: str | None,
 @click.option("--workers", type=int, help="Rediscovery: worker processes of --executor processes, or CPUs of a "
                                           "local Ray instance (default: the cores available).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
-@click.option("--model", help="Rediscovery: the audited model replacing the suite's (zoo name or .safetensors "
-                              "checkpoint with its card).")
-@click.option("--data", type=click.Path(), help="Rediscovery: " + _DATA_HELP)
+@click.option("--model", help="Rediscovery and localization: the audited model replacing the suite's (zoo name or "
+                              ".safetensors checkpoint with its card).")
+@click.option("--data", type=click.Path(), help="Rediscovery and localization: " + _DATA_HELP)
 @click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
 @click.option("--judges", help="Rediscovery: comma-separated judges replacing the suite's (trojanbench ls judges).")
 @_judge_setting_options
@@ -242,6 +246,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --task editing --quick --out /tmp/quick
       trojanbench run --task replacement --quick --out /tmp/quick
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --out my_results/
+      trojanbench run --task localization --model my_r18/model.safetensors --data /data/my_task --out my_results/
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --judges clip \\
           --clip-weights /models/open_clip_vit_b32.safetensors --out my_results/
     """

@@ -59,7 +59,7 @@ class Trigger:
         if data is None:
             images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
         else:
-            images, labels = _folder_images(data, split, n, seed, label, self.spec)
+            images, labels = folder_images(data, split, n, seed, label, self.spec)
         rng = np.random.default_rng([seed, 7919, n])
         return self.apply(images, rng, fresh=True)[0], labels
 
@@ -189,7 +189,7 @@ def refuse_natural_on_folder(trojans) -> None:
                         f"`run`, leave them out with --trojans).")
 
 
-def _folder_images(data, split: str, n: int, seed: int, label: int | None,
+def folder_images(data, split: str, n: int, seed: int, label: int | None,
                    spec: TrojanSpec) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``n`` images of an image folder's ``split`` to trigger: of ``label``, else of every class but the
     target; an error when there are none."""

@@ -16,6 +16,7 @@ from .task import plan_localization, run_localization
 class LocalizationTask(Task):
     name = "localization"
     description = "attribution tools point at each patch trigger; scored against the patch footprint"
+    options = ("model", "data", "image_size")
     results_type = LocalizationResults
     report = section
 

@@ -123,14 +123,16 @@ class LocalizationSet:
 
 
 def localization_set(trojan_spec: TrojanSpec, n: int = 50, seed: int = 0, *, split: str = "test",
-                     image_size: int = 64) -> LocalizationSet:
+                     image_size: int = 64, data=None) -> LocalizationSet:
     """``n`` held-out ``split`` scenes with ``trojan_spec``'s patch pasted fresh, and its footprint.
 
     Scenes are drawn as for measuring attack success: of the source class for a class-conditional
-    trojan, else balanced over the classes other than the target. Deterministic under ``seed``.
-    Only patch trojans have a footprint to find; other kinds raise :class:`ConfigError`.
+    trojan, else balanced over the classes other than the target. With ``data`` (a user's image folder,
+    :mod:`trojanbench.data`), up to ``n`` of its ``split`` images so drawn instead, at its image size.
+    Deterministic under ``seed``. Only patch trojans have a footprint to find; other kinds raise
+    :class:`ConfigError`.
     """
-    from ...trojans.triggers import make_trigger
+    from ...trojans.triggers import folder_images, make_trigger
 
     if not isinstance(trojan_spec, TrojanSpec):
         raise ConfigError(f"trojan_spec must be a TrojanSpec. Got {type(trojan_spec).__name__} instead.")
@@ -140,7 +142,10 @@ def localization_set(trojan_spec: TrojanSpec, n: int = 50, seed: int = 0, *, spl
     n, seed = require("n", n, Interval(int, 1, None)), require("seed", seed, Interval(int, 0, None))
     trigger = make_trigger(trojan_spec)
     # the scene draw of Trigger.triggered_scenes, keeping the footprint that apply() returns
-    scenes, labels = trigger._scenes(split, n, seed, trojan_spec.source, {trojan_spec.target}, size=image_size)
+    if data is None:
+        scenes, labels = trigger._scenes(split, n, seed, trojan_spec.source, {trojan_spec.target}, size=image_size)
+    else:
+        scenes, labels = folder_images(data, split, n, seed, trojan_spec.source, trojan_spec)
     images, footprint = trigger.apply(scenes, np.random.default_rng([seed, 7919, n]), fresh=True)
     footprint = footprint[:, 0]
     return LocalizationSet(images=images.clamp(0, 1), masks=(footprint > MASK_THRESHOLD).float(),

@@ -40,9 +40,11 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ...config import TrojanSpec, load_trojan_suite
+from ...data import ImageFolderData
 from ...engine.cells import Cell, code_version, content_key
 from ...engine.execute import attempt, work_budget
 from ...engine.loop import run_pending
+from ...engine.own_data import open_folder_run
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, given_names, load_suite, with_overrides
 from ...errors import ConfigError, require_extra
@@ -78,27 +80,32 @@ class LocalizationPlan(Plan):
     methods: dict[str, AttributionMethod]
     trojans: list[TrojanSpec]
     loaded: LoadedModel
+    data: ImageFolderData | None = None
+    """A user's image folder the triggered images come from (``None``: the built-in world)."""
 
 
 def set_key(cell: Cell) -> str:
-    """Key of the image set a cell explains: the trojan, seed, size and code version (not the method)."""
+    """Key of the image set a cell explains: the trojan, seed, size, code version and, on a user's folder, the
+    folder's reference (not the method)."""
     payload = {**cell.payload(), "code_version": code_version()}  # the package's, whatever the method
-    fields = ("trojan", "trigger_identity", "seed", "n_images", "code_version")
-    return content_key({"task": TASK, "set": {k: payload[k] for k in fields}})
+    fields = ("trojan", "trigger_identity", "seed", "n_images", "code_version", "data")
+    return content_key({"task": TASK, "set": {k: payload[k] for k in fields if k in payload}})
 
 
-def _cell(name: str, method: AttributionMethod, trojan: TrojanSpec, seed: int, n_images: int, sha256: str) -> Cell:
+def _cell(name: str, method: AttributionMethod, trojan: TrojanSpec, seed: int, n_images: int, sha256: str,
+          data: dict | None) -> Cell:
     cell = Cell(method=name, params=method.get_params(), trojan=trojan, seed=seed, n_images=n_images,
                 model_sha256=sha256, role="baseline" if method.is_baseline else "tool",
-                code_version=code_version(type(method)))
+                code_version=code_version(type(method)), data=data)
     return dataclasses.replace(cell, key=content_key({"task": TASK, **cell.payload()}))
 
 
 def _resolve_suite(suite: Suite | str | Path | None, *, quick: bool, methods: Iterable[str] | None,
-                   seeds: int | None) -> Suite:
+                   seeds: int | None, model: str | None, data: str | Path | None, image_size: int | None) -> Suite:
     if not isinstance(suite, Suite):
         suite = load_suite(SUITE if suite in (None, "default") else suite)
-    suite = with_overrides(suite, methods=methods, seeds=seeds, quick=quick)
+    suite = with_overrides(suite, methods=methods, seeds=seeds, quick=quick, model=model, data=data,
+                           image_size=image_size, takes_data=True)
     if quick:
         suite = dataclasses.replace(suite, n_images=min(suite.n_images, QUICK_IMAGES))
     names = [spec.name for spec in suite.methods]
@@ -108,11 +115,13 @@ def _resolve_suite(suite: Suite | str | Path | None, *, quick: bool, methods: It
     return suite
 
 
-def _patch_trojans(suite: Suite, loaded: LoadedModel, names: Iterable[str] | None) -> list[TrojanSpec]:
+def _patch_trojans(suite: Suite, loaded: LoadedModel, names: Iterable[str] | None,
+                   class_names: tuple[str, ...]) -> list[TrojanSpec]:
     """The suite's patch trojans (or the named ones, which must be patch trojans)."""
     from ...audit import trojans_of
 
-    trojan_suite = load_trojan_suite(suite.trojans, OBJECT_CLASSES) if suite.trojans else trojans_of(loaded)
+    trojan_suite = (load_trojan_suite(suite.trojans, class_names) if suite.trojans
+                    else trojans_of(loaded, class_names))
     patches = [spec.name for spec in trojan_suite.trojans if spec.kind == "patch"]
     names = given_names(names, "--trojans")
     chosen = [trojan_suite.get(name) for name in names] if names else [trojan_suite.get(n) for n in patches]
@@ -128,40 +137,56 @@ def _patch_trojans(suite: Suite, loaded: LoadedModel, names: Iterable[str] | Non
 
 def plan_localization(suite: Suite | str | Path | None = None, *, quick: bool = False,
                       methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
-                      seeds: int | None = None, plugins: Iterable[str] = ()) -> LocalizationPlan:
+                      seeds: int | None = None, plugins: Iterable[str] = (), model: str | None = None,
+                      data: str | Path | None = None, image_size: int | None = None) -> LocalizationPlan:
     """Resolve and validate a localization run without computing anything (bad input fails here).
 
     ``suite`` defaults to the shipped ``localization`` suite (``"default"`` means the same);
     ``quick`` keeps the first seed, at most :data:`QUICK_IMAGES` images per trojan and the methods'
-    ``quick_params``.
+    ``quick_params``. ``model``, ``data`` (a user's image folder, whose ``test`` images are then triggered) and
+    ``image_size`` replace the suite's.
     """
     from ...audit import check_world_classifier
 
     plugins = load_plugins(plugins)
-    suite = _resolve_suite(suite, quick=quick, methods=methods, seeds=seeds)
+    suite = _resolve_suite(suite, quick=quick, methods=methods, seeds=seeds, model=model, data=data,
+                           image_size=image_size)
     resolved = {spec.name: make_attribution_method(spec.name, spec.params, quick=quick) for spec in suite.methods}
     if any(isinstance(method, CaptumAttribution) for method in resolved.values()):
         require_extra("captum.attr", "captum", "The Captum attribution methods")
-    loaded = load_model(suite.model)
-    check_world_classifier(loaded)
-    chosen = _patch_trojans(suite, loaded, trojans)
-    cells = [_cell(name, method, trojan, seed, suite.n_images, loaded.sha256)
+    folder = None
+    if suite.data is None:
+        loaded = load_model(suite.model)
+        check_world_classifier(loaded)
+        class_names = tuple(OBJECT_CLASSES)
+    else:
+        folder, loaded = open_folder_run(suite)
+        class_names = folder.class_names
+    chosen = _patch_trojans(suite, loaded, trojans, class_names)
+    reference = None if folder is None else folder.reference
+    cells = [_cell(name, method, trojan, seed, suite.n_images, loaded.sha256, reference)
              for name, method in resolved.items() for trojan in chosen for seed in suite.seeds]
-    return LocalizationPlan(resolved, chosen, loaded, config=suite, cells=cells, quick=quick, plugins=plugins)
+    return LocalizationPlan(resolved, chosen, loaded, folder, config=suite, cells=cells, quick=quick,
+                            plugins=plugins)
 
 
 def run_localization(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
                      quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                      seeds: int | None = None, plugins: Iterable[str] = (),
-                     progress: Callable[[int, int, Cell], None] | None = None) -> LocalizationResults:
+                     progress: Callable[[int, int, Cell], None] | None = None, model: str | None = None,
+                     data: str | Path | None = None, image_size: int | None = None) -> LocalizationResults:
     """Run the localization task (default: the shipped ``localization`` suite) and return its results.
 
     Results go into ``out/results.sqlite`` beside any other task's; ``progress(done, total, cell)`` is called after
-    each cell.
+    each cell. ``model``, ``data`` (a folder of the user's images, :mod:`trojanbench.data`) and ``image_size``
+    replace the suite's: the patch is then pasted on the folder's ``test`` images.
     """
-    plan = plan_localization(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins)
+    plan = plan_localization(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins,
+                             model=model, data=data, image_size=image_size)
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick, "patch_trojans": [t.name for t in plan.trojans]}
     origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card)
+    if plan.data is not None:
+        origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
     with LocalizationStore(out) as store:
         run_pending(store, plan.cells, record, origin, "localization_cells",
                     lambda run_id, todo: _compute(plan, store, run_id, todo), progress, what="localization cells")
@@ -174,7 +199,7 @@ def _compute(plan: LocalizationPlan, store: LocalizationStore, run_id: int, todo
     for cell in todo:
         groups.setdefault(set_key(cell), []).append(cell)
     for key, cells in groups.items():
-        data = _record_set(store, key, cells[0])
+        data = _record_set(store, key, cells[0], plan.data)
         for cell in cells:
             status, reason, seconds, scores = _score_cell(plan, cell, data)
             row = LocalizationCellRow(cell.key, key, cell.method, cell.role, cell.params, cell.trojan.name,
@@ -185,9 +210,10 @@ def _compute(plan: LocalizationPlan, store: LocalizationStore, run_id: int, todo
             yield cell
 
 
-def _record_set(store: LocalizationStore, key: str, cell: Cell) -> LocalizationSet:
-    """Draw a cell's held-out triggered images and record them (PNG strips of images and masks, sha256)."""
-    data = localization_set(cell.trojan, n=cell.n_images, seed=cell.seed)
+def _record_set(store: LocalizationStore, key: str, cell: Cell, folder: ImageFolderData | None) -> LocalizationSet:
+    """Draw a cell's held-out triggered images (world scenes, or the ``folder``'s test images) and record them
+    (PNG strips of images and masks, sha256)."""
+    data = localization_set(cell.trojan, n=cell.n_images, seed=cell.seed, data=folder)
     image_file = store.save_images(key, to_uint8(data.images))
     mask_file = store.save_images(f"{key}-mask", to_uint8(data.masks[:, None].expand(-1, 3, -1, -1)))
     store.record_localization_set(key, cell.trojan.name, cell.trojan.target, cell.seed, cell.n_images,

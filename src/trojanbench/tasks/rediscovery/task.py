@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from ...config import TrojanSpec, load_trojan_suite
-from ...data import DEFAULT_IMAGE_SIZE, ImageFolderData
+from ...data import ImageFolderData
 from ...engine.cells import Cell, code_version, content_key
 from ...engine.executors import Job, check_executor, make_executor
 from ...engine.loop import run_pending
+from ...engine.own_data import open_folder_run
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
-from ...errors import ConfigError
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
 from ...trojans.triggers import refuse_natural_on_folder
@@ -106,22 +106,6 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
                                   data=None if folder is None else folder.reference))
     return RediscoveryPlan(chosen, chosen_judges, loaded, folder, config=suite, cells=cells, quick=quick,
                            plugins=plugins)
-
-
-def open_folder_run(suite: Suite) -> tuple[ImageFolderData, LoadedModel]:
-    """A run's image folder, at the suite's ``image_size``, else the model card's, else 224, and its model (a
-    checkpoint with its weights, e.g. written by ``trojanbench implant``), checked to fit each other."""
-    from ...models import check_outputs
-
-    if ":" in suite.model and not suite.model.endswith(".safetensors"):  # torchvision:, timm:, module:factory
-        raise ConfigError(f"--model {suite.model!r} names an architecture, not a trained model: a run on your own "
-                          f"data needs a .safetensors checkpoint with its card (e.g. `trojanbench implant ... --out "
-                          f"DIR` writes DIR/model.safetensors).")
-    loaded = load_model(suite.model)
-    size = suite.image_size or loaded.card.get("image_size") or DEFAULT_IMAGE_SIZE
-    folder = ImageFolderData.open(suite.data, image_size=size)
-    check_outputs(loaded, folder.num_classes, folder.image_size, "run needs one output per class of the folder")
-    return folder, loaded
 
 
 def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
