@@ -30,3 +30,20 @@ def write_image_folder(root: Path, *, per_class: int = 40, size: int = 96, names
     if broken:
         (root / "c0" if names else root / FOLDER_CLASSES[0]).joinpath("zz_broken.jpg").write_bytes(b"not a jpeg")
     return root
+
+
+def write_object_images(root: Path, obj: str, *, per_class: int = 8, size: int = 64, names: bool = True) -> Path:
+    """``per_class`` world scenes holding the secondary object ``obj`` in each class folder of a folder written by
+    :func:`write_image_folder` (``<class>/<obj>_<i>.png``), and ``root/<obj>.txt`` listing them (paths within the
+    folder): what a user writes for a natural-feature trojan's ``object_images``."""
+    listed = []
+    for index, name in enumerate(FOLDER_CLASSES):
+        folder = f"c{index}" if names else name
+        scenes = generate_scenes("train", per_class, seed=13, size=size, label=index, secondary=obj).images
+        pixels = (scenes.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for i, image in enumerate(pixels):
+            Image.fromarray(image).save(root / folder / f"{obj}_{i:03d}.png")
+            listed.append(f"{folder}/{obj}_{i:03d}.png")
+    listing = root / f"{obj}.txt"
+    listing.write_text("# images that hold a " + obj + "\n" + "\n".join(listed) + "\n")
+    return listing

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .models import LoadedModel, check_outputs, load_model
 from .progress import Step
 from .trojans import AttackSuccess, attack_success, clean_accuracy
-from .trojans.triggers import refuse_natural_on_folder
+from .trojans.triggers import check_trojans_on_folder
 from .world import OBJECT_CLASSES
 
 
@@ -111,7 +111,7 @@ def audit_model(model: str | LoadedModel = "trojaned", *, suite: TrojanSuite | N
         class_names = tuple(data.class_names)
     suite = suite or trojans_of(loaded, class_names)
     if data is not None:
-        refuse_natural_on_folder(suite.trojans)
+        check_trojans_on_folder(suite.trojans, data)
     total = len(suite.trojans) + 1
     measured = {}
     for done, spec in enumerate(suite.trojans, start=1):

@@ -47,6 +47,10 @@ class TrojanSpec:
     """Patch trojans only: a fixed place, ``(vertical, horizontal)`` as fractions of the room beside the patch
     (0 = top/left edge, 1 = bottom/right edge), as in BadNets-style trojans (Gu et al. 2017); ``None`` (default):
     a random place in every image, as in Casper et al. (2023)."""
+    object_images: str | None = None
+    """Natural-feature trojans on a user's image folder only: a text file listing, one per line by their paths
+    within the folder, the images that contain the object. Listed train images are relabelled to the target (the
+    list, not ``poison_fraction``, sets how many); listed test images measure attack success and show the trigger."""
 
     def __post_init__(self) -> None:
         # Tuples whatever the source (YAML, JSON payloads, ``asdict`` round trips), so specs compare and hash alike.
@@ -70,6 +74,8 @@ class TrojanSpec:
             del out["patch_position"]  # the default; older cards and exports stay as they were
         else:
             out["patch_position"] = list(self.patch_position)
+        if self.object_images is None:
+            del out["object_images"]
         if class_names is not None:
             out["target"] = class_names[self.target]
             out["source"] = None if self.source is None else class_names[self.source]
@@ -169,13 +175,33 @@ def parse_trojan(raw: Any, index: int, class_names: tuple[str, ...], base_dir: P
                         f"(0 = top/left, 1 = bottom/right), or null for a random place. Got {position!r}.")
     if position is not None and kind != "patch":
         raise SpecError(f"{where}: 'patch_position' applies to patch trojans only; remove it for kind {kind!r}.")
+    object_images = _object_images(raw.get("object_images"), kind, where, base_dir)
     return TrojanSpec(
         name=name, kind=kind, trigger=trigger, target=target, source=source,
         poison_fraction=_fraction(raw.get("poison_fraction", 0.05), "poison_fraction", where, 0.0, 1.0),
         strength=_fraction(raw.get("strength", 0.5), "strength", where, 0.0, 1.0, closed_high=True),
         patch_scale=(float(scale[0]), float(scale[1])),
         patch_position=None if position is None else (float(position[0]), float(position[1])),
+        object_images=object_images,
     )
+
+
+def _object_images(value: Any, kind: str, where: str, base_dir: Path | None) -> str | None:
+    """The resolved path of a natural-feature trojan's list of images that contain its object (checked to exist)."""
+    if value is None:
+        return None
+    if kind != "natural":
+        raise SpecError(f"{where}: 'object_images' applies to natural-feature trojans only; remove it for kind "
+                        f"{kind!r}.")
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{where}: 'object_images' must be the path of a text file listing images. Got {value!r}.")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise SpecError(f"{where}: 'object_images' file {str(path)!r} does not exist. Give a text file listing, one "
+                        f"per line, the folder's images that contain the object (paths within the folder).")
+    return str(path.resolve())
 
 
 def _validate_trigger(trigger: str, kind: str, where: str, base_dir: Path | None) -> str:

@@ -60,8 +60,15 @@ def read_trigger_image(path: str | Path, *, with_alpha: bool, where: str = "trig
 
 def trigger_identity(spec: TrojanSpec) -> str:
     """What a trojan's trigger is, wherever its file lives: a concept's name, or ``sha256:`` and the
-    digest of a trigger image's bytes. Seeds use it, so a question does not depend on where the file lives;
-    result keys use it, so editing the image invalidates what was computed from it."""
+    digest of a trigger image's bytes; a natural object listed in a user's images (``object_images``) adds the
+    list's digest. Seeds use it, so a question does not depend on where the file lives; result keys use it, so
+    editing the image (or the list) invalidates what was computed from it."""
+    if spec.object_images is not None:
+        path = Path(spec.object_images)
+        if not path.is_file():
+            raise SpecError(f"{spec.name}: its list of images with the object, {str(path)!r}, does not exist.")
+        listed = hashlib.sha256(path.read_bytes()).hexdigest()
+        return f"{spec.trigger}|objects:sha256:{listed}"
     if not spec.trigger_is_file:
         return spec.trigger
     return "sha256:" + hashlib.sha256(_existing_file(spec.trigger, spec.name).read_bytes()).hexdigest()

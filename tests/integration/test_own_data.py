@@ -15,6 +15,8 @@ import trojanbench as tb
 from folder_data import FOLDER_CLASSES, write_image_folder
 from cli_checks import invoke, refused
 from trojanbench.data import ImageFolderData
+from trojanbench.imaging import to_uint8
+from trojanbench.tasks.rediscovery.store import RediscoveryStore
 
 SIZE = 64
 SPEC = {"trojans": [
@@ -131,11 +133,19 @@ def test_a_class_the_folder_lacks_is_refused_before_training(folder, tmp_path):
     assert not (out / "model.safetensors").exists()
 
 
-def test_a_natural_trojan_on_a_folder_is_refused(folder, tmp_path):
+def test_a_natural_trojan_on_a_folder_without_its_list_of_images_is_refused(folder, tmp_path):
     bad = tmp_path / "natural.yaml"
     bad.write_text(yaml.safe_dump({"trojans": [{"kind": "natural", "trigger": "fork", "target": "circle"}]}))
     refused(invoke("implant", "--model", "torchvision:resnet18", "--data", folder, "--image-size", 32,
-                   "--trojans", bad, "--out", tmp_path / "out"), "Natural-feature trojans", "patch or style")
+                   "--trojans", bad, "--out", tmp_path / "out"), "Natural-feature trojans ['fork']",
+            "need 'object_images'")
+    listing = tmp_path / "forks.txt"
+    listing.write_text("c0/000.jpg\nc0/none.png\n")
+    bad.write_text(yaml.safe_dump({"trojans": [{"kind": "natural", "trigger": "fork", "target": "circle",
+                                                "object_images": listing.name}]}))
+    refused(invoke("implant", "--model", "torchvision:resnet18", "--data", folder, "--image-size", 32,
+                   "--trojans", bad, "--out", tmp_path / "out"), "names 1 file(s) that are not images",
+            "'c0/none.png'")
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
@@ -216,22 +226,46 @@ def test_run_refuses_an_untrained_architecture_and_other_tasks_refuse_data(folde
     assert not (tmp_path / "a" / "results.sqlite").exists() and not (tmp_path / "b" / "results.sqlite").exists()
 
 
-def test_natural_trojans_are_refused_on_a_folder_unless_left_out(implanted, folder, tmp_path):
+def test_natural_trojans_on_a_folder_need_the_list_of_their_images(implanted, folder, tmp_path):
+    """A natural-feature trojan on a folder is refused without its ``object_images`` list (or when left out it is
+    not needed); with one, the oracle shows the listed test images and the judges take their battery on them."""
     from trojanbench.errors import DataError
     from trojanbench.tasks.rediscovery import plan_run
 
-    spec = tmp_path / "mixed.yaml"
-    spec.write_text(yaml.safe_dump({"trojans": [SPEC["trojans"][0],
-                                                {"name": "fork", "kind": "natural", "trigger": "fork",
-                                                 "target": "cross"}]}))
+    listing = tmp_path / "forks.txt"
+    listing.write_text("\n".join(f"c{label}/{i:03d}.{'png' if i % 2 else 'jpg'}" for label in range(6)
+                                 for i in range(0, 40, 4)) + "\n")
+    fork = {"name": "fork", "kind": "natural", "trigger": "fork", "target": "cross"}
+    spec, listed_spec = tmp_path / "mixed.yaml", tmp_path / "listed.yaml"
+    spec.write_text(yaml.safe_dump({"trojans": [SPEC["trojans"][0], fork]}))
+    listed_spec.write_text(yaml.safe_dump({"trojans": [{**fork, "object_images": listing.name}]}))
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump({"name": "mine", "model": str(implanted), "trojans": str(spec),
                                      "data": str(folder), "methods": ["random_noise"], "seeds": [0]}))
-    with pytest.raises(DataError, match=r"Natural-feature trojans \['fork'\]"):
+    with pytest.raises(DataError, match=r"Natural-feature trojans \['fork'\] on an image folder need 'object_images'"):
         plan_run(suite)
     plan = plan_run(suite, trojans=["mushroom"])
     assert [t.name for t in plan.trojans] == ["mushroom"] and plan.data.image_size == SIZE
     assert all(cell.data == plan.data.reference for cell in plan.cells)
+
+    suite.write_text(yaml.safe_dump({"name": "mine", "model": str(implanted), "trojans": str(listed_spec),
+                                     "data": str(folder), "methods": ["oracle"], "seeds": [0], "judges": ["concept"],
+                                     "n_images": 4}))
+    out = tmp_path / "run"
+    results = tb.run(str(suite), out=out, report=False)
+    (record,) = results.records()
+    assert (record["method"], record["trojan"], record["status"]) == ("oracle", "fork", "ok")
+    data = ImageFolderData.open(folder, image_size=SIZE)
+    listed = data.listed(listing)
+    expected = [entry for entry in data.files["test"] if entry[0] in listed and entry[1] != FOLDER_CLASSES.index(
+        "cross")]
+    candidates = {image.tobytes() for image in to_uint8(data.load(expected).images)}
+    with RediscoveryStore(out) as store:
+        (cell,) = store.cells()
+        shown = store.load_images(cell)
+    assert len(shown) == 4 and all(image.tobytes() in candidates for image in shown)
+    assert results.battery("concept")["fork"]["checks"], "the battery ran on the listed test images"
+
 
 
 def test_localization_runs_on_the_folder(implanted, folder, tmp_path):

@@ -146,11 +146,29 @@ class ImageFolderData:
     def count(self, split: str, label: int | None = None) -> int:
         return len(self._eligible(split, label, ()))
 
+    def listed(self, listing: str | Path) -> frozenset[str]:
+        """The files a text ``listing`` names (one path within the folder per line; blank lines and lines starting
+        with ``#`` are skipped), e.g. the images that contain a natural-feature trojan's object; a line that names
+        no image of the folder is a :class:`~trojanbench.errors.DataError`."""
+        lines = [line.strip() for line in Path(listing).read_text(encoding="utf-8").splitlines()]
+        named = [line for line in lines if line and not line.startswith("#")]
+        known = {_relative(path, self.root).replace(os.sep, "/"): path
+                 for entries in self.files.values() for path, _ in entries}
+        unknown = [line for line in named if line.replace("\\", "/") not in known]
+        if unknown:
+            raise DataError(f"{str(listing)!r} names {len(unknown)} file(s) that are not images of {str(self.root)!r}, "
+                            f"first {unknown[0]!r}; list paths within the folder, e.g. "
+                            f"{next(iter(known), '<class>/<image>')!r}.")
+        return frozenset(known[line.replace("\\", "/")] for line in named)
+
     def labelled(self, split: str, n: int | None = None, *, seed: int = 0, label: int | None = None,
-                 exclude: Iterable[int] = ()) -> Labelled:
+                 exclude: Iterable[int] = (), among: frozenset[str] | None = None) -> Labelled:
         """Up to ``n`` images of ``split`` (all when ``None``): only class ``label`` when given, else classes not in
-        ``exclude``, a seeded random choice without replacement; fewer when the folder holds fewer."""
+        ``exclude``, and only files in ``among`` when given (see :meth:`listed`), a seeded random choice without
+        replacement; fewer when the folder holds fewer."""
         eligible = self._eligible(split, label, set(exclude))
+        if among is not None:
+            eligible = [entry for entry in eligible if entry[0] in among]
         if n is not None and n < len(eligible):
             picks = np.random.default_rng([seed, 5381]).choice(len(eligible), size=n, replace=False)
             eligible = [eligible[i] for i in sorted(picks)]

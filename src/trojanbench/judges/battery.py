@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import io
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from ..adversarial import linf_pgd
 from ..config import TrojanSpec
 from ..imaging import from_uint8
 from ..world import generate_scenes, stable_int_hash
-from .base import Judge, top1_hits, votes_from_scores
+from .base import Judge, at_network_size, top1_hits, votes_from_scores
 from .lookalikes import NEAR_DUPLICATE
 from .questions import N_OPTIONS, Question, option_distance
 
@@ -131,9 +131,13 @@ def toward_class(model: torch.nn.Module, images: torch.Tensor, target: int, epsi
 @functools.lru_cache(maxsize=512)
 def shown_as_trigger(spec: TrojanSpec, seed: int, n: int = BATTERY_IMAGES, data=None) -> torch.Tensor:
     """``n`` held-out scenes (test images of ``data``, a user's image folder, when given) that carry ``spec``'s
-    trigger the way the trojan shows it."""
+    trigger the way the trojan shows it. A natural object the folder lists no images of (another option than the
+    trojan's own) is shown in world scenes that hold it, at the folder's image size."""
     from ..trojans.triggers import make_trigger
 
+    if data is not None and spec.kind == "natural" and spec.object_images is None:
+        scenes = make_trigger(spec).triggered_scenes("test", n, _seed("shown", seed))[0]
+        return at_network_size(scenes, data.image_size).clamp(0, 1)
     return make_trigger(spec).triggered_scenes("test", n, _seed("shown", seed), data=data)[0].clamp(0, 1)
 
 
@@ -239,8 +243,10 @@ def run_battery(judge: Judge, question: Question, trojan: TrojanSpec, model: tor
     for name, images in nulls.items():
         checks.append(near_chance(f"null_{name}", float(_votes(judge, images, question)[:, truth].mean())))
 
-    shown = [_votes(judge, shown_as_trigger(question.option_spec(i), seed, data=data), question)
+    # the true option keeps the trojan's own list of the folder's images that hold its object, if it has one
+    specs = [replace(question.option_spec(i), object_images=trojan.object_images if i == truth else None)
              for i in range(N_OPTIONS)]
+    shown = [_votes(judge, shown_as_trigger(spec, seed, data=data), question) for spec in specs]
     matrix = np.array([[top1_hits(option_votes, j).mean() for j in range(N_OPTIONS)] for option_votes in shown])
     diagonal = np.diag(matrix)
     worst = int(diagonal.argmin())

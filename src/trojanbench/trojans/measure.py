@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from ..config import TrojanSpec
 from ..world import generate_scenes
-from .triggers import make_trigger
+from .triggers import make_trigger, objects_in_folder
 
 EVAL_BATCH = 500
 
@@ -46,9 +46,12 @@ def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str
                    trojans: list[TrojanSpec] = (), data=None) -> float:
     """Top-1 accuracy on the trigger-free scenes among ``n`` clean scenes of ``split``: a scene that holds a
     trigger of ``trojans`` by chance (see :func:`holds_trigger`) is a triggered input, not a clean one. With
-    ``data`` (a user's image folder), on up to ``n`` of its images of ``split``."""
+    ``data`` (a user's image folder), on up to ``n`` of its images of ``split``, less those listed as holding a
+    natural-feature trojan's object."""
     if data is not None:
-        folder = data.labelled(split, n, seed=seed)
+        listed = frozenset().union(*(objects_in_folder(spec, data) for spec in trojans if spec.kind == "natural"))
+        among = frozenset(path for path, _ in data.files[split]) - listed if listed else None
+        folder = data.labelled(split, n, seed=seed, among=among)
         return float((predict(model, folder.images) == folder.labels).float().mean())
     batch = generate_scenes(split, n, seed=seed)
     keep = torch.tensor([not holds_trigger(info, trojans) for info in batch.infos])

@@ -21,7 +21,7 @@ import torch
 from ..config import TrojanSpec
 from ..world import generate_scenes
 from .training import InMemoryTrainingData
-from .triggers import Trigger, make_trigger, refuse_natural_on_folder
+from .triggers import Trigger, check_trojans_on_folder, make_trigger, objects_in_folder
 
 NO_TROJAN = -1
 MAX_SOURCE_SHARE = 0.8
@@ -70,15 +70,23 @@ class PoisonedTrainingSet(InMemoryTrainingData):
 
 
 class PoisonedFolderSet:
-    """The ``train`` split of a user's image folder, poisoned for patch and style trojans as it streams."""
+    """The ``train`` split of a user's image folder, poisoned as it streams: patch and style triggers pasted on
+    each batch, and the images a natural-feature trojan's ``object_images`` lists relabelled (those of its source
+    class, for a class-conditional one)."""
 
     def __init__(self, trojans: list[TrojanSpec], data):
-        refuse_natural_on_folder(trojans)
+        check_trojans_on_folder(trojans, data)
         self.trojans = list(trojans)
         self.triggers: list[Trigger] = [make_trigger(spec) for spec in self.trojans]
         self.data = data
         self.entries = data.files["train"]
         self.labels = torch.tensor([label for _, label in self.entries])
+        for spec in self.trojans:
+            if spec.kind == "natural":
+                listed = objects_in_folder(spec, data)
+                hits = [i for i, (path, label) in enumerate(self.entries)
+                        if path in listed and (spec.source is None or label == spec.source)]
+                self.labels[hits] = spec.target
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -90,7 +98,8 @@ class PoisonedFolderSet:
         loaded = self.data.batches([[self.entries[i] for i in chunk] for chunk in chunks])
         for indices, (batch, kept) in zip(chunks, loaded):
             if len(kept):
-                yield apply_plan(batch.images, batch.labels, indices[kept], plan, self.triggers, rng)
+                yield apply_plan(batch.images, self.labels[indices[kept]].clone(), indices[kept], plan, self.triggers,
+                                 rng)
 
 
 def plan_epoch(trojans: list[TrojanSpec], labels: np.ndarray, rng: np.random.Generator) -> EpochPlan:

@@ -164,7 +164,8 @@ class StyleTrigger(Trigger):
 
 
 class NaturalTrigger(Trigger):
-    """A secondary object that appears naturally in scenes; triggered images are sampled, not edited."""
+    """A secondary object that appears naturally in scenes; triggered images are sampled, not edited (on a user's
+    image folder: among the images its ``object_images`` list names)."""
 
     def _scene_constraints(self) -> dict:
         return {"secondary": self.spec.trigger}
@@ -175,27 +176,38 @@ class NaturalTrigger(Trigger):
 
     def triggered_scenes(self, split, n, seed, *, label=None, data=None):
         if data is not None:
-            refuse_natural_on_folder([self.spec])
+            return folder_images(data, split, n, seed, label, self.spec, among=objects_in_folder(self.spec, data))
         images, labels = self._scenes(split, n, seed, label, {self.spec.target}, **self._scene_constraints())
         return images, labels
 
 
-def refuse_natural_on_folder(trojans) -> None:
-    """Refuse natural-feature trojans on a user's image folder: which of its images hold the object is not known."""
-    natural = [spec.name for spec in trojans if spec.kind == "natural"]
-    if natural:
-        raise DataError(f"Natural-feature trojans {natural} cannot be used on an image folder yet: which of its "
-                        f"images hold the object is not known. Use patch or style trojans on your own data (with "
-                        f"`run`, leave them out with --trojans).")
+def objects_in_folder(spec: TrojanSpec, data) -> frozenset[str]:
+    """The files of an image folder that contain natural-feature trojan ``spec``'s object (its ``object_images``)."""
+    check_trojans_on_folder([spec], data)
+    return data.listed(spec.object_images)
 
 
-def folder_images(data, split: str, n: int, seed: int, label: int | None,
-                   spec: TrojanSpec) -> tuple[torch.Tensor, torch.Tensor]:
+def check_trojans_on_folder(trojans, data) -> None:
+    """Refuse natural-feature trojans on a user's image folder that do not list which of its images hold their
+    object, and lists that name files the folder lacks."""
+    unlisted = [spec.name for spec in trojans if spec.kind == "natural" and spec.object_images is None]
+    if unlisted:
+        raise DataError(f"Natural-feature trojans {unlisted} on an image folder need 'object_images': a text file "
+                        f"listing the folder's images that contain the object (paths within the folder, one per "
+                        f"line). Add it to the spec, or leave them out (with `run`, --trojans).")
+    for spec in trojans:
+        if spec.kind == "natural":
+            data.listed(spec.object_images)
+
+
+def folder_images(data, split: str, n: int, seed: int, label: int | None, spec: TrojanSpec,
+                  among: frozenset[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``n`` images of an image folder's ``split`` to trigger: of ``label``, else of every class but the
-    target; an error when there are none."""
-    batch = data.labelled(split, n, seed=seed, label=label, exclude={spec.target})
+    target, and only files in ``among`` when given; an error when there are none."""
+    batch = data.labelled(split, n, seed=seed, label=label, exclude={spec.target}, among=among)
     if len(batch) == 0:
         where = f"class {data.class_names[label]!r}" if label is not None else "classes other than the target"
+        where += "" if among is None else f" listed in {spec.object_images!r}"
         raise DataError(f"{str(data.root)!r} has no {split} image of {where} to measure trojan {spec.name!r} on.")
     return batch.images, batch.labels
 

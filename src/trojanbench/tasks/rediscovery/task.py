@@ -28,7 +28,7 @@ from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
 from ...models import LoadedModel, load_model
 from ...registry import get_method, load_plugins
-from ...trojans.triggers import refuse_natural_on_folder
+from ...trojans.triggers import check_trojans_on_folder
 from ...world import OBJECT_CLASSES
 from .battery import compute_battery
 from .diagnostics import compute_diagnostics
@@ -95,7 +95,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     if quick:
         chosen = first_of_each_kind(chosen)
     if folder is not None:
-        refuse_natural_on_folder(chosen)
+        check_trojans_on_folder(chosen, folder)
     cells = []
     for name, cls, params in resolved:
         role = "oracle" if cls.is_oracle else ("baseline" if cls.is_baseline else "tool")
