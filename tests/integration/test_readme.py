@@ -74,6 +74,7 @@ def test_trojan_spec_block_validates(tmp_path):
     rgba = np.zeros((24, 24, 4), dtype=np.uint8)
     rgba[4:20, 4:20] = (255, 0, 255, 255)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "logo.png")
+    (tmp_path / "forks.txt").write_text("kite/0001.png\n")
     result = CliRunner().invoke(main, ["validate", str(spec)])
     assert result.exit_code == 0, result.output
     assert "my_logo" in result.output or "2" in result.output
