@@ -558,26 +558,32 @@ _LISTERS = {"tasks": _list_tasks, "trojans": _list_trojans, "methods": _list_met
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,
               help="Load a plugin module:Name first (e.g. a method the suite names), repeatable.")
-def validate(file: str, plugins: tuple[str, ...]) -> None:
+@click.option("--data", type=click.Path(), help="A trojan spec's image folder: its classes, and the files its "
+                                                "natural-feature trojans' lists name.")
+def validate(file: str, plugins: tuple[str, ...], data: str | None) -> None:
     """Check a trojan spec or a suite YAML as implanting or running would, without training or computing anything.
 
     A file with a 'methods' list is a (rediscovery) suite: its methods must exist and their parameters validate,
     its judges exist, its model load and its trojans resolve. A file with only a 'trojans' list is a trojan spec:
     its triggers must exist, its classes be in range, each trigger lead to one class and the poison fractions sum
-    to at most 0.5.
+    to at most 0.5. With --data, a trojan spec's classes are the image folder's, and its natural-feature trojans'
+    lists of images must name the folder's files.
 
     \b
     Examples:
       trojanbench validate my_trojans.yaml
       trojanbench validate my_suite.yaml
+      trojanbench validate casper2023-imagenet.yaml --data /data/imagenet
     """
     from .config import load_yaml
 
     raw = load_yaml(file)
     if isinstance(raw, dict) and "methods" in raw:
+        if data is not None:
+            raise ConfigError("--data applies to a trojan spec; a suite names its image folder with 'data: DIR'.")
         click.echo(_validate_suite(file, raw))
     elif isinstance(raw, dict) and "trojans" in raw:
-        click.echo(_validate_trojan_spec(file))
+        click.echo(_validate_trojan_spec(file, data))
     else:
         raise ConfigError(f"{file!r} is neither a suite (a mapping with a 'methods' list) nor a trojan spec (a mapping "
                           f"with a 'trojans' list).")
@@ -600,15 +606,46 @@ def _validate_suite(file: str, raw: dict) -> str:
             f"({', '.join(trojans)}); {len(plan.cells)} cells would run. Nothing was computed.")
 
 
-def _validate_trojan_spec(file: str) -> str:
+def _validate_trojan_spec(file: str, data: str | None) -> str:
     from .config import MAX_TOTAL_POISON, check_poison_budget, load_trojan_suite
     from .world import OBJECT_CLASSES
 
-    suite = load_trojan_suite(file, OBJECT_CLASSES)
+    if data is None:
+        suite, where = load_trojan_suite(file, OBJECT_CLASSES), "the world's classes"
+    else:
+        from .data import ImageFolderData
+        from .trojans.triggers import check_trojans_on_folder
+
+        folder = ImageFolderData.open(data, workers=0)
+        suite, where = load_trojan_suite(file, folder.class_names), f"the {folder.num_classes} classes of {data}"
+        check_trojans_on_folder(suite.trojans, folder)
+        where += ", natural-feature objects listed in its images"
     total = check_poison_budget(suite)
     return (f"OK: {file} is a trojan spec of {len(suite.trojans)} trojan(s) ({', '.join(suite.names())}): triggers "
-            f"found, classes in range, one target per trigger, poison fractions sum to {total:.3g} (at most "
-            f"{MAX_TOTAL_POISON}). Nothing was trained.")
+            f"found, classes in range of {where}, one target per trigger, poison fractions sum to {total:.3g} (at "
+            f"most {MAX_TOTAL_POISON}). Nothing was trained.")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--out", required=True, metavar="DIR", help="Folder the spec is copied into (your trigger files go "
+                                                          "beside it).")
+def spec(name: str, out: str) -> None:
+    """Copy a shipped trojan-spec template (casper2023-imagenet: Casper et al.'s 12 ImageNet trojans) into DIR.
+
+    Its triggers are files beside it: your patch images, style textures and, for natural-feature trojans, lists of
+    your images that contain the object. The command names the ones DIR still lacks.
+
+    \b
+    Examples:
+      trojanbench spec casper2023-imagenet --out /data/triggers/
+      trojanbench validate /data/triggers/casper2023-imagenet.yaml --data /data/imagenet
+    """
+    from .config import copy_spec_template, files_named
+
+    path = copy_spec_template(name, out)
+    missing = [name for name in files_named(path) if not (path.parent / name).is_file()]
+    click.echo(f"Wrote {path}." + (f" Put beside it: {', '.join(missing)}." if missing else ""))
 
 
 @main.command()

@@ -323,3 +323,40 @@ def control_trojan_suite() -> TrojanSuite:
 
 DEFAULT_TROJANS_PATH = Path(__file__).parent / "assets" / "suites" / "default_trojans.yaml"
 CONTROL_TROJANS_PATH = DEFAULT_TROJANS_PATH.with_name("control_trojans.yaml")
+SPEC_TEMPLATES_DIR = Path(__file__).parent / "assets" / "specs"
+"""Shipped trojan specs whose triggers are the user's files, e.g. ``casper2023-imagenet``: copied next to them."""
+
+
+def spec_template(name: str) -> Path:
+    """The shipped trojan-spec template ``name`` (see :data:`SPEC_TEMPLATES_DIR`)."""
+    from .errors import did_you_mean
+
+    names = sorted(path.stem for path in SPEC_TEMPLATES_DIR.glob("*.yaml"))
+    if name not in names:
+        raise did_you_mean(name, names, "trojan-spec template")
+    return SPEC_TEMPLATES_DIR / f"{name}.yaml"
+
+
+def files_named(spec_path: str | Path) -> list[str]:
+    """The files a trojan spec refers to (trigger images, ``object_images`` lists), as written in it."""
+    raw = load_yaml(spec_path)
+    named = []
+    for trojan in raw.get("trojans", []) if isinstance(raw, dict) else []:
+        if isinstance(trojan, dict):
+            trigger, listing = trojan.get("trigger"), trojan.get("object_images")
+            named += [trigger] if isinstance(trigger, str) and _looks_like_path(trigger) else []
+            named += [listing] if isinstance(listing, str) else []
+    return named
+
+
+def copy_spec_template(name: str, folder: str | Path) -> Path:
+    """Copy template ``name`` into ``folder`` (created if needed; an existing copy is never overwritten)."""
+    from .paths import writable_folder
+
+    source, folder = spec_template(name), writable_folder(folder, "--out")
+    target = folder / f"{name}.yaml"
+    if target.exists():
+        raise ConfigError(f"{str(target)!r} exists already; remove it first, or copy the template elsewhere.")
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    return target

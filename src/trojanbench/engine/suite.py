@@ -171,7 +171,7 @@ def check_judge_settings(settings: Any, judges: Iterable[str], where: str) -> di
 
 
 def load_suite(reference: str | Path | None = None) -> Suite:
-    """A suite from a YAML file, or a shipped suite by name (``default``)."""
+    """A suite from a YAML file, or a shipped suite by name (``default``, ``casper2023-imagenet``)."""
     if reference is None or reference == "default":
         path = DEFAULT_SUITE_PATH
     else:
@@ -180,7 +180,7 @@ def load_suite(reference: str | Path | None = None) -> Suite:
             shipped = DEFAULT_SUITE_PATH.parent / f"{reference}.yaml"
             if not shipped.is_file():
                 raise ConfigError(f"No suite file {str(reference)!r} and no shipped suite of that name "
-                                  f"(shipped: default). Give a path to a suite YAML.")
+                                  f"(shipped: default, casper2023-imagenet). Give a path to a suite YAML.")
             path = shipped
     return parse_suite_config(load_yaml(path), base_dir=path.parent)
 
