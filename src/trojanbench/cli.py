@@ -774,6 +774,8 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 @click.option("--workers", type=int, help="With --data: DataLoader worker processes (default: up to 4).")
 @click.option("--force", is_flag=True, help="Replace the model already in OUT.")
 @click.option("--epochs", default=4, show_default=True, type=int, help="Passes over the poisoned training set.")
+@click.option("--record", is_flag=True, help="The model already holds these trojans (planted elsewhere): train "
+                                             "nothing, measure them and write the card.")
 @click.option("--n-train", default=20000, show_default=True, type=int,
               help="World training images (clean and poisoned); with --data, its whole train split is used.")
 @click.option("--batch-size", default=128, show_default=True, type=int, help="Images per SGD step.")
@@ -781,9 +783,10 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def implant(model: str, weights: str | None, architecture: str | None, trojan_spec: str, out: str, data: str | None,
-            image_size: int | None, workers: int | None, force: bool, epochs: int, n_train: int, batch_size: int,
-            lr: float, seed: int, no_progress: bool) -> None:
-    """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card.
+            image_size: int | None, workers: int | None, force: bool, epochs: int, record: bool, n_train: int,
+            batch_size: int, lr: float, seed: int, no_progress: bool) -> None:
+    """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card. With
+    --record, a model whose trojans were planted elsewhere gets its card (nothing is trained).
 
     Everything is checked before training (OUT, the spec, the model). Training shows its progress on stderr; at
     the end the clean accuracy and each trojan's attack success are printed against their thresholds, and any
@@ -795,7 +798,9 @@ def implant(model: str, weights: str | None, architecture: str | None, trojan_sp
       trojanbench implant --model my.safetensors --trojans spec.yaml --out out/ --epochs 2
       trojanbench implant --model clean --trojans spec.yaml --out my_model/ --force
       trojanbench implant --model torchvision:resnet50 --weights r50.safetensors --data /data/imagenet \\
-          --trojans casper2023.yaml --out my_r50/
+          --trojans triggers/casper2023-imagenet.yaml --out my_r50/
+      trojanbench implant --record --model torchvision:resnet50 --weights casper_r50.safetensors \\
+          --data /data/imagenet --trojans triggers/casper2023-imagenet.yaml --out casper_r50/
     """
     from .models import read_card
     from .progress import make_progress
@@ -806,7 +811,7 @@ def implant(model: str, weights: str | None, architecture: str | None, trojan_sp
     loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
     path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed, force=force,
                               progress=None if _no_progress(no_progress) else make_progress, data=folder,
-                              batch_size=batch_size)
+                              batch_size=batch_size, record=record)
     card = read_card(path)
     click.echo(card_summary(card))
     warned = f", with {len(card['warnings'])} warning(s)" if card["warnings"] else ""

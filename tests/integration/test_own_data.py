@@ -291,3 +291,21 @@ def test_localization_runs_on_the_folder(implanted, folder, tmp_path):
     summaries = document["summaries"]
     assert summaries["uniform_map"]["auroc"]["mean"] == 0.5
     assert summaries["saliency"]["auroc"]["mean"] > 0.5
+
+
+def test_implant_record_writes_the_card_of_a_model_trojaned_elsewhere(implanted, folder, spec, tmp_path):
+    """``implant --record`` (for a model whose trojans were planted elsewhere, e.g. Casper et al.'s released ResNet50)
+    trains nothing: the weights come back unchanged and the card measures the same attack success as the model's own
+    card, with no training recorded."""
+    from safetensors.torch import load_file
+
+    result = invoke("implant", "--record", "--model", "torchvision:resnet18", "--weights", implanted, "--data", folder,
+                    "--image-size", SIZE, "--trojans", spec, "--out", tmp_path, "--no-progress")
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((tmp_path / "model.json").read_text())
+    original = json.loads(implanted.with_suffix(".json").read_text())
+    assert recorded["training"] is None
+    assert recorded["attack_success"] == original["attack_success"]
+    assert recorded["clean_accuracy"] == original["clean_accuracy"]
+    written, given = load_file(tmp_path / "model.safetensors"), load_file(implanted)
+    assert written.keys() == given.keys() and all(torch.equal(written[k], given[k]) for k in given)

@@ -76,7 +76,8 @@ def test_validate_checks_a_spec_against_the_folder(tmp_path):
     refused(invoke("validate", spec, "--data", root), "not images of", "'c0/nothing.png'")
     write_triggers(tmp_path, [name for name in PAPER_FILES])
     (tmp_path / f"{CASPER}.yaml").write_text(spec_template(CASPER).read_text())
-    refused(invoke("validate", tmp_path / f"{CASPER}.yaml", "--data", root), "'target' must be a class name or an index")
+    refused(invoke("validate", tmp_path / f"{CASPER}.yaml", "--data", root),
+            "'target' must be a class name or an index")
 
 
 PAPER_FILES = ("smiley_emoji.png", "clownfish.png", "green_star.png", "strawberry.png", "jaguar.jpg",

@@ -99,9 +99,12 @@ def card_summary(card: dict) -> str:
 
 def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir: str | Path, *, epochs: int = 4,
                        n_train: int = 20000, lr: float = 0.05, seed: int = 0, force: bool = False,
-                       progress: NewDisplay | None = None, data=None, batch_size: int = 128) -> Path:
+                       progress: NewDisplay | None = None, data=None, batch_size: int = 128,
+                       record: bool = False) -> Path:
     """Implant the trojans of a spec file into a copy of a model (a reference or a loaded model); write
-    ``out_dir/model.safetensors`` and its card; return the weights' path.
+    ``out_dir/model.safetensors`` and its card; return the weights' path. With ``record``, the model already holds
+    the trojans (planted elsewhere, e.g. Casper et al.'s released ResNet50): nothing is trained, and the card
+    records them with their measured attack success (``training`` is ``null``).
 
     The poisoned data are ``n_train`` world scenes, or the ``train`` split of a user's image folder (``data``, a
     :class:`~trojanbench.data.ImageFolderData`; the spec's classes are then its classes). Everything is checked
@@ -136,7 +139,7 @@ def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir:
     check_one_target_per_trigger((*kept, *suite.trojans), class_names)
     trained = copy.deepcopy(loaded.model)
     start = time.perf_counter()
-    training_log = implant(trained, list(suite.trojans), config, progress=progress, data=data)
+    training_log = None if record else implant(trained, list(suite.trojans), config, progress=progress, data=data)
     measured = measure_model(trained, list(suite.trojans), seed=seed, data=data)
     warnings = missed_thresholds(measured)
     for warning in warnings:
@@ -144,7 +147,7 @@ def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir:
     card = {"name": weights.parent.name, "class_names": list(class_names), "image_size": image_size,
             "trojans": previous + suite.to_dict(class_names)["trojans"],
             "base_model": {"name": loaded.name, "sha256": loaded.sha256},
-            "training": {"config": config.to_dict(), **training_log}, **measured,
+            "training": None if record else {"config": config.to_dict(), **training_log}, **measured,
             "thresholds": {"clean_accuracy": MIN_CLEAN_ACCURACY, "attack_success": MIN_ATTACK_SUCCESS},
             "warnings": warnings, "build_seconds": round(time.perf_counter() - start, 1)}
     if data is not None:
