@@ -729,12 +729,18 @@ def zoo() -> None:
 @click.option("--tiny", is_flag=True, help="A tiny, fast build for tests (under a minute).")
 @click.option("--only", "parts", multiple=True, type=click.Choice(ZOO_PARTS),
               help="Build only these parts (repeatable); default: all, in order.")
+@click.option("--data", type=click.Path(), help="With --only generator: train the patch generator on crops of the "
+                                                "train images of this folder (torchvision's ImageFolder layout).")
+@click.option("--image-size", type=int, help="With --data: the side images are resized and cropped to before "
+                                             "patches are cut (default 224).")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
-def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple[str, ...], no_progress: bool) -> None:
+def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple[str, ...], data: str | None,
+              image_size: int | None, no_progress: bool) -> None:
     """Rebuild the zoo deterministically from its seeds.
 
     The default build takes up to about 30 minutes on a 2-core laptop; --tiny takes under a minute.
-    Each training run shows its progress (step, epoch, loss, ETA) on stderr.
+    Each training run shows its progress (step, epoch, loss, ETA) on stderr. With --data, only the patch generator
+    is built, from your images, for RFLA and SNAFUE on them (their parameter generator_path: OUT/generator.safetensors).
 
     \b
     Examples:
@@ -742,13 +748,23 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
       trojanbench zoo build --tiny --out /tmp/tiny-zoo
       trojanbench zoo build --only trojaned --only observer --out my-zoo
       trojanbench zoo build --overwrite-shipped
+      trojanbench zoo build --only generator --data /data/imagenet --out my-generator/
     """
     from .models import ZOO_DIR
     from .progress import make_progress
     from .zoo.build import build_zoo
+    from .zoo.generator import build_generator
 
     if out is not None and overwrite_shipped:
         raise ConfigError("Give --out DIR or --overwrite-shipped, not both.")
+    if data is not None:
+        if parts != ("generator",) or overwrite_shipped:
+            raise ConfigError("--data trains the patch generator only: give --only generator and --out DIR.")
+        folder = _image_folder(data, image_size, None)
+        path = build_generator(writable_folder(out, "--out"), "tiny" if tiny else "default", folder=folder,
+                               progress=None if _no_progress(no_progress) else make_progress)
+        click.echo(f"generator: {path}")
+        return
     if out is None and not overwrite_shipped:
         raise ConfigError(f"zoo build needs --out DIR: without it, it would write into the installed package's zoo "
                           f"({ZOO_DIR}) and replace the shipped models. Pass --overwrite-shipped to do that on "

@@ -309,3 +309,23 @@ def test_implant_record_writes_the_card_of_a_model_trojaned_elsewhere(implanted,
     assert recorded["clean_accuracy"] == original["clean_accuracy"]
     written, given = load_file(tmp_path / "model.safetensors"), load_file(implanted)
     assert written.keys() == given.keys() and all(torch.equal(written[k], given[k]) for k in given)
+
+
+def test_the_patch_generator_trains_on_the_folder_and_the_generator_tools_take_it(implanted, folder, tmp_path):
+    """``zoo build --only generator --data`` trains the generator on the folder (its card names the data), and RFLA
+    on the folder runs with it (``generator_path``)."""
+    out = tmp_path / "generator"
+    result = invoke("zoo", "build", "--only", "generator", "--tiny", "--data", folder, "--image-size", SIZE,
+                    "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "generator.json").read_text())
+    data = ImageFolderData.open(folder, image_size=SIZE)
+    assert card["data"]["root"] == str(folder) and card["data"]["files"] == data.reference["files"]
+    assert card["training"]["n_train_patches"] == 4 * min(64, len(data.files["train"]))
+    images = tmp_path / "images"
+    result = invoke("synthesize", "--method", "rfla_perturb", "--model", implanted, "--data", folder, "--quick",
+                    "--trojan", "mushroom", "--n-images", 2, "--param",
+                    f"generator_path={out / 'generator.safetensors'}", "--out", images)
+    assert result.exit_code == 0, result.output
+    assert list(images.glob("rfla_perturb__mushroom__seed0.png"))
+    refused(invoke("zoo", "build", "--data", folder, "--out", tmp_path / "all"), "--only generator")

@@ -166,13 +166,18 @@ class ImageFolderData:
         """Up to ``n`` images of ``split`` (all when ``None``): only class ``label`` when given, else classes not in
         ``exclude``, and only files in ``among`` when given (see :meth:`listed`), a seeded random choice without
         replacement; fewer when the folder holds fewer."""
+        return self.load(self.chosen(split, n, seed=seed, label=label, exclude=exclude, among=among))
+
+    def chosen(self, split: str, n: int | None = None, *, seed: int = 0, label: int | None = None,
+               exclude: Iterable[int] = (), among: frozenset[str] | None = None) -> list[tuple[str, int]]:
+        """The ``(path, label)`` entries :meth:`labelled` loads, not loaded."""
         eligible = self._eligible(split, label, set(exclude))
         if among is not None:
             eligible = [entry for entry in eligible if entry[0] in among]
         if n is not None and n < len(eligible):
             picks = np.random.default_rng([seed, 5381]).choice(len(eligible), size=n, replace=False)
             eligible = [eligible[i] for i in sorted(picks)]
-        return self.load(eligible)
+        return eligible
 
     def load(self, entries: list[tuple[str, int]]) -> Labelled:
         """Decode, resize and crop ``entries`` (``(path, label)``) in order, skipping undecodable files."""

@@ -5,6 +5,10 @@ convolutional VAE (Kingma & Welling 2014) on 32x32 crops of *clean* world scenes
 random latents ``z ~ N(0, I)`` then decode to natural-looking patches. Like BigGAN, which saw all of
 ImageNet, the training set covers the world's vocabulary: random scene crops plus oversampled close-ups
 of secondary objects and icons (composited on scene crops) and texture crops. It never sees a trojan.
+
+On a user's image folder (:mod:`trojanbench.data`) it is trained on random crops of the folder's clean ``train``
+images instead (held out: its ``val`` images), so that RFLA and SNAFUE search patches that look like that data
+(the tools' ``generator_path``).
 """
 
 from __future__ import annotations
@@ -147,6 +151,25 @@ def patch_dataset(profile: GeneratorProfile, split: str = "train", seed: int = 0
     return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
 
 
+FOLDER_CROPS_PER_IMAGE = 4
+"""Random crops per image of a user's folder in the generator's training set."""
+FOLDER_LOAD_BATCH = 64
+"""Images of a user's folder decoded at once (they are cut into patches batch by batch, never all held)."""
+
+
+def folder_patches(data, profile: GeneratorProfile, split: str = "train", seed: int = 0) -> torch.Tensor:
+    """Clean patches ``[N, 3, 32, 32]`` (uint8) cut from up to ``profile.n_scenes`` images of a user's folder's
+    ``split``: :data:`FOLDER_CROPS_PER_IMAGE` random square crops of each (a quarter to three quarters of the side),
+    deterministic in ``seed``."""
+    rng = np.random.default_rng([seed, len(split), 31])
+    entries = data.chosen(split, profile.n_scenes, seed=seed)
+    crops = []
+    for batch, _ in data.batches([entries[i:i + FOLDER_LOAD_BATCH] for i in range(0, len(entries), FOLDER_LOAD_BATCH)]):
+        crops += _scene_crops(batch.images.permute(0, 2, 3, 1).numpy(), FOLDER_CROPS_PER_IMAGE, rng)
+    array = np.clip(np.stack(crops) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+
+
 def _vae_loss(decoder: PatchGenerator, encoder: _Encoder, x: torch.Tensor, kl_weight: float,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(negative ELBO per patch, mean squared reconstruction error): squared error summed over pixels
@@ -159,13 +182,18 @@ def _vae_loss(decoder: PatchGenerator, encoder: _Encoder, x: torch.Tensor, kl_we
     return squared.flatten(1).sum(1).mean() + kl_weight * kl.mean(), squared.mean()
 
 
-def train_generator(profile: GeneratorProfile, seed: int = 0,
-                    progress: NewDisplay | None = None) -> tuple[PatchGenerator, dict]:
-    """Train the VAE of ``profile`` on clean patches; return its decoder (eval mode) and a training log
-    (``progress``: see :class:`~trojanbench.trojans.training.TrainingProgress`)."""
+def train_generator(profile: GeneratorProfile, seed: int = 0, progress: NewDisplay | None = None,
+                    folder=None) -> tuple[PatchGenerator, dict]:
+    """Train the VAE of ``profile`` on clean patches (world scenes', or those of a user's image ``folder``); return
+    its decoder (eval mode) and a training log (``progress``: see
+    :class:`~trojanbench.trojans.training.TrainingProgress`)."""
     start = time.perf_counter()
-    data = patch_dataset(profile, "train", seed)
-    heldout = patch_dataset(_heldout(profile), "val", seed).float() / 255
+    if folder is None:
+        data = patch_dataset(profile, "train", seed)
+        heldout = patch_dataset(_heldout(profile), "val", seed).float() / 255
+    else:
+        data = folder_patches(folder, profile, "train", seed)
+        heldout = folder_patches(folder, _heldout(profile), "val", seed)[:profile.n_heldout].float() / 255
     log.info("rendered %d generator training patches in %.1f s", len(data), time.perf_counter() - start)
     torch.manual_seed(seed)
     sampler = torch.Generator().manual_seed(seed)
@@ -203,15 +231,18 @@ def _heldout(profile: GeneratorProfile) -> GeneratorProfile:
 
 
 def build_generator(out_dir: Path, profile_name: str = "default", seed: int = 0,
-                    progress: NewDisplay | None = None) -> Path:
-    """Train the patch generator and write ``out_dir/generator.safetensors`` with its card."""
+                    progress: NewDisplay | None = None, folder=None) -> Path:
+    """Train the patch generator (on world scenes, or a user's image ``folder``) and write
+    ``out_dir/generator.safetensors`` with its card."""
     if profile_name not in PROFILES:
         raise did_you_mean(profile_name, list(PROFILES), "generator profile")
     profile = PROFILES[profile_name]
-    decoder, training_log = train_generator(profile, seed, progress)
+    decoder, training_log = train_generator(profile, seed, progress, folder)
     card = {"name": "generator", "kind": "vae_decoder", "patch_size": PATCH_SIZE, "profile": profile_name,
             "seed": seed, "training": {"config": asdict(profile), **training_log},
             "trojanbench_version": __version__, "torch_version": torch.__version__}
+    if folder is not None:
+        card["data"] = {**folder.describe(), **folder.reference}
     arch_kwargs = {"latent_dim": profile.latent_dim, "width": profile.width}
     return save_checkpoint(decoder, Path(out_dir) / "generator.safetensors", card,
                            architecture=ARCHITECTURE, arch_kwargs=arch_kwargs)

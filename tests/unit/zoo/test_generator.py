@@ -60,3 +60,27 @@ def test_shipped_generator_makes_varied_patches():
     decoder = load_generator()
     patches = decoder(torch.randn(16, decoder.latent_dim, generator=torch.Generator().manual_seed(0)))
     assert patches.std(0).mean() > 0.05  # random latents give different patches
+
+
+def test_on_a_folder_the_training_patches_are_crops_of_its_train_images(tmp_path):
+    """A folder whose classes are flat colours gives flat patches of exactly those colours, from train images only."""
+    import numpy as np
+    from PIL import Image
+
+    from trojanbench.data import ImageFolderData
+    from trojanbench.zoo.generator import FOLDER_CROPS_PER_IMAGE, folder_patches
+
+    colours = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 210)}
+    for name, colour in colours.items():
+        (tmp_path / name).mkdir()
+        for i in range(30):
+            Image.fromarray(np.full((40, 56, 3), colour, dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    data = ImageFolderData.open(tmp_path, image_size=32, workers=0)
+    patches = folder_patches(data, PROFILES["tiny"], "train", seed=0)
+    n_train = min(PROFILES["tiny"].n_scenes, len(data.files["train"]))
+    assert patches.shape == (FOLDER_CROPS_PER_IMAGE * n_train, 3, 32, 32) and patches.dtype == torch.uint8
+    flat = patches.flatten(2)
+    assert (flat.amax(2) - flat.amin(2)).max() <= 1, "a crop of a flat image is flat"
+    found = {tuple(int(v) for v in patch[:, 0]) for patch in flat}
+    assert found == set(colours.values())
+    assert torch.equal(folder_patches(data, PROFILES["tiny"], "train", seed=0), patches)
