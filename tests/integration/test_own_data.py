@@ -4,6 +4,7 @@ written."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -329,3 +330,23 @@ def test_the_patch_generator_trains_on_the_folder_and_the_generator_tools_take_i
     assert result.exit_code == 0, result.output
     assert list(images.glob("rfla_perturb__mushroom__seed0.png"))
     refused(invoke("zoo", "build", "--data", folder, "--out", tmp_path / "all"), "--only generator")
+
+
+def test_ray_fan_out_over_many_local_workers_matches_the_local_run(implanted, folder, tmp_path):
+    """The folder case on a local Ray instance with 4 workers: each worker opens the folder, builds the Target and
+    the judges from their settings (a CLIP judge from its weights file), and the scores equal the local run's."""
+    if importlib.util.find_spec("ray") is None:  # not importorskip: the executor must be the first to import ray
+        pytest.skip("needs the [ray] extra")
+    from clip_model import write_tiny_clip
+
+    config, weights = write_tiny_clip(tmp_path / "clip")
+    options = dict(model=str(implanted), data=folder, judges=["concept", "clip"], quick=True, report=False,
+                   judge_settings={"clip": {"weights": str(weights), "model": str(config)}},
+                   methods=["random_noise", "dataset_exemplars", "oracle"], trojans=["mushroom", "marble"])
+    local = tb.run(out=tmp_path / "local", **options)
+    remote = tb.run(out=tmp_path / "ray", executor="ray", workers=4, **options)
+
+    def scores(results):
+        return {(r["method"], r["trojan"], r["judge"]): r["p_true"] for r in results.records()}
+
+    assert len(scores(local)) == 3 * 2 * 2 and scores(remote) == scores(local)
