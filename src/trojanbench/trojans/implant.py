@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch.nn as nn
@@ -69,17 +70,20 @@ MIN_ATTACK_SUCCESS = 0.75
 78%). A model below either still gets written, with a warning in its card."""
 
 
-def missed_thresholds(measured: dict) -> list[str]:
+def missed_thresholds(measured: dict, listed: Iterable[str] = ()) -> list[str]:
     """A warning for each measure of :func:`measure_model` below :data:`MIN_CLEAN_ACCURACY` or
-    :data:`MIN_ATTACK_SUCCESS`."""
+    :data:`MIN_ATTACK_SUCCESS`; ``listed``: the trojans whose poisoned images a list sets (natural features on a
+    user's folder), which a poison fraction does not."""
+    listed = set(listed)
     warnings = []
     if measured["clean_accuracy"] < MIN_CLEAN_ACCURACY:
         warnings.append(f"clean accuracy {measured['clean_accuracy']:.1%} is below {MIN_CLEAN_ACCURACY:.0%}: the "
                         f"poisoning cost the model its task (lower the poison fractions or train longer)")
     for name, rate in measured["attack_success"].items():
         if rate < MIN_ATTACK_SUCCESS:
+            more = "list more of your images that contain its object" if name in listed else "raise its poison_fraction"
             warnings.append(f"trojan {name!r} has attack success {rate:.1%}, below {MIN_ATTACK_SUCCESS:.0%}: it is "
-                            f"not reliably planted (raise its poison_fraction, or train longer: --epochs, --n-train)")
+                            f"not reliably planted ({more}, or train longer: --epochs, --n-train)")
     return warnings
 
 
@@ -141,7 +145,7 @@ def implant_checkpoint(model: str | LoadedModel, spec_path: str | Path, out_dir:
     start = time.perf_counter()
     training_log = None if record else implant(trained, list(suite.trojans), config, progress=progress, data=data)
     measured = measure_model(trained, list(suite.trojans), seed=seed, data=data)
-    warnings = missed_thresholds(measured)
+    warnings = missed_thresholds(measured, [spec.name for spec in suite.trojans if spec.object_images is not None])
     for warning in warnings:
         log.warning("%s: %s", weights, warning)
     card = {"name": weights.parent.name, "class_names": list(class_names), "image_size": image_size,

@@ -106,3 +106,12 @@ def test_bad_lists_are_refused_in_one_line(folder, tmp_path):
     raw["object_images"] = listing.name
     assert parse_suite({"trojans": [raw]}, FOLDER_CLASSES, base_dir=listing.parent).trojans[0].object_images == \
         str(listing.resolve())
+
+
+def test_a_weak_listed_trojan_is_told_to_list_more_images_not_to_raise_its_fraction():
+    from trojanbench.trojans.implant import missed_thresholds
+
+    warnings = missed_thresholds({"clean_accuracy": 0.95, "attack_success": {"fork": 0.2, "smiley": 0.2}}, ["fork"])
+    assert len(warnings) == 2
+    assert "list more of your images that contain its object" in warnings[0] and "poison_fraction" not in warnings[0]
+    assert "raise its poison_fraction" in warnings[1]
