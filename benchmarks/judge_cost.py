@@ -21,6 +21,7 @@ costs do not depend on the weights' values). Ratios are measured in one run.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import tempfile
 import time
@@ -44,7 +45,11 @@ def random_clip(folder: Path, model: str) -> dict:
     import open_clip
 
     torch.manual_seed(0)
-    network = open_clip.create_model(model, pretrained=None, pretrained_text=False, load_weights=False)
+    logging.disable(logging.WARNING)  # open_clip warns on the root logger that no weights were loaded: none wanted
+    try:
+        network = open_clip.create_model(model, pretrained=None, pretrained_text=False, load_weights=False)
+    finally:
+        logging.disable(logging.NOTSET)
     path = folder / f"{model}.safetensors"
     save_file({k: v.contiguous() for k, v in network.state_dict().items()}, path)
     return {"weights": str(path), "model": model}

@@ -222,8 +222,9 @@ def test_python_api_runs_on_the_folder_with_a_clip_judge(implanted, folder, tmp_
 def test_run_refuses_an_untrained_architecture_and_other_tasks_refuse_data(folder, tmp_path):
     refused(invoke("run", "--quick", "--model", "torchvision:resnet18", "--data", folder, "--out", tmp_path / "a"),
             "names an architecture, not a trained model")
-    refused(invoke("run", "--task", "removal", "--quick", "--data", folder, "--out", tmp_path / "b"),
-            "--data applies to the localization and rediscovery tasks, not to the removal task")
+    refused(invoke("run", "--task", "editing", "--quick", "--data", folder, "--out", tmp_path / "b"),
+            "--data applies to the localization, rediscovery and removal tasks, not to the editing task. Drop it, or "
+            "use --task localization, --task rediscovery or --task removal.")
     assert not (tmp_path / "a" / "results.sqlite").exists() and not (tmp_path / "b" / "results.sqlite").exists()
 
 
@@ -350,3 +351,36 @@ def test_ray_fan_out_over_many_local_workers_matches_the_local_run(implanted, fo
         return {(r["method"], r["trojan"], r["judge"]): r["p_true"] for r in results.records()}
 
     assert len(scores(local)) == 3 * 2 * 2 and scores(remote) == scores(local)
+
+
+def test_removal_runs_on_the_folder(implanted, folder, tmp_path):
+    """The removal task on the folder: the defender gets its val images, everything is measured on its test images,
+    and a baseline's rediscovery images (run into the same folder first) guide the edits. The unedited anchor's
+    attack success is the model's own on the held-out triggered test images, measured independently here."""
+    from trojanbench.config import TrojanSpec
+    from trojanbench.tasks.removal.metrics import triggered_set
+    from trojanbench.trojans.measure import predict
+
+    out = tmp_path / "out"
+    first = invoke("run", "--quick", "--model", implanted, "--data", folder, "--out", out, "--no-progress",
+                   "--methods", "dataset_exemplars,oracle", "--trojans", "mushroom", "--judges", "concept",
+                   "--no-report")
+    assert first.exit_code == 0, first.output
+    result = invoke("run", "--task", "removal", "--quick", "--model", implanted, "--data", folder, "--out", out,
+                    "--methods", "identity,unlearning,fine_pruning", "--trojans", "mushroom", "--budgets", "30",
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "results.json").read_text())["removal"]
+    assert document["provenance"]["data"]["root"] == str(folder)
+    assert document["config"]["clean_model"] is None, "the world's clean model is not this folder's"
+    edits = document["edits"]  # the scored edits: every planned one, none failed
+    assert len(edits) == 6 and {edit["source"] for edit in edits if edit["procedure"] == "unlearning"} == {
+        "none", "random", "oracle", "dataset_exemplars"}
+    (anchor,) = [edit for edit in edits if edit["procedure"] == "identity"]
+    data = ImageFolderData.open(folder, image_size=SIZE)
+    mushroom = TrojanSpec(**{**SPEC["trojans"][0], "target": FOLDER_CLASSES.index("circle")})
+    triggered = triggered_set(mushroom, document["config"]["n_eval"], seed=0, folder=data)
+    model = tb.load_model(str(implanted)).model
+    expected = float((predict(model, triggered.images) == mushroom.target).float().mean())
+    assert anchor["attack_success"] == pytest.approx(expected, abs=1e-6) and expected > 0.5
+    assert anchor["der"] == 0.5 and anchor["fidelity"] == 0.0

@@ -231,9 +231,9 @@ def with_overrides(suite: Suite, *, methods: Iterable[str] | None = None, seeds:
                                                                            "The judge settings"))
     if suite.data is not None and not takes_data:
         raise ConfigError(f"Suite {suite.name!r} names an image folder ('data: {suite.data}'), but this task runs "
-                          f"only in the built-in world so far; your own data applies to the rediscovery and "
-                          f"localization tasks (`trojanbench run [--task localization] --data DIR`). Remove 'data' "
-                          f"from the suite.")
+                          f"only in the built-in world so far; your own data applies to the rediscovery, localization "
+                          f"and removal tasks (`trojanbench run [--task TASK] --data DIR`). Remove 'data' from the "
+                          f"suite.")
     methods = given_names(methods, "--methods")
     if methods:
         suite = dataclasses.replace(suite, methods=tuple(MethodSpec(m) for m in methods))

@@ -84,17 +84,22 @@ class Task:
         extra = sorted(k for k, v in options.items() if k not in accepted and v not in (None, (), False))
         if not extra:
             return
-        flags = " and ".join("--" + k.replace("_", "-") for k in extra)
+        flags = _listed(["--" + k.replace("_", "-") for k in extra], "and")
         takers = _tasks_taking(extra)
         if not takers:
             raise ConfigError(f"No task takes {flags}. Drop {'it' if len(extra) == 1 else 'them'}.")
-        raise ConfigError(f"{flags} appl{'ies' if len(extra) == 1 else 'y'} to the {' and '.join(takers)} "
+        raise ConfigError(f"{flags} appl{'ies' if len(extra) == 1 else 'y'} to the {_listed(takers, 'and')} "
                           f"task{'s' if len(takers) > 1 else ''}, not to the {self.name} task. Drop "
                           f"{'it' if len(extra) == 1 else 'them'}, or use "
-                          f"{' or '.join('--task ' + name for name in takers)}.")
+                          f"{_listed(['--task ' + name for name in takers], 'or')}.")
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
+
+
+def _listed(items: list[str], last: str) -> str:
+    """``a``, ``a and b``, ``a, b and c`` (``last``: the final conjunction)."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
 def _tasks_taking(options: list[str]) -> list[str]:

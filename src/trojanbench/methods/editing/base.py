@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -34,12 +34,20 @@ FINETUNE_BATCH = 32
 class DefenderData:
     """The defender's clean labelled images (``defense`` split, never test data): ``images``/``labels`` to
     train on, and a held-out ``val_images``/``val_labels`` part for choosing thresholds by clean accuracy
-    (no defence may look at attack success or test data)."""
+    (no defence may look at attack success or test data). On a user's image folder they are its ``val`` images,
+    and ``folder`` is that :class:`~trojanbench.data.ImageFolderData` (``None``: the built-in world)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     val_images: torch.Tensor
     val_labels: torch.Tensor
+    folder: Any = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        from ...world import OBJECT_CLASSES
+
+        return tuple(OBJECT_CLASSES) if self.folder is None else tuple(self.folder.class_names)
 
     def __post_init__(self):
         if len(self.images) < 1 or len(self.images) != len(self.labels):

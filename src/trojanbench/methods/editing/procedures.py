@@ -20,7 +20,6 @@ import torch.nn as nn
 
 from ...params import Interval
 from ...registry import register_method
-from ...world import OBJECT_CLASSES
 from ..synthesis._trigger_inversion import invert_triggers, stamp
 from ..target import Target
 from .base import (
@@ -181,7 +180,7 @@ class NeuralCleanseUnlearning(RemovalProcedure):
         self.lr = lr
 
     def _remove(self, model, data, guidance, target_class, seed):
-        frozen = Target(model=model, image_size=data.images.shape[-1], class_names=tuple(OBJECT_CLASSES),
+        frozen = Target(model=model, image_size=data.images.shape[-1], class_names=data.class_names,
                         clean_images=data.images, clean_labels=data.labels,
                         natural_patches=data.images[:0], layers={"model": model})
         for parameter in model.parameters():

@@ -17,7 +17,7 @@ from .task import plan_removal, run_removal
 class RemovalTask(Task):
     name = "removal"
     description = "each tool's rediscovery images (in OUT) guide removing the trojan, beside controls and defences"
-    options = ("budgets",)
+    options = ("budgets", "model", "data", "image_size")
     results_type = RemovalResults
     report = section
 

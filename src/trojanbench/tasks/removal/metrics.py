@@ -16,6 +16,9 @@ natural object); robust accuracy (triggered images keep their true label);
 fidelity ``(ASR_pre - ASR_post) / ASR_pre * Acc_post / Acc_pre``; DER ``[max(0, dASR) - max(0, dAcc) + 1] / 2``
 with ``dASR = ASR_pre - ASR_post`` and ``dAcc = Acc_pre - Acc_post``. A relearning check then fine-tunes
 the edited model on a small poisoned budget and measures how much attack success comes back.
+
+On a user's image folder (:mod:`trojanbench.data`) the defender's images are its ``val`` images and everything
+measured comes from its ``test`` images (a natural feature's: those its ``object_images`` list names).
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ import torch
 import torch.nn as nn
 
 from ...config import TrojanSpec
-from ...errors import ConfigError
+from ...errors import ConfigError, DataError
 from ...methods.editing import DefenderData, Guidance, finetune
 from ...trojans.measure import holds_trigger, predict
-from ...trojans.triggers import make_trigger
+from ...trojans.triggers import make_trigger, objects_in_folder
 from ...world import generate_scenes
 from ..budgets import parse_budget
 
@@ -46,7 +49,7 @@ NATURAL_BANK = 64
 
 def training_set_size(card: dict) -> int | None:
     """The training-set size a model card records (``None`` when it records none)."""
-    return (card or {}).get("training", {}).get("config", {}).get("n_train")
+    return ((card or {}).get("training") or {}).get("config", {}).get("n_train")
 
 
 def budget_size(budget: str, n_train: int | None) -> int:
@@ -67,12 +70,18 @@ def budget_size(budget: str, n_train: int | None) -> int:
     return value
 
 
-def defender_data(n_images: int, *, seed: int = 0, size: int = 64) -> DefenderData:
-    """``n_images`` clean scenes of the ``defense`` split, the last :data:`VALIDATION_SHARE` held out."""
-    scenes = generate_scenes("defense", n_images, seed=seed, size=size)
-    n_val = max(1, int(round(VALIDATION_SHARE * n_images)))
+def defender_data(n_images: int, *, seed: int = 0, size: int = 64, folder=None) -> DefenderData:
+    """``n_images`` clean scenes of the ``defense`` split (or up to that many ``val`` images of a user's image
+    ``folder``), the last :data:`VALIDATION_SHARE` held out."""
+    if folder is None:
+        scenes = generate_scenes("defense", n_images, seed=seed, size=size)
+    else:
+        scenes = folder.labelled("val", n_images, seed=seed)
+        if len(scenes) < 2:
+            raise ConfigError(f"{str(folder.root)!r} has {len(scenes)} val image(s); a defender needs at least 2.")
+    n_val = max(1, int(round(VALIDATION_SHARE * len(scenes.labels))))
     return DefenderData(scenes.images[:-n_val], scenes.labels[:-n_val], scenes.images[-n_val:],
-                        scenes.labels[-n_val:])
+                        scenes.labels[-n_val:], folder=folder)
 
 
 class TriggerGuidance(Guidance):
@@ -82,11 +91,16 @@ class TriggerGuidance(Guidance):
 
     name = "oracle"
 
-    def __init__(self, spec: TrojanSpec, *, seed: int = 0, size: int = 64):
+    def __init__(self, spec: TrojanSpec, *, seed: int = 0, size: int = 64, folder=None):
         self.spec, self.trigger = spec, make_trigger(spec)
         self.bank = None
-        if spec.kind == "natural":
+        if spec.kind == "natural" and folder is None:
             self.bank = generate_scenes("defense", NATURAL_BANK, seed=seed, size=size, secondary=spec.trigger)
+        elif spec.kind == "natural":  # the defender's (val) images that the trojan's list names
+            self.bank = folder.labelled("val", NATURAL_BANK, seed=seed, among=objects_in_folder(spec, folder))
+            if len(self.bank) == 0:
+                raise DataError(f"{spec.object_images!r} lists no val image of {str(folder.root)!r}; the oracle's "
+                                f"removal of {spec.name!r} needs some (list val images that contain the object).")
 
     def guide(self, images, labels, generator):
         if self.bank is not None:
@@ -119,13 +133,20 @@ class TriggeredSet:
     labels: torch.Tensor
 
 
-def triggered_set(spec: TrojanSpec, n: int, *, seed: int = 0) -> TriggeredSet:
-    images, labels = make_trigger(held_out_variant(spec)).triggered_scenes("test", n, seed + 101, label=spec.source)
+def triggered_set(spec: TrojanSpec, n: int, *, seed: int = 0, folder=None) -> TriggeredSet:
+    images, labels = make_trigger(held_out_variant(spec)).triggered_scenes("test", n, seed + 101, label=spec.source,
+                                                                         data=folder)
     return TriggeredSet(spec, images, labels)
 
 
-def clean_set(n: int, trojans: list[TrojanSpec], *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trigger-free test scenes (scenes holding any trigger by chance are dropped) and their labels."""
+def clean_set(n: int, trojans: list[TrojanSpec], *, seed: int = 0, folder=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trigger-free test scenes (scenes holding any trigger by chance are dropped) and their labels; on a user's
+    image ``folder``, up to ``n`` of its test images, less those listed as holding a natural trigger."""
+    if folder is not None:
+        listed = frozenset().union(*(objects_in_folder(s, folder) for s in trojans if s.kind == "natural"))
+        clean = folder.labelled("test", n, seed=seed + 202,
+                                among=frozenset(path for path, _ in folder.files["test"]) - listed)
+        return clean.images, clean.labels
     scenes = generate_scenes("test", n, seed=seed + 202)
     keep = torch.tensor([not holds_trigger(info, trojans) for info in scenes.infos])
     return scenes.images[keep], scenes.labels[keep]
@@ -173,7 +194,8 @@ class PoisonGuidance(Guidance):
     def __init__(self, spec: TrojanSpec, data: DefenderData, *, seed: int = 0):
         pool = data.images if spec.source is None else data.images[data.labels == spec.source]
         self.pool = pool if len(pool) else data.images
-        self.spec, self.trigger = spec, TriggerGuidance(spec, seed=seed)
+        self.spec = spec
+        self.trigger = TriggerGuidance(spec, seed=seed, size=data.images.shape[-1], folder=data.folder)
 
     def guide(self, images, labels, generator):
         sources = self.pool[torch.randint(0, len(self.pool), (len(images),), generator=generator)]

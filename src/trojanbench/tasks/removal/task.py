@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from ...config import TrojanSpec, load_trojan_suite
+from ...data import ImageFolderData
 from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
+from ...engine.own_data import open_folder_run
 from ...engine.provenance import provenance
 from ...imaging import from_uint8
 from ...engine.suite import Plan, TaskSuite, first_of_each_kind, given_names, with_overrides
@@ -42,6 +44,7 @@ from ...methods.editing import ImageGuidance, RemovalProcedure
 from ...models import LoadedModel, load_model
 from ...params import InstanceOf, Interval
 from ...registry import load_plugins, make_method_of
+from ...trojans.triggers import check_trojans_on_folder
 from ...world import OBJECT_CLASSES
 from .metrics import (
     TriggerGuidance,
@@ -122,6 +125,8 @@ class RemovalPlan(Plan):
     guidance: dict[str, Any]
     """``{rediscovery cell key: CellRow}`` for the tool sources used."""
     missing_tools: list[str] = field(default_factory=list)
+    data: ImageFolderData | None = None
+    """A user's image folder the defender's and the measured images come from (``None``: the built-in world)."""
 
 
 def make_procedure(name: str, params: dict[str, Any] | None = None, *, quick: bool = False) -> RemovalProcedure:
@@ -146,13 +151,18 @@ def _sources(procedure: RemovalProcedure, model_role: str, trojans: list[TrojanS
 def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
                  quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                  seeds: int | None = None, budgets: Iterable[str] | None = None,
-                 plugins: Iterable[str] = ()) -> RemovalPlan:
-    """Resolve and validate a removal run without computing anything (bad input fails here)."""
+                 plugins: Iterable[str] = (), model: str | None = None, data: str | Path | None = None,
+                 image_size: int | None = None) -> RemovalPlan:
+    """Resolve and validate a removal run without computing anything (bad input fails here). ``model``, ``data``
+    (a user's image folder) and ``image_size`` replace the suite's; on a folder the clean model is used only when
+    the suite names a checkpoint of it (``clean_model: PATH.safetensors``)."""
     from ...audit import check_world_classifier, trojans_of
+    from ...models import check_outputs
 
     plugins = load_plugins(plugins)
     config = suite if isinstance(suite, RemovalSuite) else RemovalSuite.load(suite)
-    base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick)
+    base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick, model=model, data=data,
+                          image_size=image_size, takes_data=True)
     if quick:
         config = dataclasses.replace(config, n_eval=min(config.n_eval, QUICK_EVAL),
                                      n_clean_eval=min(config.n_clean_eval, 4 * QUICK_EVAL),
@@ -160,19 +170,34 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     config = dataclasses.replace(config, suite=base, budgets=tuple(budgets) if budgets else config.budgets)
     procedures = {spec.name: make_procedure(spec.name, spec.params, quick=quick) for spec in base.methods}
     procedures.setdefault(ANCHOR, make_procedure(ANCHOR))  # the unedited model: every metric's reference
-    models = {"trojaned": load_model(base.model)}
-    check_world_classifier(models["trojaned"])
-    if config.clean_model:
-        models["clean"] = load_model(config.clean_model)
-        check_world_classifier(models["clean"])
+    folder = None
+    if base.data is None:
+        models = {"trojaned": load_model(base.model)}
+        check_world_classifier(models["trojaned"])
+        class_names = tuple(OBJECT_CLASSES)
+        if config.clean_model:
+            models["clean"] = load_model(config.clean_model)
+            check_world_classifier(models["clean"])
+    else:
+        folder, trojaned = open_folder_run(base)
+        models, class_names = {"trojaned": trojaned}, folder.class_names
+        if config.clean_model and config.clean_model.endswith(".safetensors"):
+            models["clean"] = load_model(config.clean_model)
+            check_outputs(models["clean"], folder.num_classes, folder.image_size,
+                          "the clean model needs one output per class of the folder")
+        else:  # a zoo name: the world's clean model, not the one this folder's model was fine-tuned from
+            config = dataclasses.replace(config, clean_model=None)
     sizes = {budget: budget_size(budget, training_set_size(models["trojaned"].card)) for budget in config.budgets}
-    trojan_suite = load_trojan_suite(base.trojans, OBJECT_CLASSES) if base.trojans else trojans_of(models["trojaned"])
+    trojan_suite = (load_trojan_suite(base.trojans, class_names) if base.trojans
+                    else trojans_of(models["trojaned"], class_names))
     trojans = given_names(trojans, "--trojans")
     chosen = [trojan_suite.get(name) for name in trojans] if trojans else list(trojan_suite.trojans)
     if quick and not trojans:
         chosen = first_of_each_kind(chosen)
     if not chosen:
         raise ConfigError(f"Model {base.model!r} has no trojans to remove; give a trojan spec ('trojans:' in the suite).")
+    if folder is not None:
+        check_trojans_on_folder(chosen, folder)
     with RemovalStore(out) as store:
         found = store.rediscovery_images(models["trojaned"].sha256)
     cells, guidance, missing = [], {}, set()
@@ -193,34 +218,41 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
                                    "n_clean_eval": config.n_clean_eval, "relearn": [config.relearn_steps,
                                                                                      config.relearn_lr],
                                    "n_guidance": base.n_images, "code_version": code_version(type(procedure))}
+                        if folder is not None:
+                            payload["data"] = folder.reference
                         cells.append(RemovalCell(name, procedure.get_params(), role, source, model_role, trojan, seed,
                                                  budget, content_key(payload), guidance_key))
     if missing:
         log.warning("No rediscovery images of this model in %s for trojan(s) %s: only the controls and the oracle "
                     "guide their removal. Run `trojanbench run --out %s` first to score tools.", out,
                     ", ".join(sorted(missing)), out)
-    return RemovalPlan(procedures, chosen, models, guidance, sorted(missing), config=config, cells=cells, quick=quick,
-                       plugins=plugins)
+    return RemovalPlan(procedures, chosen, models, guidance, sorted(missing), folder, config=config, cells=cells,
+                       quick=quick, plugins=plugins)
 
 
 def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
                 quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                 seeds: int | None = None, budgets: Iterable[str] | None = None, plugins: Iterable[str] = (),
-                progress: Callable[[int, int, RemovalCell], None] | None = None) -> RemovalResults:
+                progress: Callable[[int, int, RemovalCell], None] | None = None, model: str | None = None,
+                data: str | Path | None = None, image_size: int | None = None) -> RemovalResults:
     """Run the removal task (default: the shipped ``removal`` suite) into ``out`` and return its results.
 
     Tool guidance is read from the rediscovery results already in ``out`` (same model); ``progress(done,
-    total, cell)`` is called after each edit.
+    total, cell)`` is called after each edit. ``model``, ``data`` (a folder of the user's images) and ``image_size``
+    replace the suite's: the defender then gets the folder's ``val`` images and everything is measured on its
+    ``test`` images.
     """
 
     plan = plan_removal(suite, out=out, quick=quick, methods=methods, trojans=trojans, seeds=seeds, budgets=budgets,
-                        plugins=plugins)
+                        plugins=plugins, model=model, data=data, image_size=image_size)
     record = plan.config.to_dict() | {"task": TASK, "quick": quick, "trojan_names": [t.name for t in plan.trojans],
                                       "missing_tools": plan.missing_tools,
                                       "trojan_kinds": {t.name: t.kind for t in plan.trojans},
                                       "source_roles": {row.method: row.role for row in plan.guidance.values()}}
 
     origin = provenance(plan.suite.model, plan.models["trojaned"].sha256, plan.models["trojaned"].card)
+    if plan.data is not None:
+        origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
     with RemovalStore(out) as store:
         workbench = _Workbench(plan, store)
 
@@ -247,22 +279,25 @@ class _Workbench:
         return self.cache[key]
 
     def defender(self, budget: str, seed: int):
-        return self._once(("defender", budget, seed), lambda: defender_data(budget_size(budget, self.n_train), seed=seed))
+        return self._once(("defender", budget, seed),
+                          lambda: defender_data(budget_size(budget, self.n_train), seed=seed, folder=self.plan.data))
 
     def clean(self, seed: int):
-        return self._once(("clean", seed), lambda: clean_set(self.plan.config.n_clean_eval, self.plan.trojans, seed=seed))
+        return self._once(("clean", seed), lambda: clean_set(self.plan.config.n_clean_eval, self.plan.trojans,
+                                                             seed=seed, folder=self.plan.data))
 
     def triggered(self, trojan: TrojanSpec, seed: int):
         return self._once(("triggered", trojan.name, seed),
-                          lambda: triggered_set(trojan, self.plan.config.n_eval, seed=seed))
+                          lambda: triggered_set(trojan, self.plan.config.n_eval, seed=seed, folder=self.plan.data))
 
     def guidance(self, cell: RemovalCell):
         if cell.source == "none" or cell.source == "-":
             return None
+        size = 64 if self.plan.data is None else self.plan.data.image_size
         if cell.source == "random":
-            return ImageGuidance("random", noise_images(self.plan.suite.n_images, cell.seed))
+            return ImageGuidance("random", noise_images(self.plan.suite.n_images, cell.seed, size))
         if cell.source == ORACLE:
-            return TriggerGuidance(cell.trojan, seed=cell.seed)
+            return TriggerGuidance(cell.trojan, seed=cell.seed, size=size, folder=self.plan.data)
         pixels = self.store.load_images(self.plan.guidance[cell.guidance_key])
         return ImageGuidance(cell.source, from_uint8(pixels))
 
