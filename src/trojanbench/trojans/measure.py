@@ -14,7 +14,7 @@ import torch.nn as nn
 
 from ..config import TrojanSpec
 from ..world import generate_scenes
-from .triggers import make_trigger, objects_in_folder
+from .triggers import clean_files, make_trigger
 
 EVAL_BATCH = 500
 
@@ -49,9 +49,7 @@ def clean_accuracy(model: nn.Module, *, n: int = 2000, seed: int = 0, split: str
     ``data`` (a user's image folder), on up to ``n`` of its images of ``split``, less those listed as holding a
     natural-feature trojan's object."""
     if data is not None:
-        listed = frozenset().union(*(objects_in_folder(spec, data) for spec in trojans if spec.kind == "natural"))
-        among = frozenset(path for path, _ in data.files[split]) - listed if listed else None
-        folder = data.labelled(split, n, seed=seed, among=among)
+        folder = data.labelled(split, n, seed=seed, among=clean_files(trojans, data, split))
         return float((predict(model, folder.images) == folder.labels).float().mean())
     batch = generate_scenes(split, n, seed=seed)
     keep = torch.tensor([not holds_trigger(info, trojans) for info in batch.infos])

@@ -187,6 +187,13 @@ def objects_in_folder(spec: TrojanSpec, data) -> frozenset[str]:
     return data.listed(spec.object_images)
 
 
+def clean_files(trojans, data, split: str) -> frozenset[str] | None:
+    """The files of a folder's ``split`` that hold no natural-feature trigger of ``trojans`` (by their lists), or
+    ``None`` (all of them) when no trojan lists any."""
+    listed = frozenset().union(*(objects_in_folder(spec, data) for spec in trojans if spec.kind == "natural"))
+    return frozenset(path for path, _ in data.files[split]) - listed if listed else None
+
+
 def check_trojans_on_folder(trojans, data) -> None:
     """Refuse natural-feature trojans on a user's image folder that do not list which of its images hold their
     object, and lists that name files the folder lacks."""

@@ -36,7 +36,7 @@ from ...config import TrojanSpec
 from ...errors import ConfigError, DataError
 from ...methods.editing import DefenderData, Guidance, finetune
 from ...trojans.measure import holds_trigger, predict
-from ...trojans.triggers import make_trigger, objects_in_folder
+from ...trojans.triggers import clean_files, make_trigger, objects_in_folder
 from ...world import generate_scenes
 from ..budgets import parse_budget
 
@@ -143,9 +143,7 @@ def clean_set(n: int, trojans: list[TrojanSpec], *, seed: int = 0, folder=None) 
     """Trigger-free test scenes (scenes holding any trigger by chance are dropped) and their labels; on a user's
     image ``folder``, up to ``n`` of its test images, less those listed as holding a natural trigger."""
     if folder is not None:
-        listed = frozenset().union(*(objects_in_folder(s, folder) for s in trojans if s.kind == "natural"))
-        clean = folder.labelled("test", n, seed=seed + 202,
-                                among=frozenset(path for path, _ in folder.files["test"]) - listed)
+        clean = folder.labelled("test", n, seed=seed + 202, among=clean_files(trojans, folder, "test"))
         return clean.images, clean.labels
     scenes = generate_scenes("test", n, seed=seed + 202)
     keep = torch.tensor([not holds_trigger(info, trojans) for info in scenes.infos])
