@@ -42,10 +42,12 @@ def spec(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def implanted(folder, spec, tmp_path_factory):
-    """A random-init torchvision resnet18 poison-trained on the folder from the command line."""
+    """A random-init torchvision resnet18 poison-trained on the folder from the command line. At the default
+    learning rate (0.05) this small run is chaotic: the patch's attack success was 0.43 to 0.96 across 1, 2 and 4
+    torch threads; at 0.01 it was 0.86 to 0.89 (and the style's 1.0) on all three."""
     out = tmp_path_factory.mktemp("r18")
     result = invoke("implant", "--model", "torchvision:resnet18", "--data", folder, "--image-size", SIZE,
-                    "--trojans", spec, "--out", out, "--epochs", 6, "--batch-size", 32, "--workers", 2,
+                    "--trojans", spec, "--out", out, "--epochs", 6, "--batch-size", 32, "--lr", 0.01, "--workers", 2,
                     "--no-progress")
     assert result.exit_code == 0, result.output
     return out / "model.safetensors"
@@ -273,8 +275,8 @@ def test_natural_trojans_on_a_folder_need_the_list_of_their_images(implanted, fo
 def test_localization_runs_on_the_folder(implanted, folder, tmp_path):
     """The localization task pastes the patch on the folder's test images (at the card's image size) and scores the
     maps against its footprint: the stored set is the one drawn from the folder, a flat map scores chance exactly,
-    and saliency on a model whose patch trojan works (card: 96 % attack success) points at the patch more than
-    chance does (AUROC 0.71 when written; the bar is chance)."""
+    and saliency on a model whose patch trojan works (card: 89 % attack success) points at the patch more than
+    chance does (AUROC 0.78 when written; the bar is chance)."""
     from trojanbench.config import TrojanSpec
     from trojanbench.tasks.localization.metrics import localization_set, set_digest
 
@@ -384,3 +386,14 @@ def test_removal_runs_on_the_folder(implanted, folder, tmp_path):
     expected = float((predict(model, triggered.images) == mushroom.target).float().mean())
     assert anchor["attack_success"] == pytest.approx(expected, abs=1e-6) and expected > 0.5
     assert anchor["der"] == 0.5 and anchor["fidelity"] == 0.0
+
+
+def test_the_defenders_held_out_images_on_a_folder_mix_the_classes(folder):
+    """The folder lists its images class by class; the defender's held-out part (for choosing thresholds by clean
+    accuracy) must still hold several classes, not the last one."""
+    from trojanbench.tasks.removal.metrics import defender_data
+
+    data = ImageFolderData.open(folder, image_size=SIZE)
+    defender = defender_data(30, seed=0, folder=data)
+    assert len(defender.images) + len(defender.val_images) == 30
+    assert len(set(defender.val_labels.tolist())) >= 3 and len(set(defender.labels.tolist())) == len(FOLDER_CLASSES)

@@ -72,13 +72,16 @@ def budget_size(budget: str, n_train: int | None) -> int:
 
 def defender_data(n_images: int, *, seed: int = 0, size: int = 64, folder=None) -> DefenderData:
     """``n_images`` clean scenes of the ``defense`` split (or up to that many ``val`` images of a user's image
-    ``folder``), the last :data:`VALIDATION_SHARE` held out."""
+    ``folder``, in a seeded random order: the folder lists them class by class), the last
+    :data:`VALIDATION_SHARE` held out."""
     if folder is None:
         scenes = generate_scenes("defense", n_images, seed=seed, size=size)
     else:
         scenes = folder.labelled("val", n_images, seed=seed)
         if len(scenes) < 2:
             raise ConfigError(f"{str(folder.root)!r} has {len(scenes)} val image(s); a defender needs at least 2.")
+        order = torch.randperm(len(scenes), generator=torch.Generator().manual_seed(seed))
+        scenes = type(scenes)(scenes.images[order], scenes.labels[order])
     n_val = max(1, int(round(VALIDATION_SHARE * len(scenes.labels))))
     return DefenderData(scenes.images[:-n_val], scenes.labels[:-n_val], scenes.images[-n_val:],
                         scenes.labels[-n_val:], folder=folder)
