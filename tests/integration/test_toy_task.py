@@ -148,7 +148,7 @@ def test_ls_tasks_lists_the_builtin_tasks_and_a_plugin_task(toy_plugin):
     rows = {row["task"]: row for row in json.loads(listed.stdout)}
     assert set(rows) == {"rediscovery", "localization", "removal", "editing", "replacement", "toy"}
     assert all(row["description"] for row in rows.values())
-    assert rows["removal"]["options"] == "budgets" and rows["toy"]["module"] == "toy_task"
+    assert rows["removal"]["options"] == "budgets, model, data, image_size" and rows["toy"]["module"] == "toy_task"
 
 
 def test_a_task_from_outside_the_package_runs_resumes_after_a_kill_and_is_reported(toy_plugin, tmp_path):
