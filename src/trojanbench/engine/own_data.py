@@ -21,3 +21,17 @@ def open_folder_run(suite: Suite) -> tuple[ImageFolderData, LoadedModel]:
     folder = ImageFolderData.open(suite.data, image_size=size)
     check_outputs(loaded, folder.num_classes, folder.image_size, "run needs one output per class of the folder")
     return folder, loaded
+
+
+def open_run_model(suite: Suite) -> tuple[ImageFolderData | None, LoadedModel, tuple[str, ...]]:
+    """A run's audited model and the classes its trojans name: the built-in world's (``None`` for the folder, the
+    model checked to classify the world) or the suite's image folder's (see :func:`open_folder_run`)."""
+    if suite.data is None:
+        from ..audit import check_world_classifier
+        from ..world import OBJECT_CLASSES
+
+        loaded = load_model(suite.model)
+        check_world_classifier(loaded)
+        return None, loaded, tuple(OBJECT_CLASSES)
+    folder, loaded = open_folder_run(suite)
+    return folder, loaded, folder.class_names

@@ -12,13 +12,12 @@ normalisation; nothing is downloaded.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..cache import digest
-from ..errors import ConfigError, did_you_mean, require_extra
+from ..errors import ConfigError
 from ..registry import register_judge
 from ..world import stable_int_hash
 from ..zoo.embedder import CONCEPTS, concept_view, load_embedder
@@ -92,40 +91,32 @@ class AppearanceJudge(EmbeddingJudge):
 
 
 class _PooledFeatures(torch.nn.Module):
-    """A timm classifier's pooled features (before its head), unit-norm, from ``[0, 1]`` pixels."""
+    """A timm classifier's pooled features (before its head), unit-norm, from ``[0, 1]`` pixels; ``classifier`` is
+    the :class:`~trojanbench.models.PixelSpaceWrapper` that :func:`~trojanbench.models.load_model` gives."""
 
-    def __init__(self, network: torch.nn.Module, mean: tuple, std: tuple, input_size: int, dim: int):
+    def __init__(self, classifier: torch.nn.Module):
         super().__init__()
-        self.network, self.input_size, self.dim = network, input_size, dim
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.classifier = classifier
+        self.input_size = int((self.network.pretrained_cfg or {}).get("input_size", (3, 224, 224))[-1])
+        self.dim = getattr(self.network, "head_hidden_size", None) or self.network.num_features
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.classifier.model
 
     def forward(self, pictures: torch.Tensor) -> torch.Tensor:
-        features = self.network.forward_head(self.network.forward_features((pictures - self.mean) / self.std),
-                                             pre_logits=True)
+        normalised = (pictures - self.classifier.mean) / self.classifier.std
+        features = self.network.forward_head(self.network.forward_features(normalised), pre_logits=True)
         return torch.nn.functional.normalize(features.flatten(1), dim=1)
 
 
 def _timm_features(backbone: str, weights: str) -> _PooledFeatures:
-    """The timm network ``backbone`` with ``weights`` loaded (strictly, its head included) as a feature extractor."""
-    from ..models.checkpoint import load_state_dict_file, load_weights
+    """The timm network ``backbone`` with ``weights`` loaded strictly by :func:`~trojanbench.models.load_model`
+    (its head included, of the size the file holds) as a feature extractor."""
+    from ..models import load_model
+    from ..models.checkpoint import load_state_dict_file
 
-    timm = require_extra("timm", "timm", "The appearance judge on a timm backbone")
-    name = backbone.removeprefix("timm:")
-    if name not in timm.list_models():
-        raise did_you_mean(name, timm.list_models(), "timm model")
-    if Path(weights).suffix != ".safetensors":
-        raise ConfigError(f"The appearance judge's weights must be a .safetensors state dict (never a pickle). Got "
-                          f"{weights!r}; convert a .pth once with safetensors.torch.save_file(torch.load(PATH, "
-                          f"weights_only=True), OUT).")
-    state_dict = load_state_dict_file(weights)
+    state_dict = load_state_dict_file(weights)  # refuses a pickle or a missing file in one line
     head = [key for key in state_dict if key.endswith(".weight") and state_dict[key].ndim == 2]
-    num_classes = state_dict[head[-1]].shape[0] if head else 1000
-    network = timm.create_model(name, pretrained=False, num_classes=num_classes)
-    load_weights(network, state_dict, source=weights)
-    config = network.pretrained_cfg or {}
-    features = _PooledFeatures(network.eval(), tuple(config.get("mean", (0.485, 0.456, 0.406))),
-                               tuple(config.get("std", (0.229, 0.224, 0.225))),
-                               int(config.get("input_size", (3, 224, 224))[-1]),
-                               getattr(network, "head_hidden_size", None) or network.num_features)
-    return features.eval().requires_grad_(False)
+    loaded = load_model(backbone, weights=weights, num_classes=state_dict[head[-1]].shape[0] if head else None)
+    return _PooledFeatures(loaded.model).eval().requires_grad_(False)

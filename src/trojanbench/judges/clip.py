@@ -66,23 +66,17 @@ class ClipJudge(EmbeddingJudge):
             raise ConfigError("The clip judge needs CLIP weights from a local file: --clip-weights FILE (a "
                               ".safetensors open_clip state dict, e.g. a LAION model's open_clip_model.safetensors); "
                               "it never downloads them.")
+        from ..models.checkpoint import load_state_dict_file, load_weights
+
         path = Path(self.weights).expanduser()
-        if path.suffix != ".safetensors":
-            raise ConfigError(f"The clip judge's weights must be a .safetensors state dict (never a pickle). Got "
-                              f"{self.weights!r}; convert a .pt/.bin once with safetensors.torch.save_file("
-                              f"torch.load(PATH, weights_only=True), OUT).")
-        if not path.is_file():
-            raise ConfigError(f"The clip judge's weights {self.weights!r} do not exist. Give the path of a local "
-                              f".safetensors file.")
+        state_dict = load_state_dict_file(path)  # refuses a pickle (with the conversion) or a missing file
         logging.disable(logging.WARNING)  # open_clip warns on the root logger that it loaded no weights: we do
         try:
             network = open_clip.create_model(self.architecture, pretrained=None, pretrained_text=False,
                                              load_weights=False)
         finally:
             logging.disable(logging.NOTSET)
-        from ..models.checkpoint import load_state_dict_file, load_weights
-
-        load_weights(network, load_state_dict_file(path), source=str(path))
+        load_weights(network, state_dict, source=str(path))
         return network.eval().requires_grad_(False)
 
     @functools.cached_property

@@ -13,7 +13,8 @@ import torch
 
 from clip_model import TINY_CLIP, write_tiny_clip
 from trojanbench.cache import ENV_VAR
-from trojanbench.errors import CheckpointError, ConfigError, MissingExtraError, UnknownNameError
+from trojanbench.errors import (CheckpointError, ConfigError, MissingExtraError, UnknownNameError,
+                                 UnsafeCheckpointError)
 from trojanbench.judges import Question, get_judge
 from trojanbench.judges.base import option_views
 from trojanbench.judges.clip import ClipJudge
@@ -98,9 +99,9 @@ def test_bad_settings_are_refused_in_one_line(tiny_clip, tmp_path):
         ClipJudge().check()
     pickle = tmp_path / "clip.pt"
     pickle.write_bytes(b"not read")
-    with pytest.raises(ConfigError, match="never a pickle.*weights_only=True"):
+    with pytest.raises(UnsafeCheckpointError, match="pickle-based checkpoint.*weights_only=True"):
         ClipJudge(weights=str(pickle), model=str(config)).check()
-    with pytest.raises(ConfigError, match="do not exist"):
+    with pytest.raises(CheckpointError, match="No checkpoint file at"):
         ClipJudge(weights=str(tmp_path / "none.safetensors"), model=str(config)).check()
     with pytest.raises(UnknownNameError, match="Did you mean: ViT-B-32"):
         ClipJudge(weights=str(weights), model="ViT-B-3").check()
@@ -134,5 +135,5 @@ def test_the_command_line_refuses_a_clip_judge_without_weights_and_stray_setting
             "gives settings to judge(s) ['clip'], which the run does not use")
     refused(invoke("run", "--quick", "--judge-setting", "clip-weights", "--out", out), "must read JUDGE.KEY=VALUE")
     refused(invoke("check-judges", "--judges", "clip", "--clip-weights", tmp_path / "no.safetensors"),
-            "do not exist")
+            "No checkpoint file at")
     assert not (out / "results.sqlite").exists()

@@ -44,15 +44,14 @@ from ...data import ImageFolderData
 from ...engine.cells import Cell, code_version, content_key
 from ...engine.execute import attempt, work_budget
 from ...engine.loop import run_pending
-from ...engine.own_data import open_folder_run
+from ...engine.own_data import open_run_model
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, given_names, load_suite, with_overrides
 from ...errors import ConfigError, require_extra
 from ...imaging import to_uint8
 from ...methods.attribution import AttributionMethod, CaptumAttribution
-from ...models import LoadedModel, load_model
+from ...models import LoadedModel
 from ...registry import load_plugins
-from ...world import OBJECT_CLASSES
 from .metrics import (
     METRICS,
     LocalizationSet,
@@ -146,7 +145,6 @@ def plan_localization(suite: Suite | str | Path | None = None, *, quick: bool = 
     ``quick_params``. ``model``, ``data`` (a user's image folder, whose ``test`` images are then triggered) and
     ``image_size`` replace the suite's.
     """
-    from ...audit import check_world_classifier
 
     plugins = load_plugins(plugins)
     suite = _resolve_suite(suite, quick=quick, methods=methods, seeds=seeds, model=model, data=data,
@@ -154,14 +152,7 @@ def plan_localization(suite: Suite | str | Path | None = None, *, quick: bool = 
     resolved = {spec.name: make_attribution_method(spec.name, spec.params, quick=quick) for spec in suite.methods}
     if any(isinstance(method, CaptumAttribution) for method in resolved.values()):
         require_extra("captum.attr", "captum", "The Captum attribution methods")
-    folder = None
-    if suite.data is None:
-        loaded = load_model(suite.model)
-        check_world_classifier(loaded)
-        class_names = tuple(OBJECT_CLASSES)
-    else:
-        folder, loaded = open_folder_run(suite)
-        class_names = folder.class_names
+    folder, loaded, class_names = open_run_model(suite)
     chosen = _patch_trojans(suite, loaded, trojans, class_names)
     reference = None if folder is None else folder.reference
     cells = [_cell(name, method, trojan, seed, suite.n_images, loaded.sha256, reference)

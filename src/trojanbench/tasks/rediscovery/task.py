@@ -23,13 +23,12 @@ from ...data import ImageFolderData
 from ...engine.cells import Cell, code_version, content_key
 from ...engine.executors import Job, check_executor, make_executor
 from ...engine.loop import run_pending
-from ...engine.own_data import open_folder_run
+from ...engine.own_data import open_run_model
 from ...engine.provenance import provenance
 from ...engine.suite import Plan, Suite, first_of_each_kind, given_names, load_suite, with_overrides
-from ...models import LoadedModel, load_model
+from ...models import LoadedModel
 from ...registry import get_method, load_plugins
 from ...trojans.triggers import check_trojans_on_folder
-from ...world import OBJECT_CLASSES
 from .battery import compute_battery
 from .diagnostics import compute_diagnostics
 from .evidence import compute_evidence
@@ -64,7 +63,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     """Resolve and validate a run without computing anything (bad input fails here, before any work). ``model``,
     ``data`` (a user's image folder), ``image_size`` and ``judges`` replace the suite's; ``judge_settings``
     (``{judge: {setting: value}}``) go over its own."""
-    from ...audit import check_world_classifier, trojans_of
+    from ...audit import trojans_of
     from ...judges import get_judge
 
     plugins = load_plugins(plugins)
@@ -78,14 +77,7 @@ def plan_run(suite: Suite | str | Path | None = None, *, quick: bool = False, me
     chosen_judges = [get_judge(name, suite.settings_of(name)) for name in suite.judges]
     for judge in chosen_judges:
         judge.check()
-    folder = None
-    if suite.data is None:
-        loaded = load_model(suite.model)
-        check_world_classifier(loaded)
-        class_names = tuple(OBJECT_CLASSES)
-    else:
-        folder, loaded = open_folder_run(suite)
-        class_names = folder.class_names
+    folder, loaded, class_names = open_run_model(suite)
     trojan_suite = (load_trojan_suite(suite.trojans, class_names) if suite.trojans
                     else trojans_of(loaded, class_names))
     chosen = list(trojan_suite.trojans)

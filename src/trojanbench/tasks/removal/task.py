@@ -35,7 +35,7 @@ from ...data import ImageFolderData
 from ...engine.cells import code_version, content_key, trojan_record
 from ...engine.execute import attempt, time_budget
 from ...engine.loop import run_pending
-from ...engine.own_data import open_folder_run
+from ...engine.own_data import open_run_model
 from ...engine.provenance import provenance
 from ...imaging import from_uint8
 from ...engine.suite import Plan, TaskSuite, first_of_each_kind, given_names, with_overrides
@@ -45,7 +45,6 @@ from ...models import LoadedModel, load_model
 from ...params import InstanceOf, Interval
 from ...registry import load_plugins, make_method_of
 from ...trojans.triggers import check_trojans_on_folder
-from ...world import OBJECT_CLASSES
 from .metrics import (
     TriggerGuidance,
     budget_size,
@@ -170,17 +169,13 @@ def plan_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | P
     config = dataclasses.replace(config, suite=base, budgets=tuple(budgets) if budgets else config.budgets)
     procedures = {spec.name: make_procedure(spec.name, spec.params, quick=quick) for spec in base.methods}
     procedures.setdefault(ANCHOR, make_procedure(ANCHOR))  # the unedited model: every metric's reference
-    folder = None
-    if base.data is None:
-        models = {"trojaned": load_model(base.model)}
-        check_world_classifier(models["trojaned"])
-        class_names = tuple(OBJECT_CLASSES)
+    folder, trojaned, class_names = open_run_model(base)
+    models = {"trojaned": trojaned}
+    if folder is None:
         if config.clean_model:
             models["clean"] = load_model(config.clean_model)
             check_world_classifier(models["clean"])
     else:
-        folder, trojaned = open_folder_run(base)
-        models, class_names = {"trojaned": trojaned}, folder.class_names
         if config.clean_model and config.clean_model.endswith(".safetensors"):
             models["clean"] = load_model(config.clean_model)
             check_outputs(models["clean"], folder.num_classes, folder.image_size,
