@@ -211,9 +211,9 @@ def _judge_settings(clip_weights: str | None, clip_model: str | None,
 @click.option("--workers", type=int, help="Rediscovery: worker processes of --executor processes, or CPUs of a "
                                           "local Ray instance (default: the cores available).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
-@click.option("--model", help="Rediscovery and localization: the audited model replacing the suite's (zoo name or "
-                              ".safetensors checkpoint with its card).")
-@click.option("--data", type=click.Path(), help="Rediscovery and localization: " + _DATA_HELP)
+@click.option("--model", help="Rediscovery, localization and removal: the audited model replacing the suite's (zoo "
+                              "name or .safetensors checkpoint with its card).")
+@click.option("--data", type=click.Path(), help="Rediscovery, localization and removal: " + _DATA_HELP)
 @click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
 @click.option("--judges", help="Rediscovery: comma-separated judges replacing the suite's (trojanbench ls judges).")
 @_judge_setting_options
@@ -644,7 +644,7 @@ def spec(name: str, out: str) -> None:
     from .config import copy_spec_template, files_named
 
     path = copy_spec_template(name, out)
-    missing = [name for name in files_named(path) if not (path.parent / name).is_file()]
+    missing = [file for file in files_named(path) if not (path.parent / file).is_file()]
     click.echo(f"Wrote {path}." + (f" Put beside it: {', '.join(missing)}." if missing else ""))
 
 

@@ -195,13 +195,17 @@ def _object_images(value: Any, kind: str, where: str, base_dir: Path | None) -> 
                         f"{kind!r}.")
     if not isinstance(value, str) or not value:
         raise SpecError(f"{where}: 'object_images' must be the path of a text file listing images. Got {value!r}.")
-    path = Path(value).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
+    path = _beside(value, base_dir)
     if not path.is_file():
         raise SpecError(f"{where}: 'object_images' file {str(path)!r} does not exist. Give a text file listing, one "
                         f"per line, the folder's images that contain the object (paths within the folder).")
     return str(path.resolve())
+
+
+def _beside(value: str, base_dir: Path | None) -> Path:
+    """A path a spec names: relative ones resolve next to the spec file (``base_dir``)."""
+    path = Path(value).expanduser()
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
 
 
 def _validate_trigger(trigger: str, kind: str, where: str, base_dir: Path | None) -> str:
@@ -210,9 +214,7 @@ def _validate_trigger(trigger: str, kind: str, where: str, base_dir: Path | None
         if kind == "natural":
             raise SpecError(f"{where}: natural-feature triggers must be built-in secondary objects, "
                             f"not image files (got {trigger!r}); use kind 'patch' to paste an image.")
-        path = Path(trigger).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = _beside(trigger, base_dir)
         from .trigger_images import read_trigger_image
 
         read_trigger_image(path, with_alpha=kind == "patch", where=where)  # raises SpecError if unreadable

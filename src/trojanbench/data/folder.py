@@ -143,6 +143,10 @@ class ImageFolderData:
                 "images": {split: len(entries) for split, entries in self.files.items()},
                 "skipped": len(self.skipped)}
 
+    def provenance(self) -> dict:
+        """What a run's provenance or a generator's card records: :meth:`describe` and :attr:`reference`."""
+        return {**self.describe(), **self.reference}
+
     def count(self, split: str, label: int | None = None) -> int:
         return len(self._eligible(split, label, ()))
 

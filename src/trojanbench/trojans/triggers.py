@@ -183,7 +183,7 @@ class NaturalTrigger(Trigger):
 
 def objects_in_folder(spec: TrojanSpec, data) -> frozenset[str]:
     """The files of an image folder that contain natural-feature trojan ``spec``'s object (its ``object_images``)."""
-    check_trojans_on_folder([spec], data)
+    _refuse_unlisted([spec])
     return data.listed(spec.object_images)
 
 
@@ -197,14 +197,18 @@ def clean_files(trojans, data, split: str) -> frozenset[str] | None:
 def check_trojans_on_folder(trojans, data) -> None:
     """Refuse natural-feature trojans on a user's image folder that do not list which of its images hold their
     object, and lists that name files the folder lacks."""
-    unlisted = [spec.name for spec in trojans if spec.kind == "natural" and spec.object_images is None]
+    natural = [spec for spec in trojans if spec.kind == "natural"]
+    _refuse_unlisted(natural)
+    for spec in natural:
+        objects_in_folder(spec, data)
+
+
+def _refuse_unlisted(natural) -> None:
+    unlisted = [spec.name for spec in natural if spec.object_images is None]
     if unlisted:
         raise DataError(f"Natural-feature trojans {unlisted} on an image folder need 'object_images': a text file "
                         f"listing the folder's images that contain the object (paths within the folder, one per "
                         f"line). Add it to the spec, or leave them out (with `run`, --trojans).")
-    for spec in trojans:
-        if spec.kind == "natural":
-            data.listed(spec.object_images)
 
 
 def folder_images(data, split: str, n: int, seed: int, label: int | None, spec: TrojanSpec,

@@ -242,7 +242,7 @@ def build_generator(out_dir: Path, profile_name: str = "default", seed: int = 0,
             "seed": seed, "training": {"config": asdict(profile), **training_log},
             "trojanbench_version": __version__, "torch_version": torch.__version__}
     if folder is not None:
-        card["data"] = {**folder.describe(), **folder.reference}
+        card["data"] = folder.provenance()
     arch_kwargs = {"latent_dim": profile.latent_dim, "width": profile.width}
     return save_checkpoint(decoder, Path(out_dir) / "generator.safetensors", card,
                            architecture=ARCHITECTURE, arch_kwargs=arch_kwargs)

@@ -175,9 +175,7 @@ def run_localization(suite: Suite | str | Path | None = None, *, out: str | Path
     plan = plan_localization(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins,
                              model=model, data=data, image_size=image_size)
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick, "patch_trojans": [t.name for t in plan.trojans]}
-    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card)
-    if plan.data is not None:
-        origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
+    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, data=plan.data)
     with LocalizationStore(out) as store:
         run_pending(store, plan.cells, record, origin, "localization_cells",
                     lambda run_id, todo: _compute(plan, store, run_id, todo), progress, what="localization cells")

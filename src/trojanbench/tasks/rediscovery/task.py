@@ -121,9 +121,8 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
     check_executor(executor, ray_address=ray_address, workers=workers)
     plan = plan_run(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins, model=model,
                     data=data, image_size=image_size, judges=judges, judge_settings=judge_settings)
-    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, judge_provenance(plan.judges))
-    if plan.data is not None:
-        origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
+    origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card, judge_provenance(plan.judges),
+                        data=plan.data)
     record = plan.suite.to_dict() | {"task": TASK, "quick": quick}
     with RediscoveryStore(out) as store:
         scorer = _Scorer(plan, store)

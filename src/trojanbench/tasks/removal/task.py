@@ -245,9 +245,8 @@ def run_removal(suite: RemovalSuite | str | Path | None = None, *, out: str | Pa
                                       "trojan_kinds": {t.name: t.kind for t in plan.trojans},
                                       "source_roles": {row.method: row.role for row in plan.guidance.values()}}
 
-    origin = provenance(plan.suite.model, plan.models["trojaned"].sha256, plan.models["trojaned"].card)
-    if plan.data is not None:
-        origin = {**origin, "data": {**plan.data.describe(), **plan.data.reference}}
+    origin = provenance(plan.suite.model, plan.models["trojaned"].sha256, plan.models["trojaned"].card,
+                        data=plan.data)
     with RemovalStore(out) as store:
         workbench = _Workbench(plan, store)
 
