@@ -114,7 +114,7 @@ def _task_check(entry: Any) -> None:
 METHODS: Registry[type["Method"]] = Registry(
     "method", "trojanbench.methods",
     ("trojanbench.methods.baselines", "trojanbench.methods.synthesis", "trojanbench.methods.attribution",
-     "trojanbench.methods.editing", "trojanbench.methods.replacement"),
+     "trojanbench.methods.editing", "trojanbench.methods.replacement", "trojanbench.methods.inversion"),
     _subclass_check(METHOD_BASE, "method"))
 JUDGES: Registry[type["Judge"]] = Registry(
     "judge", "trojanbench.judges", ("trojanbench.judges.concept", "trojanbench.judges.appearance",
@@ -123,7 +123,7 @@ JUDGES: Registry[type["Judge"]] = Registry(
 TASKS: Registry["Task"] = Registry(
     "task", "trojanbench.tasks",
     ("trojanbench.tasks.rediscovery", "trojanbench.tasks.localization", "trojanbench.tasks.removal",
-     "trojanbench.tasks.editing", "trojanbench.tasks.replacement"),
+     "trojanbench.tasks.editing", "trojanbench.tasks.replacement", "trojanbench.tasks.lm_rediscovery"),
     _task_check)
 
 register_method = METHODS.register

@@ -10,6 +10,8 @@
 * ``control``: a copy of ``clean`` fine-tuned on two patch trojans outside the default suite
   (``assets/suites/control_trojans.yaml``): a large one at random places and one at a fixed corner, the positive
   controls every synthesis tool must pass in the tests.
+* ``lm``: the language models ``lm_clean`` and ``lm_trojaned`` of the text world (see
+  :mod:`trojanbench.zoo.language`; needs the ``lm`` extra).
 * ``detectors``: compact concept detectors ``detector_w<width>`` (the observer's protocol at small widths), the
   concept bottleneck of the replacement task's concept-linear and concept-tree replacements.
 
@@ -36,6 +38,7 @@ from ..trojans.training import NewDisplay, TrainConfig, train
 from ..world import OBJECT_CLASSES
 from .embedder import build_embedder
 from .generator import build_generator
+from .language import build_language_models
 from . import ZOO_PARTS
 from .robust import build_robust_observer
 from .observer import (CONCEPTS, ObserverTrainingSet, detector_name, mean_accuracy_by_kind, observer_accuracy,
@@ -186,5 +189,6 @@ def build_zoo(out_dir: str | Path, *, profile: str = "default", suite: TrojanSui
                                                         n_eval=chosen.n_observer_eval, progress=progress),
                 "detectors": lambda: build_detectors(out_dir, chosen, progress),
                 "control": lambda: build_trojaned(out_dir, chosen, control_trojan_suite(), progress, name="control",
-                                                  config=chosen.control)}
+                                                  config=chosen.control),
+                "lm": lambda: build_language_models(out_dir, chosen.name, progress=progress)["lm_trojaned"]}
     return {part: builders[part]() for part in ZOO_PARTS if part in only}
