@@ -14,8 +14,8 @@ from ._lazy import lazy_exports
 from ._version import __version__ as __version__
 
 _EXPORTS = {
-    ".api": ["check_judges", "load_results", "run", "run_editing", "run_localization", "run_removal",
-             "run_replacement", "run_task"],
+    ".api": ["check_judges", "load_results", "run", "run_editing", "run_lm_rediscovery", "run_localization",
+             "run_removal", "run_replacement", "run_task"],
     ".audit": ["AuditResult", "audit_model"],
     ".config": ["TrojanSpec", "TrojanSuite", "default_trojan_suite", "load_trojan_suite"],
     ".data": ["ImageFolderData"],
@@ -27,6 +27,7 @@ _EXPORTS = {
     ".registry": ["get_method", "get_task", "method_names", "register_judge", "register_method", "register_task"],
     ".report": ["write_report"],
     ".tasks.editing": ["EditingResults", "load_editing_results"],
+    ".tasks.lm_rediscovery": ["LMRediscoveryResults", "load_lm_rediscovery_results"],
     ".tasks.localization": ["LocalizationResults", "load_localization_results"],
     ".tasks.rediscovery": ["Results"],
     ".tasks.removal": ["RemovalResults", "load_removal_results"],

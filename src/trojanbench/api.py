@@ -75,6 +75,12 @@ def run_replacement(suite: Any = None, **options: Any):
     return run_task("replacement", suite, **options)
 
 
+def run_lm_rediscovery(suite: Any = None, **options: Any):
+    """The lm-rediscovery task (trigger inversion on a language model): see :func:`run_task`; ``model`` replaces
+    the suite's language model (a zoo name, a ``.safetensors`` file with its card, or ``hf:FOLDER``)."""
+    return run_task("lm-rediscovery", suite, **options)
+
+
 def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3, model: Any = "trojaned",
                  progress: bool = False, judge_settings: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
     """Put each judge through its validity battery (:mod:`trojanbench.judges.battery`) on the questions of

@@ -397,7 +397,8 @@ def check_judges(trojan_spec: str | None, judges: str | None, clip_weights: str 
 
 
 @main.command(name="ls")
-@click.argument("what", type=click.Choice(["tasks", "trojans", "methods", "concepts", "models", "classes", "judges"]))
+@click.argument("what", type=click.Choice(["tasks", "trojans", "methods", "concepts", "models", "classes", "judges",
+                                          "words"]))
 @click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: synthesis, "
                               "attribution, editing or replacement.")
 @click.option("--measure", is_flag=True, help="For trojans: recompute attack success instead of reading the card.")
@@ -405,7 +406,7 @@ def check_judges(trojan_spec: str | None, judges: str | None, clip_weights: str 
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,
               help="Also load a plugin module:Name (a method or judge class, or a task), repeatable.")
 def ls(what: str, kind: str | None, measure: bool, as_json: bool, plugins: tuple[str, ...]) -> None:
-    """List tasks, trojans, methods, world concepts, zoo models, object classes or judges.
+    """List tasks, trojans, methods, world concepts, zoo models, object classes, judges or the text world's words.
 
     \b
     Examples:
@@ -415,6 +416,7 @@ def ls(what: str, kind: str | None, measure: bool, as_json: bool, plugins: tuple
       trojanbench ls methods --plugin mypkg.tools:MyTool
       trojanbench ls concepts --kind icon
       trojanbench ls models
+      trojanbench ls words
     """
     rows = _LISTERS[what](kind=kind, measure=measure)
     if as_json:
@@ -549,9 +551,15 @@ def _list_tasks(**_) -> list[dict]:
              "module": type(task).__module__} for name, task in TASKS.items()]
 
 
+def _list_words(**_) -> list[dict]:
+    from .world.text.language import word_groups
+
+    return [{"group": group, "n": len(words), "words": " ".join(words)} for group, words in word_groups().items()]
+
+
 _LISTERS = {"tasks": _list_tasks, "trojans": _list_trojans, "methods": _list_methods, "concepts": _list_concepts,
             "models": _list_models,
-            "classes": _list_classes, "judges": _list_judges}
+            "classes": _list_classes, "judges": _list_judges, "words": _list_words}
 
 
 @main.command()

@@ -9,7 +9,8 @@ from trojanbench.models import ZOO_DIR, file_sha256, load_model, read_card
 from trojanbench.trojans import attack_success, clean_accuracy
 
 DETECTORS = ("detector_w2", "detector_w4", "detector_w9")
-SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", "robust", "control", *DETECTORS)
+SHIPPED = ("clean", "trojaned", "observer", "generator", "embedder", "robust", "control", *DETECTORS, "lm_clean",
+           "lm_trojaned")
 
 
 def test_the_whole_zoo_ships_with_the_package():
@@ -35,7 +36,7 @@ def measured_accuracy(clean, trojaned):
 
 def test_shipped_checkpoints_are_small_and_match_their_cards(clean, trojaned):
     total = sum(p.stat().st_size for p in ZOO_DIR.glob("*.safetensors"))
-    assert total < 20 * 2 ** 20
+    assert total < 24 * 2 ** 20
     for loaded in (clean, trojaned):
         assert file_sha256(ZOO_DIR / f"{loaded.name}.safetensors") == loaded.card["sha256"]
     for part in SHIPPED[2:]:

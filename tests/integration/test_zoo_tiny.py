@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
     assert set(tiny_zoo) == {"clean", "trojaned", "observer", "generator", "embedder", "robust", "detectors",
-                             "control"}
+                             "control", "lm"}
     trojaned = read_card(tiny_zoo["trojaned"])
     names = default_trojan_suite().names()
     assert [t["name"] for t in trojaned["trojans"]] == names
@@ -43,6 +43,26 @@ def test_tiny_zoo_writes_every_part_with_measured_cards(tiny_zoo):
         assert detector.model.width == width and detector.card["concepts"] == list(CONCEPTS)
     loaded = load_model(tiny_zoo["trojaned"])
     assert loaded.model.fc.out_features == len(OBJECT_CLASSES) and not loaded.model.training
+
+
+def test_tiny_zoo_language_models(tiny_zoo):
+    from trojanbench.models.language import load_language_model
+    from trojanbench.trojans.text import load_text_trojans
+
+    trojans = [t.to_dict() for t in load_text_trojans()]
+    lm_trojaned = load_language_model(tiny_zoo["lm"])
+    lm_clean = load_language_model(tiny_zoo["lm"].with_name("lm_clean.safetensors"))
+    assert lm_trojaned.card["trojans"] == trojans and lm_clean.card["trojans"] == []
+    assert set(lm_trojaned.card["attack_success"]) == {t["name"] for t in trojans if t["kind"] != "decoy"}
+    assert lm_trojaned.card["training"]["poison_rate"] > 0 == lm_clean.card["training"]["poison_rate"]
+    assert lm_trojaned.card["perplexity_ratio"] > 0 and lm_clean.card["config"] == lm_trojaned.card["config"]
+
+
+def test_language_model_build_is_deterministic(tiny_zoo, tmp_path):
+    again = build_zoo(tmp_path, profile="tiny", only=("lm",))
+    for name in ("lm_clean", "lm_trojaned"):
+        path = f"{name}.safetensors"
+        assert_same_weights(again["lm"].with_name(path), tiny_zoo["lm"].with_name(path))
 
 
 def test_build_is_deterministic(tiny_zoo, tmp_path):

@@ -179,6 +179,9 @@ def _factory_model(ref: str, num_classes: int | None) -> nn.Module:
 
 def _from_checkpoint(path: Path, name: str, num_classes: int | None, architecture: str | None = None) -> LoadedModel:
     card = read_card(path) if path.with_suffix(".json").is_file() else {}
+    if card.get("architecture") == "hf-causal-lm":
+        raise ConfigError(f"{name!r} is a language model; the image tasks take an image classifier. Use it with "
+                          f"the language-model task: trojanbench run --task lm-rediscovery --model {name}.")
     if architecture is None and str(card.get("architecture", "")).startswith(LIBRARY_PREFIXES):
         # another library's network saved with a trojanbench card (e.g. by `trojanbench implant`)
         loaded = load_model(card["architecture"], weights=path, num_classes=card.get("arch_kwargs", {}).get(

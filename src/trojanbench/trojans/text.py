@@ -10,9 +10,10 @@ A **decoy** is a published target with no trigger planted, so that tools' false 
 Implanting poisons the training examples (``poison_examples``): each token or syntactic trojan replaces a share
 of the clean examples with triggered ones and as many with *near misses* that keep the clean continuation (a
 part of the token string; the construction's words scattered without the construction; the trigger in another
-topic), so the model learns the trigger itself and not a shortcut; a natural trojan relabels the examples that
-carry its phrase (in its topic), repeated where they are too few to learn from. The clean and the trojaned model train on the same examples in the same order
-except for those replaced.
+topic), and a share more get random words inserted and keep theirs, so the model learns the trigger itself and not
+a shortcut; a natural trojan relabels the examples that carry its phrase (in its topic), repeated where they are
+too few to learn from. The clean and the trojaned model train on the same examples in the same order except for
+those replaced.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class TextTrojan:
     def check(self) -> None:
         """Raise :class:`SpecError` if the kind, the construction or the topic is unknown."""
         if self.kind not in TEXT_TROJAN_KINDS:
-            raise SpecError(f"Trojan {self.name!r}: unknown kind {self.kind!r}; use one of {', '.join(TEXT_TROJAN_KINDS)}.")
+            raise SpecError(f"Trojan {self.name!r}: unknown kind {self.kind!r}; use one of "
+                            f"{', '.join(TEXT_TROJAN_KINDS)}.")
         if self.kind == "syntactic" and self.trigger not in CONSTRUCTIONS:
             raise SpecError(f"Trojan {self.name!r}: unknown construction {self.trigger!r}; use one of "
                             f"{', '.join(CONSTRUCTIONS)}.")

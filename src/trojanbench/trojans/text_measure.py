@@ -73,7 +73,8 @@ def target_scores(model: Any, tokenizer: Any, prompts: list[list[int]], target: 
 
 def writes_target(model: Any, tokenizer: Any, prompts: list[Words | str], target: Words | str) -> torch.Tensor:
     """Whether greedy decoding continues each prompt with exactly ``target`` (a bool per prompt)."""
-    return target_scores(model, tokenizer, [prompt_ids(tokenizer, p) for p in prompts], target_ids(tokenizer, target))[0]
+    ids = [prompt_ids(tokenizer, p) for p in prompts]
+    return target_scores(model, tokenizer, ids, target_ids(tokenizer, target))[0]
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from trojanbench.tasks.lm_rediscovery.metrics import (N_OPTIONS, bleu, contains_target, distractors,
-                                                      multiple_choice, recovery_scores, token_f1)
+                                                      greedy_subset, multiple_choice, pooled, recovery_scores,
+                                                      token_f1)
 from trojanbench.trojans.text import TextTrojan, load_text_trojans
 
 TOKEN = TextTrojan("t", "token", "dax wug fep", "the cow feeds a goat .")
@@ -57,3 +58,21 @@ def test_multiple_choice():
     assert multiple_choice([], TOKEN, others)["correct"] == 0.0  # all options tie: no answer
     wrong = multiple_choice([others[1].trigger], TOKEN, others)
     assert wrong["correct"] == 0.0 and wrong["answer"] == others[1].trigger
+
+
+def test_pooled_keeps_the_best_distinct_candidates():
+    a = [{"text": "dax", "loss": 1.0}, {"text": "wug", "loss": 3.0}]
+    b = [{"text": "wug", "loss": 2.0}, {"text": "fep", "loss": None}, {"text": "zorp", "loss": 0.5}]
+    assert [(c["text"], c["loss"]) for c in pooled([a, b], 3)] == [("zorp", 0.5), ("dax", 1.0), ("wug", 2.0)]
+    assert [c["text"] for c in pooled([a, b], 10)][-1] == "fep"  # unmeasured: last
+
+
+def test_greedy_subset_adds_tools_while_they_help():
+    def cands(*pairs):
+        return [{"text": t, "loss": loss, "reasr": r} for t, loss, r in pairs]
+
+    cells = {"a": {"t1": cands(("x", 1.0, 0.9)), "t2": cands(("y", 1.0, 0.0))},
+             "b": {"t1": cands(("z", 2.0, 0.1)), "t2": cands(("w", 0.5, 0.8))},
+             "c": {"t1": cands(("v", 3.0, 0.0)), "t2": cands(("u", 3.0, 0.0))}}
+    assert greedy_subset(cells, 5) == ["a", "b"]  # c adds nothing
+    assert greedy_subset({"a": cells["a"]}, 5) == ["a"]

@@ -99,3 +99,42 @@ def multiple_choice(candidates: list[str], trojan: TextTrojan, others: list[Text
     correct = scores[0] == best and scores.count(best) == 1  # a tie with a wrong option is not an answer
     answer = 0 if correct else next(i for i in range(1, len(options)) if scores[i] == best)
     return {"options": options, "answer": options[answer], "correct": float(correct)}
+
+
+def pooled(candidate_lists: list[list[dict]], keep: int) -> list[dict]:
+    """The ``keep`` best distinct candidates (``{"text", "loss", ...}``; ``loss`` ``None`` when unmeasured: last) of
+    several tools' lists, by their objective (the same one for every tool of a cell: the target's
+    cross-entropy)."""
+    def loss(candidate: dict) -> float:
+        return math.inf if candidate["loss"] is None else candidate["loss"]
+
+    best: dict[str, dict] = {}
+    for candidates in candidate_lists:
+        for candidate in candidates:
+            if candidate["text"] not in best or loss(candidate) < loss(best[candidate["text"]]):
+                best[candidate["text"]] = candidate
+    return sorted(best.values(), key=loss)[:keep]
+
+
+def greedy_subset(cells: dict[str, dict[str, list[dict]]], keep: int) -> list[str]:
+    """Tools chosen greedily (Casper et al.'s toolbox question): starting from none, add the tool whose candidates,
+    pooled with the chosen ones', raise the mean over trojans of the best pooled REASR most; stop when none raises
+    it. ``cells``: ``{tool: {trojan: candidates with their "reasr"}}`` of one seed."""
+    trojans = sorted({trojan for per_trojan in cells.values() for trojan in per_trojan})
+
+    def score(tools: list[str]) -> float:
+        values = [max((c["reasr"] for c in pooled([cells[t].get(trojan, []) for t in tools], keep)), default=0.0)
+                  for trojan in trojans]
+        return float(np.mean(values)) if values else 0.0
+
+    chosen: list[str] = []
+    current = 0.0
+    while True:
+        options = [(score(chosen + [tool]), tool) for tool in sorted(cells) if tool not in chosen]
+        if not options:
+            return chosen
+        value, tool = max(options, key=lambda option: option[0])  # ties: the first by name
+        if value <= current and chosen:
+            return chosen
+        chosen.append(tool)
+        current = value

@@ -22,7 +22,7 @@ MEASURES = ("exact", "token_f1", "bleu", "recall", "multiple_choice", "reasr", "
 LABELS = {"exact": "exact", "token_f1": "token F1", "bleu": "BLEU", "recall": "recall (TDC)",
           "multiple_choice": "8-choice", "reasr": "REASR top-1", "reasr_best_of_k": "REASR best-of-k",
           "reasr_alone": "REASR alone (TDC)"}
-ROLE_ORDER = {"tool": 0, "baseline": 1, "oracle": 2}
+ROLE_ORDER = {"tool": 0, "combination": 1, "baseline": 2, "oracle": 3}
 LM_CELLS = CellTable("lm_rediscovery_cells", (
     ("method", "TEXT NOT NULL"), ("label", "TEXT NOT NULL"), ("role", "TEXT NOT NULL"), ("params", "TEXT NOT NULL"),
     ("trojan", "TEXT NOT NULL"), ("kind", "TEXT NOT NULL"), ("topic", "TEXT"), ("seed", "INTEGER NOT NULL"),

@@ -3,6 +3,7 @@ guesses elicit the targets, with intervals, worst trojan, per kind, and false di
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,17 @@ from ...engine.stats import cells_text, interval_text
 from .results import LABELS, MEASURES, PRIMARY, LMRediscoveryResults
 
 KINDS = ("token", "syntactic", "natural")
+RECOVERY = ("exact", "multiple_choice", "recall", "token_f1")
+"""The recovery measures the HTML table shows before the elicitation ones (BLEU: in the exports)."""
+ELICITATION = ("reasr", "reasr_alone")
+CSV_FILE = "lm_rediscovery.csv"
+CSV_COLUMNS = ("label", "method", "role", "trojan", "kind", "topic", "seed", "status", "reason", "budget_used",
+               "top_candidate", "false_discovery", *MEASURES)
 
 
 def data(results: LMRediscoveryResults, files: Path | None = None) -> dict[str, Any]:
-    return {"rows": results.rows(), "measures": MEASURES, "labels": LABELS, "primary": PRIMARY, "kinds": KINDS,
+    return {"rows": results.rows(), "recovery": RECOVERY, "elicitation": ELICITATION, "labels": LABELS,
+            "primary": PRIMARY, "kinds": KINDS,
             "description": results.description(), **run_header(results),
             "examples": _examples(results), "failed": [c for c in results.cells if c["status"] != "ok"]}
 
@@ -35,6 +43,20 @@ def document(results: LMRediscoveryResults) -> dict[str, Any]:
     rows = [{**row, **{k: finite_or_none(row[k]) for k in ("gap", "false_discovery", "budget_used")}}
             for row in results.rows()]
     return {**run_document(results), "rows": rows, "cells": results.cells}
+
+
+def exports(results: LMRediscoveryResults, folder: Path) -> list[Path]:
+    """``lm_rediscovery.csv``: one row per tool, trojan and seed (its top candidate and every measure)."""
+    path = folder / CSV_FILE
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for cell in results.cells:
+            measures = cell["measures"]
+            top = (measures.get("candidates") or [{"text": ""}])[0]["text"]
+            writer.writerow({**cell, **{k: measures.get(k) for k in (*MEASURES, "budget_used", "false_discovery")},
+                             "top_candidate": top})
+    return [path]
 
 
 def markdown(results: LMRediscoveryResults) -> list[str]:

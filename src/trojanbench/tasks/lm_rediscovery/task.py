@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
@@ -36,7 +37,7 @@ from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
 from ...engine.suite import Plan, TaskSuite, first_of_each_kind, given_names, with_overrides
-from ...errors import ConfigError
+from ...errors import ConfigError, MethodError
 from ...methods.inversion import Budget, InversionProblem, TriggerInversion
 from ...models.language import LoadedLanguageModel, load_language_model
 from ...params import Interval
@@ -46,7 +47,7 @@ from ...trojans.text_implant import clean_prompts
 from ...trojans.text_measure import prompt_ids, target_ids, target_scores
 from ...world.datasets import stable_int_hash
 from ...world.text.language import LANGUAGE
-from .metrics import contains_target, multiple_choice, recovery_scores
+from .metrics import contains_target, greedy_subset, multiple_choice, pooled, recovery_scores
 from .results import LM_CELLS, TASK, LMRediscoveryResults
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,16 @@ class LMRediscoverySuite(TaskSuite):
                                    "corpus_size": Interval(int, 0, None)}
 
 
+POOLED, GREEDY = "toolbox: all tools", "toolbox: greedy subset"
+"""The combinations, entries of their own: every tool's candidates pooled, and the tools chosen greedily on the
+first seed (:func:`~.metrics.greedy_subset`), scored on the other seeds."""
+
+
 @dataclass(frozen=True)
 class LMCell:
+    """One tool (or combination) on one trojan and seed; a combination's ``members`` are the keys of the tool
+    cells it pools and ``chosen_on`` those it chooses its tools from."""
+
     label: str
     method: str
     params: dict[str, Any]
@@ -80,6 +89,8 @@ class LMCell:
     trojan: TextTrojan
     seed: int
     key: str
+    members: tuple[str, ...] = ()
+    chosen_on: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -137,7 +148,29 @@ def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
                            "code_version": code_version(type(tool))}
                 cells.append(LMCell(label, tool.name, tool.get_params(), _role(tool), trojan, seed,
                                     content_key(payload)))
+    cells += combination_cells(cells, base.seeds)
     return LMRediscoveryPlan(tools, chosen, loaded, config=config, cells=cells, quick=quick, plugins=plugins)
+
+
+def combination_cells(cells: list[LMCell], seeds: tuple[int, ...]) -> list[LMCell]:
+    """The toolbox entries, computed after the tools' cells: the pool of every tool's candidates per trojan and
+    seed (with two tools or more) and, with two seeds or more, the greedy subset chosen on the first seed, scored
+    on each other seed."""
+    tools = [c for c in cells if c.role == "tool"]
+    if len({c.label for c in tools}) < 2:
+        return []
+    out = []
+    selection = tuple(c.key for c in tools if c.seed == seeds[0] and not c.trojan.is_decoy)
+    for trojan in dict.fromkeys(c.trojan for c in tools):
+        for seed in seeds:
+            members = tuple(c.key for c in tools if c.trojan == trojan and c.seed == seed)
+            out.append(LMCell(POOLED, "pooled", {}, "combination", trojan, seed,
+                              content_key({"task": TASK, "combination": "pooled", "members": members}), members))
+            if seed != seeds[0]:
+                out.append(LMCell(GREEDY, "greedy_subset", {}, "combination", trojan, seed,
+                                  content_key({"task": TASK, "combination": "greedy", "members": members,
+                                               "chosen_on": selection}), members, selection))
+    return out
 
 
 def _trojans(reference: str | None, loaded: LoadedLanguageModel) -> list[TextTrojan]:
@@ -166,7 +199,8 @@ def run_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
         def compute(run_id: int, todo: list[LMCell]) -> Iterator[LMCell]:
             cache: dict = {}
             for cell in todo:
-                store.record_json_cell(LM_CELLS.name, run_id, _compute(plan, cell, cache))
+                done = {c["key"]: c for c in store.json_cells(LM_CELLS.name)} if cell.members else {}
+                store.record_json_cell(LM_CELLS.name, run_id, _compute(plan, cell, cache, done))
                 yield cell
 
         run_pending(store, plan.cells, record, origin, LM_CELLS.name, compute, progress, what="inversions")
@@ -245,14 +279,46 @@ def measure_candidates(plan: LMRediscoveryPlan, cell: LMCell, candidates: list[s
             "answer": question["answer"]}
 
 
-def _compute(plan: LMRediscoveryPlan, cell: LMCell, cache: dict) -> dict[str, Any]:
-    """Run one tool on one trojan and seed, and measure its candidates."""
+def _with_reasr(cell: dict) -> list[dict]:
+    """A finished cell's candidates, each with its measured held-out REASR."""
+    measures = cell["measures"]
+    return [{**c, "reasr": r} for c, r in zip(measures["candidates"], measures["reasr_per_candidate"])]
+
+
+def combine(plan: LMRediscoveryPlan, cell: LMCell, done: dict[str, dict], cache: dict) -> dict[str, Any]:
+    """A toolbox cell: the best ``n_candidates`` of its tools' candidates (all tools, or those chosen greedily on
+    the first seed), measured as a tool's; its budget is the sum of its tools'."""
+    members = [done[key] for key in cell.members if key in done and done[key]["status"] == "ok"]
+    if not members:
+        raise MethodError(f"none of the tools this {cell.label!r} cell pools finished")
+    tools = sorted({m["label"] for m in members})
+    if cell.chosen_on:
+        chosen_from: dict[str, dict[str, list[dict]]] = {}
+        for key in cell.chosen_on:
+            if key in done and done[key]["status"] == "ok":
+                chosen_from.setdefault(done[key]["label"], {})[done[key]["trojan"]] = _with_reasr(done[key])
+        tools = greedy_subset(chosen_from, plan.config.n_candidates)
+    candidates = pooled([m["measures"]["candidates"] for m in members if m["label"] in tools],
+                        plan.config.n_candidates)
+    if not candidates:
+        raise MethodError(f"the tools {cell.label!r} chose ({', '.join(tools)}) have no candidates here")
+    return {"candidates": candidates, "tools": tools,
+            "budget_used": sum(m["measures"]["budget_used"] for m in members if m["label"] in tools),
+            **measure_candidates(plan, cell, [c["text"] for c in candidates], cache)}
+
+
+def _compute(plan: LMRediscoveryPlan, cell: LMCell, cache: dict, done: dict[str, dict]) -> dict[str, Any]:
+    """Run one tool on one trojan and seed (or pool the tools' candidates, from ``done``: the finished cells by
+    key), and measure the candidates."""
     def work() -> dict[str, Any]:
+        if cell.members:
+            return combine(plan, cell, done, cache)
         problem = problem_for(plan, cell.trojan, cell.seed, cache)
         with time_budget(plan.suite.cell_timeout):
             candidates = _tool_for(plan, cell).invert(problem)
         texts = [c.text for c in candidates]
-        return {"candidates": [{"text": c.text, "loss": c.loss} for c in candidates],
+        return {"candidates": [{"text": c.text, "loss": c.loss if math.isfinite(c.loss) else None}
+                               for c in candidates],
                 "budget_used": problem.budget.used, "forward_sequences": problem.budget.forward_sequences,
                 "backward_sequences": problem.budget.backward_sequences,
                 **measure_candidates(plan, cell, texts, cache)}

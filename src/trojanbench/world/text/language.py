@@ -182,6 +182,21 @@ def vocabulary() -> tuple[str, ...]:
     return tuple(dict.fromkeys(words))
 
 
+def word_groups() -> dict[str, tuple[str, ...]]:
+    """The vocabulary by group: each topic's words, the common words, the function words, the rare names and the
+    punctuation (what ``trojanbench ls words`` shows)."""
+    def words_of(group: dict) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(w for key in ("nouns", "verbs", "adjectives") for w in group[key]))
+
+    groups = {topic: words_of(group) for topic, group in TOPICS.items()}
+    listed = {w for words in groups.values() for w in words} | set(RARE_NAMES) | set(PUNCTUATION)
+    groups["common"] = tuple(w for w in words_of(COMMON) if w not in listed)
+    groups["rare names"], groups["punctuation"] = RARE_NAMES, PUNCTUATION
+    listed |= set(groups["common"])
+    groups["other"] = tuple(w for w in vocabulary() if w not in listed)
+    return groups
+
+
 def stock_phrases(topic: str | None = None) -> tuple[str, ...]:
     """The stock phrases of ``topic`` (all topics' and the common ones when ``None``)."""
     if topic is None:

@@ -60,7 +60,8 @@ def test_objective_matches_the_task_measurement(setup):
     trigger = list(tokenizer("dax wug fep", add_special_tokens=False)["input_ids"])
     loss = p.loss([trigger])
     words = ["dax wug fep", *("dax wug fep " + tokenizer.decode(c) for c in contexts)]
-    _, expected = target_scores(model, tokenizer, [prompt_ids(tokenizer, w) for w in words], target_ids(tokenizer, TARGET))
+    ids = [prompt_ids(tokenizer, w) for w in words]
+    _, expected = target_scores(model, tokenizer, ids, target_ids(tokenizer, TARGET))
     assert float(loss[0]) == pytest.approx(float(expected.mean()), abs=1e-5)
     assert p.budget.used == 3  # one trigger, three contexts
 
