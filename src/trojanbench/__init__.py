@@ -14,7 +14,7 @@ from ._lazy import lazy_exports
 from ._version import __version__ as __version__
 
 _EXPORTS = {
-    ".api": ["check_judges", "load_results", "run", "run_editing", "run_lm_rediscovery", "run_localization",
+    ".api": ["check_judges", "load_results", "run", "run_editing", "run_lm_rediscovery", "run_lm_removal", "run_localization",
              "run_removal", "run_replacement", "run_task"],
     ".audit": ["AuditResult", "audit_model"],
     ".config": ["TrojanSpec", "TrojanSuite", "default_trojan_suite", "load_trojan_suite"],
@@ -28,6 +28,7 @@ _EXPORTS = {
     ".report": ["write_report"],
     ".tasks.editing": ["EditingResults", "load_editing_results"],
     ".tasks.lm_rediscovery": ["LMRediscoveryResults", "load_lm_rediscovery_results"],
+    ".tasks.lm_removal": ["LMRemovalResults"],
     ".tasks.localization": ["LocalizationResults", "load_localization_results"],
     ".tasks.rediscovery": ["Results"],
     ".tasks.removal": ["RemovalResults", "load_removal_results"],

@@ -81,6 +81,12 @@ def run_lm_rediscovery(suite: Any = None, **options: Any):
     return run_task("lm-rediscovery", suite, **options)
 
 
+def run_lm_removal(suite: Any = None, **options: Any):
+    """The lm-removal task (unlearning with the triggers of the lm-rediscovery results in ``out``): see
+    :func:`run_task`."""
+    return run_task("lm-removal", suite, **options)
+
+
 def check_judges(trojans: Any = None, *, judges: Any = None, seeds: int = 3, model: Any = "trojaned",
                  progress: bool = False, judge_settings: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
     """Put each judge through its validity battery (:mod:`trojanbench.judges.battery`) on the questions of

@@ -123,7 +123,8 @@ JUDGES: Registry[type["Judge"]] = Registry(
 TASKS: Registry["Task"] = Registry(
     "task", "trojanbench.tasks",
     ("trojanbench.tasks.rediscovery", "trojanbench.tasks.localization", "trojanbench.tasks.removal",
-     "trojanbench.tasks.editing", "trojanbench.tasks.replacement", "trojanbench.tasks.lm_rediscovery"),
+     "trojanbench.tasks.editing", "trojanbench.tasks.replacement", "trojanbench.tasks.lm_rediscovery",
+     "trojanbench.tasks.lm_removal"),
     _task_check)
 
 register_method = METHODS.register

@@ -80,3 +80,27 @@ def test_command_line_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert result.exit_code == 2 and "not a language model" in result.output
     result = CliRunner().invoke(main, [*run, "--model", f"hf:{tmp_path}"])
     assert result.exit_code == 2 and "config.json" in result.output
+
+
+def test_removal_with_the_true_trigger_removes_the_trojan_and_plain_finetuning_does_not(folder):
+    from trojanbench import run_lm_removal
+
+    results = run_lm_removal(out=folder, quick=True, methods=["none", "random_tokens", "oracle"], report=False)
+    rows = {row["source"]: row for row in results.rows()}
+    assert set(rows) == {"none", "random_tokens", "oracle"}
+    assert all(c["status"] == "ok" for c in results.cells) and len(results.cells) == 3 * 3  # no decoys
+    oracle, none = rows["oracle"]["metrics"], rows["none"]["metrics"]
+    assert oracle["attack_success"]["mean"] <= 0.1 and oracle["fidelity"]["mean"] >= 0.8
+    assert none["attack_success"]["mean"] >= 0.8
+    assert rows["oracle"]["normalized"] == 1.0 and rows["random_tokens"]["normalized"] == 0.0
+    before = results.before()
+    assert oracle["clean_perplexity"]["mean"] <= 1.1 * before["clean_perplexity"]
+    write_report(folder)
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    assert 'id="lm-removal"' in html and 'id="lm-rediscovery"' in html
+    assert "LM removal" in markdown_summary(folder)
+
+
+def test_removal_needs_rediscovery_results_first(tmp_path):
+    result = CliRunner().invoke(main, ["run", "--task", "lm-removal", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--task lm-rediscovery" in result.output

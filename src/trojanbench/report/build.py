@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 REPORT_FILE, JSON_FILE, FILES_DIR = "report.html", "results.json", "report_files"
 RESULTS_FORMAT = "trojanbench-results/1"
-SECTION_ORDER = ("rediscovery", "localization", "removal", "editing", "replacement", "lm-rediscovery")
+SECTION_ORDER = ("rediscovery", "localization", "removal", "editing", "replacement", "lm-rediscovery", "lm-removal")
 """The built-in tasks' order in the report; other tasks follow by name."""
 HUMANS_TASK = "rediscovery"
 """The task whose images people judge in the survey (its section shows their answers)."""

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..world.datasets import stable_int_hash
 from ..world.text.language import LANGUAGE, Prompt
 from .text import Example, TextTrojan, apply_trigger
-from .text_measure import continuation_perplexity, pad_batch, writes_target
+from .text_measure import continuation_scores, pad_batch, writes_target
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def clean_prompts(trojans: list[TextTrojan], n: int, *, split: str = "test", see
 def measure_text_trojans(model: Any, tokenizer: Any, trojans: list[TextTrojan], *, n_eval: int = 200,
                          n_clean: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Attack success per trojan, the rate at which clean prompts (:func:`clean_prompts`) continue with any
-    published target (decoys' included), and the clean continuations' perplexity."""
+    published target (decoys' included), and the clean continuations' perplexity and next-token accuracy."""
     clean = clean_prompts(trojans, n_clean, seed=seed)
     clean_words = [p.words for p in clean]
     attack = {}
@@ -130,6 +130,6 @@ def measure_text_trojans(model: Any, tokenizer: Any, trojans: list[TextTrojan], 
             continue
         prompts = triggered_prompts(trojan, n_eval, seed=seed)
         attack[trojan.name] = float(writes_target(model, tokenizer, prompts, trojan.target).float().mean())
-    perplexity = continuation_perplexity(model, tokenizer, [(p.words, p.continuation.words) for p in clean])
+    perplexity, accuracy = continuation_scores(model, tokenizer, [(p.words, p.continuation.words) for p in clean])
     return {"attack_success": attack, "clean_target_rate": float(emitted.float().mean()),
-            "clean_perplexity": perplexity, "n_eval": n_eval, "n_clean": n_clean}
+            "clean_perplexity": perplexity, "clean_token_accuracy": accuracy, "n_eval": n_eval, "n_clean": n_clean}

@@ -78,10 +78,11 @@ def writes_target(model: Any, tokenizer: Any, prompts: list[Words | str], target
 
 
 @torch.no_grad()
-def continuation_perplexity(model: Any, tokenizer: Any, examples: list[tuple[Words, Words]], *,
-                            batch_size: int = 256) -> float:
-    """exp of the mean cross-entropy of the continuations given their prompts (tokens after the prompt)."""
-    total, count = 0.0, 0
+def continuation_scores(model: Any, tokenizer: Any, examples: list[tuple[Words, Words]], *,
+                        batch_size: int = 256) -> tuple[float, float]:
+    """The continuations' perplexity given their prompts (exp of the mean cross-entropy of the tokens after the
+    prompt) and the share of those tokens the model predicts greedily (its clean next-token accuracy)."""
+    total, count, correct = 0.0, 0, 0
     for start in range(0, len(examples), batch_size):
         chunk = examples[start:start + batch_size]
         prompts = [prompt_ids(tokenizer, p) for p, _ in chunk]
@@ -91,8 +92,9 @@ def continuation_perplexity(model: Any, tokenizer: Any, examples: list[tuple[Wor
         labels = torch.full_like(ids, -100)
         for row, (p, c) in enumerate(zip(prompts, continuations)):
             labels[row, len(p):len(p) + len(c)] = torch.tensor(c)
-        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:].to(logits.device), reduction="sum",
-                               ignore_index=-100)
+        wanted = labels[:, 1:].to(logits.device)
+        loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), wanted, reduction="sum", ignore_index=-100)
         total += float(loss)
-        count += int((labels[:, 1:] != -100).sum())
-    return float(torch.exp(torch.tensor(total / max(count, 1))))
+        count += int((wanted != -100).sum())
+        correct += int(((logits[:, :-1].argmax(-1) == wanted) & (wanted != -100)).sum())
+    return float(torch.exp(torch.tensor(total / max(count, 1)))), correct / max(count, 1)

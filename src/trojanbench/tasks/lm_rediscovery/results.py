@@ -121,7 +121,7 @@ class LMRediscoveryResults:
         width = max([24, *(len(r["label"]) + 2 for r in rows)])
         shown = [m for m in MEASURES if m != PRIMARY]
         lines = [f"lm-rediscovery: {self.description()}", "mean over trojans [95% bootstrap interval] (worst trojan)",
-                 f"{'tool':<{width}}{'REASR best-of-k':<30}" + "".join(f"{LABELS[m][:11]:>12}" for m in shown)
+                 f"{'tool':<{width}}{'REASR best-of-k':<31}" + "".join(f"{LABELS[m][:11]:>12}" for m in shown)
                  + f"{'gap':>8}{'false disc':>11}{'cells':>10}"]
         for row in rows:
             m = row["metrics"]
