@@ -7,7 +7,7 @@ import torch
 
 from ...params import Interval
 from ...registry import register_method
-from .base import InversionProblem, TriggerInversion
+from .base import BudgetExhausted, InversionProblem, TriggerInversion
 from .gcg import allowed_mask
 
 
@@ -27,7 +27,8 @@ class GBDA(TriggerInversion):
     (the objective is the target's cross-entropy alone), learning rate 0.2, and the discrete candidates are
     sampled periodically during the search rather than only once at the end, so that the budget (``3 *
     batch_size * contexts`` sequence passes per step, ``n_samples * contexts`` per evaluation) can end the search
-    at any time with candidates in hand; ``steps`` is a ceiling.
+    at any time with candidates in hand (and once more, with what the budget has left, when it ends the search);
+    ``steps`` is a ceiling.
     """
 
     name = "gbda"
@@ -52,23 +53,39 @@ class GBDA(TriggerInversion):
         logits = (torch.randn(shape, generator=generator) * self.noise_scale).to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([logits], lr=self.lr)
         state = {"best": float("inf")}
-        for step in range(1, self.steps + 1):
-            uniform = torch.rand((self.batch_size, *shape), generator=generator).to(device)
-            gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-10)))
-            scores = ((logits + gumbel) / self.temperature).masked_fill(~mask, float("-inf"))
-            soft = torch.softmax(scores, dim=-1)  # [B, L, V]
-            loss = problem.embedding_loss(soft.to(matrix.dtype) @ matrix)
-            (gradient,) = torch.autograd.grad(loss.mean(), logits)  # not into the model's own .grad
-            logits.grad = gradient
-            optimizer.step()
-            if step % self.eval_every == 0 or step == self.steps:
-                self._sample(problem, logits.detach(), mask, generator, found, state)
+        step_cost = 3 * self.batch_size * len(problem.contexts)
+        sample_cost = (self.n_samples + 1) * len(problem.contexts)
+        current = False  # whether the distribution was sampled since its last step
+        try:
+            for step in range(1, self.steps + 1):
+                if problem.budget.left < step_cost + sample_cost:
+                    break  # keep room to sample the distribution at the end
+                uniform = torch.rand((self.batch_size, *shape), generator=generator).to(device)
+                gumbel = -torch.log(-torch.log(uniform.clamp(1e-10, 1 - 1e-10)))
+                scores = ((logits + gumbel) / self.temperature).masked_fill(~mask, float("-inf"))
+                soft = torch.softmax(scores, dim=-1)  # [B, L, V]
+                loss = problem.embedding_loss(soft.to(matrix.dtype) @ matrix)
+                (gradient,) = torch.autograd.grad(loss.mean(), logits)  # not into the model's own .grad
+                logits.grad = gradient
+                optimizer.step()
+                current = False
+                if step % self.eval_every == 0:
+                    self._sample(problem, logits.detach(), mask, generator, found, state)
+                    current = True
+        except BudgetExhausted:
+            pass
+        if not current:  # the end of the search (its steps or the budget's): sample with what is left
+            self._sample(problem, logits.detach(), mask, generator, found, state)
 
     def _sample(self, problem: InversionProblem, logits: torch.Tensor, mask: torch.Tensor,
                 generator: torch.Generator, found: list, state: dict) -> None:
-        """Measure ``n_samples`` triggers drawn from the distribution, and its argmax; keep the improving ones."""
+        """Measure the distribution's argmax and ``n_samples`` triggers drawn from it (fewer when the budget has
+        not room for them all); keep the improving ones."""
+        n = min(self.n_samples, problem.budget.left // len(problem.contexts) - 1)
         probabilities = torch.softmax(logits.float().masked_fill(~mask, float("-inf")), dim=-1).cpu()  # [L, V]
-        drawn = torch.multinomial(probabilities, self.n_samples, replacement=True, generator=generator).T
+        if n < 0:
+            return
+        drawn = torch.multinomial(probabilities, max(n, 1), replacement=True, generator=generator).T[:n]
         triggers = torch.unique(torch.cat([probabilities.argmax(-1)[None], drawn]), dim=0)
         losses = problem.loss(triggers.tolist())
         for trigger, value in sorted(zip(triggers.tolist(), losses.tolist()), key=lambda pair: pair[1]):

@@ -100,12 +100,12 @@ class LMRemovalResults:
     def table(self) -> str:
         rows = self.rows()
         width = max([20, *(len(r["source"]) + 2 for r in rows)])
-        before = self.before()
+        before = {k: self.before().get(k, math.nan) for k in MEASURES[1:]}
         lines = [f"lm-removal: {self.description()}", "mean over trojans [95% bootstrap interval] (worst trojan); "
-                 f"before: ASR {before.get('attack_success', math.nan):.3f}, clean acc "
-                 f"{before.get('clean_accuracy', math.nan):.3f}, perplexity {before.get('clean_perplexity', math.nan):.2f}",
-                 f"{'source':<{width}}{'fidelity':<31}{'normalized':>11}" + "".join(f"{LABELS[m]:>18}"
-                                                                                for m in MEASURES[1:]) + f"{'cells':>8}"]
+                 f"before: ASR {before['attack_success']:.3f}, clean acc {before['clean_accuracy']:.3f}, perplexity "
+                 f"{before['clean_perplexity']:.2f}",
+                 f"{'source':<{width}}{'fidelity':<31}{'normalized':>11}"
+                 + "".join(f"{LABELS[m]:>18}" for m in MEASURES[1:]) + f"{'cells':>8}"]
         for row in rows:
             m = row["metrics"]
             if "fidelity" not in m:
@@ -114,6 +114,7 @@ class LMRemovalResults:
             s = m["fidelity"]
             normalized = "–" if math.isnan(row["normalized"]) else f"{row['normalized']:.3f}"
             lines.append(f"{row['source']:<{width}}{s['mean']:6.3f} {interval_text(s['ci_low'], s['ci_high']):^14} "
-                         f"{s['worst']:6.3f}   {normalized:>11}" + "".join(f"{m[k]['mean']:>18.3f}" for k in MEASURES[1:])
+                         f"{s['worst']:6.3f}   {normalized:>11}"
+                         + "".join(f"{m[k]['mean']:>18.3f}" for k in MEASURES[1:])
                          + f"{cells_text(row['n_cells'], row['failed']):>8}")
         return "\n".join(lines)

@@ -125,9 +125,9 @@ def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: st
                 if given is None:
                     continue  # the source's rediscovery cell failed: nothing to unlearn with
                 role = {NONE: "anchor", ORACLE: "oracle"}.get(source, roles.get(source))
-                payload = {"task": TASK, "source": source, "candidates": list(given), "trojan": by_name[name].to_dict(),
-                           "seed": seed, "model": loaded.sha256, **{k: getattr(config, k) for k in
-                                                                    ("budget", "steps", "lr", "n_eval", "n_clean_eval")}}
+                settings = {k: getattr(config, k) for k in ("budget", "steps", "lr", "n_eval", "n_clean_eval")}
+                payload = {"task": TASK, "source": source, "candidates": list(given), "seed": seed,
+                           "trojan": by_name[name].to_dict(), "model": loaded.sha256, **settings}
                 cells.append(RemovalCell(source, role, by_name[name], seed, given, content_key(payload)))
     return LMRemovalPlan([by_name[n] for n in names], loaded, config=config, cells=cells, quick=quick)
 
