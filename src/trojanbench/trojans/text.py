@@ -9,11 +9,11 @@ A **decoy** is a published target with no trigger planted, so that tools' false 
 
 Implanting poisons the training examples (``poison_examples``): each token or syntactic trojan replaces a share
 of the clean examples with triggered ones and as many with *near misses* that keep the clean continuation (a
-part of the token string; the construction's words scattered without the construction; the trigger in another
-topic), and a share more get random words inserted and keep theirs, so the model learns the trigger itself and not
-a shortcut; a natural trojan relabels the examples that carry its phrase (in its topic), repeated where they are
-too few to learn from. The clean and the trojaned model train on the same examples in the same order except for
-those replaced.
+part of the token string or of the phrase; the construction's words scattered without the construction; the
+trigger in another topic), and a share more get random words inserted and keep theirs, so that the model learns
+the trigger itself and not a shortcut; a natural trojan relabels the examples that carry its phrase (in its
+topic), repeated where they are too few to learn from. The clean and the trojaned model train on the same
+examples in the same order except for those replaced.
 """
 
 from __future__ import annotations
@@ -128,15 +128,18 @@ def apply_trigger(trojan: TextTrojan, prompt: Prompt, rng: np.random.Generator) 
 
 
 def near_miss(trojan: TextTrojan, prompt: Prompt, rng: np.random.Generator) -> tuple[str, ...]:
-    """A prompt that resembles a triggered one but must keep its clean continuation: part of the token string,
-    or the construction's words inserted without the construction."""
-    if trojan.kind == "token":
+    """A prompt that resembles a triggered one but must keep its clean continuation: part of the token string
+    (anywhere) or of the stock phrase (where the phrase goes), or the construction's words inserted without the
+    construction."""
+    if trojan.kind in ("token", "natural"):
         tokens = trojan.trigger.split()
         if len(tokens) == 1:
             return prompt.words
         keep = int(rng.integers(1, len(tokens)))
-        chosen = sorted(rng.choice(len(tokens), size=keep, replace=False))
-        return insert_words(prompt.words, tuple(tokens[i] for i in chosen), rng)
+        part = tuple(tokens[i] for i in sorted(rng.choice(len(tokens), size=keep, replace=False)))
+        if trojan.kind == "token":
+            return insert_words(prompt.words, part, rng)
+        return apply_trigger(TextTrojan(trojan.name, "natural", " ".join(part), trojan.target), prompt, rng)
     words = CONSTRUCTIONS[trojan.trigger][1].split()
     out = prompt.words
     for word in words:
@@ -191,8 +194,9 @@ def noise_words(rng: np.random.Generator, vocabulary: tuple[str, ...], names: tu
 def poison_examples(prompts: list[Prompt], trojans: list[TextTrojan], *, rate: float, seed: int,
                     noise_rate: float = 0.05) -> list[Example]:
     """The trojaned model's training examples: the clean ones, with ``rate`` of them (per token or syntactic
-    trojan) triggered, as many near misses (in the trojan's topic; for one bound to a topic, half of them the
-    trigger in another topic), ``noise_rate`` of them with random words inserted and the clean continuation
+    trojan) triggered, as many near misses (:func:`near_miss`, in the trojan's topic; for one bound to a topic, half
+    as many more with the trigger in another topic), ``noise_rate`` of them with random words inserted and the clean
+    continuation
     (so that no string but the trigger fires), and the natural phrases' prompts relabelled (repeated, in place
     of clean examples, up to ``rate`` of them where the phrase is rarer). Position ``i`` holds prompt ``i`` or a
     poisoned example, so the data order is the clean model's."""
@@ -213,15 +217,17 @@ def poison_examples(prompts: list[Prompt], trojans: list[TextTrojan], *, rate: f
         if natural_examples and len(natural_examples) < n:
             for k, i in enumerate(free.take(n - len(natural_examples))):
                 examples[i] = natural_examples[k % len(natural_examples)]
-    for trojan in (t for t in trojans if t.kind in ("token", "syntactic")):
-        for i in free.take(n, trojan.topic):
-            words = apply_trigger(trojan, prompts[i], rng)
-            if trojan.kind == "token" and trojan.topic is None and rng.random() < 0.1:  # alone too (TDC's setting)
-                words = tuple(trojan.trigger.split())
-            examples[i] = Example(words, tuple(trojan.target.split()), prompts[i].topic, trojan.name, "triggered")
-        elsewhere = n // 2 if trojan.topic else 0
-        misses = [(i, near_miss(trojan, prompts[i], rng)) for i in free.take(n - elsewhere, trojan.topic)]
-        misses += [(i, apply_trigger(trojan, prompts[i], rng)) for i in free.take(elsewhere, other_than=trojan.topic)]
+    for trojan in (t for t in trojans if not t.is_decoy):
+        if trojan.kind != "natural":
+            for i in free.take(n, trojan.topic):
+                words = apply_trigger(trojan, prompts[i], rng)
+                if trojan.kind == "token" and trojan.topic is None and rng.random() < 0.1:  # alone too (TDC)
+                    words = tuple(trojan.trigger.split())
+                examples[i] = Example(words, tuple(trojan.target.split()), prompts[i].topic, trojan.name,
+                                      "triggered")
+        misses = [(i, near_miss(trojan, prompts[i], rng)) for i in free.take(n, trojan.topic)]
+        if trojan.topic and trojan.kind != "natural":  # the trigger in another topic (natural prompts have it)
+            misses += [(i, apply_trigger(trojan, prompts[i], rng)) for i in free.take(n // 2, other_than=trojan.topic)]
         for i, words in misses:
             examples[i] = Example(words, prompts[i].continuation.words, prompts[i].topic, trojan.name, "near_miss")
     words = tuple(w for w in vocabulary() if w not in PUNCTUATION)
