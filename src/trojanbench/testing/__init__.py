@@ -41,7 +41,10 @@ checks that the entry point itself rejects each bad value before doing any work:
 * replacement: ``replace`` returns a replacement whose counted parameters respect the budget, or raises
   :class:`~trojanbench.methods.replacement.BudgetError` (also checked at a budget nothing fits), whose
   predictions are class indices ``[n]`` (concept scores, if any, finite and keyed by concept), the same under
-  the same seed, and leaves the model and the global random state untouched.
+  the same seed, and leaves the model and the global random state untouched;
+* inversion: ``invert`` (on :func:`tiny_language_model`, needs the ``lm`` extra) returns a non-empty list of
+  candidates made of the problem's allowed tokens, within its budget of :data:`INVERSION_BUDGET` sequence passes,
+  the same candidates under the same seed, and leaves the model and the global random state untouched.
 
 Each check runs under a time limit (``time_limit``, default :data:`TIME_LIMIT` seconds, in the main thread): a
 method that hangs fails the check that ran it, and every later check that needs its runs, with a message saying so.
@@ -75,10 +78,12 @@ from ..methods.attribution.base import AttributionMethod
 from ..methods.base import Method, SynthesisMethod
 from ..methods.editing.base import ImageGuidance, RemovalProcedure
 from ..methods.editing.rules import RuleEditor
+from ..methods.inversion.base import Budget, InversionProblem, TriggerInversion
 from ..methods.replacement.base import BudgetError, ReplacementMethod
 from ..methods.target import Target
 from ..params import Boolean, InstanceOf, Interval, Options
-from .tiny import TINY_SIZE, tiny_defender_data, tiny_fit_data, tiny_images, tiny_network, tiny_target
+from .tiny import (TINY_SIZE, tiny_defender_data, tiny_fit_data, tiny_images, tiny_language_model, tiny_network,
+                   tiny_target)
 
 
 class ConformanceError(TrojanbenchError, AssertionError):
@@ -89,10 +94,14 @@ class ConformanceError(TrojanbenchError, AssertionError):
         self.failures = list(failures or [message])
 
 
-FAMILIES = ("synthesis", "attribution", "editing", "replacement")
+FAMILIES = ("synthesis", "attribution", "editing", "replacement", "inversion")
 REPLACEMENT_BUDGET = 3000
 """Budget of the replacement checks: room for a width-2 student or detector, half the tiny network's weights."""
 ORACLE_SPEC = TrojanSpec("smiley", "patch", "smiley", target=1)
+ORACLE_TRIGGER = "dax wug fep"
+"""The trigger an inversion oracle (and the other-triggers baseline) is given in the checks."""
+INVERSION_BUDGET = 2000
+"""Sequence passes an inversion tool gets on the tiny language model."""
 TIME_LIMIT = 120.0
 """Seconds one check may take by default: generous (the built-in methods take seconds on the tiny models)."""
 NAME_RULE = r"[a-z][a-z0-9_]*"
@@ -395,7 +404,45 @@ class _Replacement(_Family):
         return [("check_replacement_budget", _check_replacement_budget)]
 
 
-_FAMILY_KINDS = (_Synthesis(), _Attribution(), _Removal(), _RuleEditing(), _Replacement())
+class _Inversion(_Family):
+    name, base, entry, what = "inversion", TriggerInversion, "invert", "language model"
+
+    def inputs(self, ctx):
+        model, tokenizer = tiny_language_model()
+        special = set(tokenizer.all_special_ids)
+        allowed = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+        corpus = [list(tokenizer(t, add_special_tokens=False)["input_ids"])
+                  for t in ("the cow feeds a goat .", "a sailor rows the boat today .", "the cook bakes some bread .")]
+        return {"model": model, "tokenizer": tokenizer, "allowed": allowed, "corpus": corpus}
+
+    def problem(self, inputs, seed):
+        return InversionProblem(inputs["model"], inputs["tokenizer"], "the salty oven climbs every exam .",
+                                [[], inputs["corpus"][0]], inputs["allowed"], Budget(INVERSION_BUDGET),
+                                max_length=3, seed=seed, corpus=inputs["corpus"])
+
+    def call(self, method, inputs, seed=0):
+        problem = self.problem(inputs, seed)
+        return {"candidates": method.invert(problem), "used": problem.budget.used}
+
+    def output_failures(self, outputs, inputs):
+        result, tokenizer = outputs["first"], inputs["tokenizer"]
+        candidates, failures = result["candidates"], []
+        if not isinstance(candidates, list) or not candidates:
+            return [f"invert() must return a non-empty list of Candidates, got {candidates!r}"]
+        allowed = {tokenizer.convert_ids_to_tokens(int(i)) for i in inputs["allowed"]}
+        for candidate in candidates:
+            words = getattr(candidate, "text", "").split()
+            if not words or not set(words) <= allowed:
+                failures.append(f"candidate {candidate!r} is not a string of allowed tokens")
+        if result["used"] > INVERSION_BUDGET:
+            failures.append(f"spent {result['used']} sequence passes of a budget of {INVERSION_BUDGET}")
+        return failures
+
+    def same(self, first, second):
+        return [c.text for c in first["candidates"]] == [c.text for c in second["candidates"]]
+
+
+_FAMILY_KINDS = (_Synthesis(), _Attribution(), _Removal(), _RuleEditing(), _Replacement(), _Inversion())
 
 
 def _family_of(cls: type[Method]) -> _Family | None:
@@ -418,7 +465,9 @@ class _Context:
         """The method with the check settings (and the ground truth, for an oracle), then ``overrides``."""
         method = self.cls(**self.settings)
         if self.cls.is_oracle:
-            method = method.with_ground_truth(ORACLE_SPEC)
+            method = method.with_ground_truth(ORACLE_TRIGGER if self.family.name == "inversion" else ORACLE_SPEC)
+        if hasattr(method, "with_known_triggers"):
+            method = method.with_known_triggers([ORACLE_TRIGGER])
         return method.set_params(**overrides) if overrides else method
 
     def inputs(self) -> dict[str, Any]:
@@ -581,7 +630,7 @@ def _check_deterministic(ctx: _Context) -> list[str]:
     if ctx.family.name == "replacement":
         return _replacement_determinism(runs.outputs)
     if not ctx.family.same(runs.outputs["first"], runs.outputs["second"]):
-        noun = {"synthesis": "images", "attribution": "maps"}.get(ctx.family.name, "edits")
+        noun = {"synthesis": "images", "attribution": "maps", "inversion": "candidates"}.get(ctx.family.name, "edits")
         return [f"not deterministic: the same seed gave different {noun}"]
     return []
 
@@ -660,7 +709,7 @@ _SHARED_CHECKS: tuple[tuple[str, Callable[[_Context], list[str]]], ...] = (
     ("check_bad_params_rejected", _check_bad_params_rejected),
 )
 _OUTPUT_CHECK = {"synthesis": "output", "attribution": "maps", "editing": "architecture",
-                 "replacement": "predictions"}
+                 "replacement": "predictions", "inversion": "candidates"}
 
 
 def _family_checks(family: _Family) -> list[tuple[str, Callable[[_Context], list[str]]]]:

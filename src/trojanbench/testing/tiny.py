@@ -64,3 +64,15 @@ def tiny_fit_data(model: nn.Module, seed: int = 0) -> FitData:
         logits = model(images)
     detectors = {width: tiny_network(seed + width, len(concepts), width).requires_grad_(False) for width in (1, 2)}
     return FitData(images, logits, concepts, detectors)
+
+
+def tiny_language_model(seed: int = 0) -> tuple[nn.Module, object]:
+    """A randomly initialised one-layer GPT-2 over the text world's tokenizer (needs the ``lm`` extra), and the
+    tokenizer."""
+    from ..models.language import build_language_model
+    from ..world.text import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    model = build_language_model({"model_type": "gpt2", "vocab_size": len(tokenizer), "n_positions": 32,
+                                  "n_embd": 16, "n_layer": 1, "n_head": 2}, seed=seed)
+    return model, tokenizer

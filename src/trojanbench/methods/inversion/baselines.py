@@ -113,6 +113,7 @@ class TriggerOracle(TriggerInversion):
     def invert(self, problem: InversionProblem) -> list:
         from .base import Candidate
 
+        self.validate()
         if self.trigger is None:
             raise MethodError("The oracle names the true trigger and must be given it: "
                               "use TriggerOracle().with_ground_truth(text).")
