@@ -61,7 +61,7 @@ def test_report_and_exports(folder):
     document = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     part = document["lm-rediscovery"]
     assert {row["label"] for row in part["rows"]} == set(BASELINES)
-    assert part["config"]["cell_budget"] == 20000 and len(part["cells"]) == len(BASELINES) * 4
+    assert part["config"]["cell_budget"] == 4000 and len(part["cells"]) == len(BASELINES) * 4
     assert "LM rediscovery" in markdown_summary(folder)
 
 

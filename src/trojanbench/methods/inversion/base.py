@@ -11,6 +11,7 @@ each context (the empty prompt, as in TDC 2023, and the defender's clean prompts
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -234,8 +235,9 @@ class TriggerInversion(Method):
 
 def rank_candidates(problem: InversionProblem, found: list[tuple[list[int], float | None]], keep: int, *,
                     owner: str) -> list[Candidate]:
-    """The distinct candidates best first (ties: found first), the first ``keep``, each shortened (:func:`shorten`); the
-    objective of those the tool did not measure is measured if the budget allows (else they rank last)."""
+    """The distinct candidates best first (ties: found first), the first ``keep``, each shortened (:func:`shorten`)
+    and ranked again by its objective once shortened; the objective of those the tool did not measure is measured
+    if the budget allows (else they rank last)."""
     best: dict[tuple[int, ...], float | None] = {}
     for ids, value in found:
         key = tuple(int(i) for i in ids)
@@ -256,7 +258,10 @@ def rank_candidates(problem: InversionProblem, found: list[tuple[list[int], floa
         short, value = shorten(problem, key, best[key]) if best[key] is not None else (key, None)
         if short not in shortened:
             shortened[short] = float("nan") if value is None else value
-    candidates = [Candidate(problem.decode(k), v) for k, v in shortened.items()]
+    # best first by the objective they are returned with: shortening may raise a candidate's by up to
+    # SHORTEN_TOLERANCE, more than the candidates differ by (stable: ties keep the order above; unmeasured last)
+    ranked = sorted(shortened.items(), key=lambda item: float("inf") if math.isnan(item[1]) else item[1])
+    candidates = [Candidate(problem.decode(k), v) for k, v in ranked]
     if not candidates:
         raise MethodError(f"{owner} found no candidate trigger within its budget of {problem.budget.limit} "
                           f"sequence passes.")

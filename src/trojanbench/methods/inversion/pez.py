@@ -19,8 +19,8 @@ class PEZ(TriggerInversion):
     (:meth:`InversionProblem.embedding_loss` on real token embeddings, so the loss is the discrete trigger's own,
     recorded as a candidate at no extra cost), and applies that gradient to the continuous ``P`` with AdamW.
 
-    The paper's settings (for CLIP prompts; its language-model experiments share the optimizer): AdamW, learning
-    rate 0.1, weight decay 0.1, 3000 steps, the best projected prompt kept. Changed here: the learning rate is
+    The paper's settings (its released configuration, for CLIP prompt discovery): AdamW, learning rate 0.1,
+    weight decay 0.1, 3000 steps, the best projected prompt kept. Changed here: the learning rate is
     relative to the embeddings' scale (``lr`` times the mean norm of the allowed embeddings, so the same setting
     serves models whose embeddings differ in size; GPT-2-style embeddings are far smaller than CLIP's), several
     triggers are optimized in one batch (``batch_size``, a restart in parallel), and ``steps`` is a ceiling: the
