@@ -212,7 +212,9 @@ def _judge_settings(clip_weights: str | None, clip_model: str | None,
                                           "local Ray instance (default: the cores available).")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
 @click.option("--model", help="Rediscovery, localization and removal: the audited model replacing the suite's (zoo "
-                              "name or .safetensors checkpoint with its card).")
+                              "name or .safetensors checkpoint with its card); lm-rediscovery and lm-removal: a "
+                              "language model (lm_trojaned, a .safetensors file with its card, or hf:FOLDER, a local "
+                              "Hugging Face model folder).")
 @click.option("--data", type=click.Path(), help="Rediscovery, localization and removal: " + _DATA_HELP)
 @click.option("--image-size", type=int, help=_IMAGE_SIZE_HELP)
 @click.option("--judges", help="Rediscovery: comma-separated judges replacing the suite's (trojanbench ls judges).")
@@ -245,6 +247,8 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --quick --out /tmp/quick && trojanbench run --task removal --quick --out /tmp/quick
       trojanbench run --task editing --quick --out /tmp/quick
       trojanbench run --task replacement --quick --out /tmp/quick
+      trojanbench run --task lm-rediscovery --quick --out /tmp/lm
+      trojanbench run --task lm-removal --quick --out /tmp/lm
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --out my_results/
       trojanbench run --task localization --model my_r18/model.safetensors --data /data/my_task --out my_results/
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --judges clip \\
@@ -400,7 +404,7 @@ def check_judges(trojan_spec: str | None, judges: str | None, clip_weights: str 
 @click.argument("what", type=click.Choice(["tasks", "trojans", "methods", "concepts", "models", "classes", "judges",
                                           "words"]))
 @click.option("--kind", help="For concepts: object, icon, texture or secondary; for methods: synthesis, "
-                              "attribution, editing or replacement.")
+                              "attribution, editing, replacement or inversion.")
 @click.option("--measure", is_flag=True, help="For trojans: recompute attack success instead of reading the card.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--plugin", "plugins", multiple=True, callback=_load_plugins, is_eager=True,

@@ -92,7 +92,7 @@ def test_ls_methods_is_grouped_by_kind_and_fits_100_columns():
     out = invoke("ls", "methods").output
     assert max(len(line) for line in out.splitlines()) <= 100
     headings = [line.split(" (")[0] for line in out.splitlines() if line and not line.startswith(" ")]
-    assert headings == ["synthesis", "attribution", "editing", "replacement"]
+    assert headings == ["synthesis", "attribution", "editing", "replacement", "inversion"]
     rows = json.loads(invoke("ls", "methods", "--json").output)
     assert {row["kind"] for row in rows} == set(headings)
     for kind in headings:  # each group lists exactly that kind's methods, and --kind picks the same ones

@@ -176,7 +176,8 @@ def test_validate_tells_trojan_specs_from_suites_and_says_what_it_checked(tmp_pa
 
 @pytest.mark.parametrize("flag, value", [("--methods", ""), ("--methods", ","), ("--methods", " , "),
                                          ("--trojans", ""), ("--trojans", ",")])
-@pytest.mark.parametrize("task", ["rediscovery", "localization", "removal", "editing", "replacement"])
+@pytest.mark.parametrize("task", ["rediscovery", "localization", "removal", "editing", "replacement",
+                                  "lm-rediscovery", "lm-removal"])
 def test_an_option_given_empty_is_refused_not_replaced_by_the_whole_suite(tmp_path, task, flag, value):
     result = invoke("run", "--task", task, "--quick", "--out", tmp_path / "out", flag, value)
     refused(result, f"{flag} was given but names nothing", f"leave {flag} out")

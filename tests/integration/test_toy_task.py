@@ -146,7 +146,8 @@ def test_ls_tasks_lists_the_builtin_tasks_and_a_plugin_task(toy_plugin):
     listed = subprocess.run(_cli("ls", "tasks", "--json", "--plugin", "toy_task:TASK"), env=env, check=True,
                             capture_output=True, text=True, timeout=1800)
     rows = {row["task"]: row for row in json.loads(listed.stdout)}
-    assert set(rows) == {"rediscovery", "localization", "removal", "editing", "replacement", "toy"}
+    assert set(rows) == {"rediscovery", "localization", "removal", "editing", "replacement", "lm-rediscovery",
+                         "lm-removal", "toy"}
     assert all(row["description"] for row in rows.values())
     assert rows["removal"]["options"] == "budgets, model, data, image_size" and rows["toy"]["module"] == "toy_task"
 

@@ -282,7 +282,8 @@ def test_the_registry_checks_kinds_names_and_collisions():
 
 
 def test_every_builtin_task_is_registered_with_a_description():
-    assert TASKS.names() == ["editing", "localization", "rediscovery", "removal", "replacement"]
+    assert TASKS.names() == ["editing", "lm-rediscovery", "lm-removal", "localization", "rediscovery", "removal",
+                             "replacement"]
     assert all(task.description and len(task.description) < 130 for _, task in TASKS.items())
 
 

@@ -88,6 +88,7 @@ def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: st
                     model: str | None = None) -> LMRemovalPlan:
     """Resolve an lm-removal run on the lm-rediscovery results in ``out`` (``methods`` picks sources by label)."""
     config = suite if isinstance(suite, LMRemovalSuite) else LMRemovalSuite.load(suite)
+    methods, trojans = given_names(methods, "--methods"), given_names(trojans, "--trojans")
     found = LMRediscoveryResults(out) if (Path(out) / "results.sqlite").is_file() else None
     if not found:
         raise ConfigError(f"{out} holds no lm-rediscovery results to take triggers from. Run "
@@ -103,7 +104,7 @@ def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: st
         raise ConfigError(f"The lm-rediscovery results in {out} were computed on another model than "
                           f"{base.model!r}; remove the model from the command, or rediscover on it first.")
     by_name = {t.name: t for t in _trojans(config.suite.trojans, loaded) if not t.is_decoy}
-    names = given_names(trojans, "--trojans") or [n for n in found.kinds if n in by_name]
+    names = trojans or [n for n in found.kinds if n in by_name]
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ConfigError(f"No trojan(s) {', '.join(unknown)} to remove; the model's: {', '.join(by_name)}.")
@@ -113,7 +114,7 @@ def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: st
     candidates = {(c["label"], c["trojan"], c["seed"]): tuple(x["text"] for x in c["measures"]["candidates"])
                   for c in found.cells if c["status"] == "ok"}
     roles = {c["label"]: c["role"] for c in found.cells if c["role"] != "oracle"}
-    sources = given_names(methods, "--methods") or [NONE, *roles, ORACLE]
+    sources = methods or [NONE, *roles, ORACLE]
     cells = []
     for source in sources:
         if source not in (NONE, ORACLE, *roles):
