@@ -14,8 +14,8 @@ from ._lazy import lazy_exports
 from ._version import __version__ as __version__
 
 _EXPORTS = {
-    ".api": ["check_judges", "load_results", "run", "run_editing", "run_lm_rediscovery", "run_lm_removal", "run_localization",
-             "run_removal", "run_replacement", "run_task"],
+    ".api": ["check_judges", "load_results", "run", "run_editing", "run_lm_rediscovery", "run_lm_removal",
+             "run_localization", "run_removal", "run_replacement", "run_task"],
     ".audit": ["AuditResult", "audit_model"],
     ".config": ["TrojanSpec", "TrojanSuite", "default_trojan_suite", "load_trojan_suite"],
     ".data": ["ImageFolderData"],
