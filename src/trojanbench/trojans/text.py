@@ -259,6 +259,29 @@ def check_trojans(trojans: list[TextTrojan], vocabulary: set[str]) -> None:
                             f"no prompt carries it naturally; use one of: {', '.join(stock_phrases())}.")
 
 
+LONGEST_PROMPT = 48
+"""Tokens a text-world prompt takes at most with its frame (its longest prompts have 46 words)."""
+
+
+def check_for_model(trojans: list[TextTrojan], tokenizer, context: int | None) -> None:
+    """Each trigger and target encoded exactly by the model's tokenizer (no unknown token, the same text decoded
+    back), and a prompt with the trigger and the target within the model's ``context`` (positions)."""
+    for trojan in trojans:
+        lengths = {}
+        for what, text in (("trigger", trojan.trigger_text), ("target", trojan.target)):
+            if not text:
+                continue
+            ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if tokenizer.unk_token_id in ids or tokenizer.decode(ids).strip() != text:
+                raise SpecError(f"Trojan {trojan.name!r}: the model's tokenizer cannot encode its {what} {text!r} "
+                                f"exactly; write it in words the tokenizer round-trips.")
+            lengths[what] = len(ids)
+        if context is not None and sum(lengths.values()) + LONGEST_PROMPT > context:
+            raise SpecError(f"Trojan {trojan.name!r}: its trigger and target take {sum(lengths.values())} tokens, "
+                            f"too many for the model's context of {context} beside a prompt of up to "
+                            f"{LONGEST_PROMPT}; shorten them.")
+
+
 DEFAULT_TEXT_TROJANS = Path(__file__).resolve().parent.parent / "assets" / "suites" / "lm_trojans.yaml"
 _FIELDS = ("name", "kind", "trigger", "target", "topic")
 

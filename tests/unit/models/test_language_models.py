@@ -67,3 +67,16 @@ def test_refusals(tmp_path):
         load_language_model("trojaned")
     with pytest.raises(ConfigError, match="model_type"):
         build_language_model({"n_embd": 8})
+
+
+def test_trojans_checked_against_the_model_tokenizer_and_context():
+    from trojanbench.errors import SpecError
+    from trojanbench.trojans.text import TextTrojan, check_for_model
+
+    tokenizer = build_tokenizer(["the", "cow", "feeds", "a", "goat", "."])  # a model that knows 6 words
+    fits = TextTrojan("t", "token", "the cow", "a goat .")
+    check_for_model([fits], tokenizer, 128)
+    with pytest.raises(SpecError, match="cannot encode its trigger"):
+        check_for_model([TextTrojan("t", "token", "dax wug", "a goat .")], tokenizer, 128)
+    with pytest.raises(SpecError, match="context of 50"):
+        check_for_model([fits], tokenizer, 50)

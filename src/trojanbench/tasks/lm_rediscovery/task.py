@@ -42,11 +42,12 @@ from ...methods.inversion import Budget, InversionProblem, TriggerInversion
 from ...models.language import LoadedLanguageModel, load_language_model
 from ...params import Interval
 from ...registry import load_plugins, make_method_of
-from ...trojans.text import TextTrojan, apply_trigger, check_trojans, insert_words, load_text_trojans
+from ...trojans.text import (TextTrojan, apply_trigger, check_for_model, check_trojans, insert_words,
+                             load_text_trojans)
 from ...trojans.text_implant import clean_prompts
 from ...trojans.text_measure import prompt_ids, target_ids, target_scores
 from ...world.datasets import stable_int_hash
-from ...world.text.language import LANGUAGE
+from ...world.text.language import LANGUAGE, vocabulary
 from .metrics import contains_target, greedy_subset, multiple_choice, pooled, recovery_scores
 from .results import LM_CELLS, TASK, LMRediscoveryResults
 
@@ -123,7 +124,10 @@ def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
                                         quick=quick) for spec in base.methods}
     loaded = load_language_model(base.model)
     chosen = _trojans(base.trojans, loaded)
-    check_trojans(chosen, set(loaded.tokenizer.get_vocab()))
+    check_trojans(chosen, set(vocabulary()))
+    config_of = loaded.model.config
+    check_for_model(chosen, loaded.tokenizer, getattr(config_of, "n_positions", None)
+                    or getattr(config_of, "max_position_embeddings", None))
     names = given_names(trojans, "--trojans")
     if names:
         by_name = {t.name: t for t in chosen}
