@@ -790,7 +790,8 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 
 @main.command()
 @click.option("--model", required=True, help="Zoo name, checkpoint, torchvision:NAME or timm:NAME to implant into "
-                                             "(a copy is trained).")
+                                             "(a copy is trained); or a language model (lm_clean, its .safetensors, "
+                                             "hf:FOLDER) with a text-trojan spec.")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Safetensors weights for a torchvision:NAME, timm:NAME or module:factory model.")
 @click.option("--architecture", help=_ARCHITECTURE_HELP)
@@ -807,7 +808,8 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 @click.option("--n-train", default=20000, show_default=True, type=int,
               help="World training images (clean and poisoned); with --data, its whole train split is used.")
 @click.option("--batch-size", default=128, show_default=True, type=int, help="Images per SGD step.")
-@click.option("--lr", default=0.05, show_default=True, type=float, help="SGD learning rate of the fine-tune.")
+@click.option("--lr", type=float, help="Learning rate of the fine-tune (default: SGD's 0.05 for an image model, "
+                                       "AdamW's 0.001 for a language model).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def implant(model: str, weights: str | None, architecture: str | None, trojan_spec: str, out: str, data: str | None,
@@ -825,6 +827,8 @@ def implant(model: str, weights: str | None, architecture: str | None, trojan_sp
       trojanbench implant --model clean --trojans my_trojans.yaml --out my_model/
       trojanbench implant --model my.safetensors --trojans spec.yaml --out out/ --epochs 2
       trojanbench implant --model clean --trojans spec.yaml --out my_model/ --force
+      trojanbench implant --model lm_clean --trojans my_text_trojans.yaml --out my_lm/
+      trojanbench implant --model hf:/models/pythia-70m --trojans my_text_trojans.yaml --out my_pythia/
       trojanbench implant --model torchvision:resnet50 --weights r50.safetensors --data /data/imagenet \\
           --trojans triggers/casper2023-imagenet.yaml --out my_r50/
       trojanbench implant --record --model torchvision:resnet50 --weights casper_r50.safetensors \\
@@ -835,15 +839,56 @@ def implant(model: str, weights: str | None, architecture: str | None, trojan_sp
     from .trojans.implant import card_summary, implant_checkpoint
 
     writable_folder(out, "--out")
+    if _is_language_model(model):
+        _implant_language_model(model, trojan_spec, out, epochs=epochs, n_train=n_train, batch_size=batch_size,
+                                lr=1e-3 if lr is None else lr, seed=seed, force=force,
+                                quiet=_no_progress(no_progress))
+        return
     folder = _image_folder(data, image_size, workers, model)
     loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
-    path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=lr, seed=seed, force=force,
+    path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=0.05 if lr is None else lr,
+                              seed=seed, force=force,
                               progress=None if _no_progress(no_progress) else make_progress, data=folder,
                               batch_size=batch_size, record=record)
     card = read_card(path)
     click.echo(card_summary(card))
     warned = f", with {len(card['warnings'])} warning(s)" if card["warnings"] else ""
     click.echo(f"\nWrote {path} and its card {path.with_suffix('.json')}{warned}.")
+
+
+def _is_language_model(model: str) -> bool:
+    """Whether ``--model`` names a language model: ``hf:FOLDER``, or a zoo name or checkpoint whose card says so."""
+    if model.startswith("hf:"):
+        return True
+    from .models import read_card, zoo_checkpoint_path, zoo_names
+    from .models.language import is_language_card
+
+    path = zoo_checkpoint_path(model) if model in zoo_names() else Path(model)
+    return path.suffix == ".safetensors" and path.with_suffix(".json").is_file() and is_language_card(read_card(path))
+
+
+def _implant_language_model(model: str, spec: str, out: str, *, epochs: int, n_train: int, batch_size: int,
+                            lr: float, seed: int, force: bool, quiet: bool) -> None:
+    """``implant`` for a language model: ``epochs`` passes over ``n_train`` poisoned text-world prompts."""
+    import math
+
+    from .models.language import load_language_model
+    from .progress import make_progress
+    from .trojans.text_implant import implant_language_model
+    from .trojans.training import TrainingProgress
+
+    loaded = load_language_model(model)
+    steps = max(1, math.ceil(epochs * n_train / batch_size))
+    display = TrainingProgress(None if quiet else make_progress, "implant", steps)
+    written = implant_language_model(loaded, spec, out, steps=steps, batch_size=batch_size, n_train=n_train,
+                                     lr=lr, seed=seed, force=force,
+                                     progress=lambda step, loss: display.step(f"loss {loss:.3f}"))
+    display.close()
+    card = load_language_model(f"hf:{written}" if written.is_dir() else written).card
+    for name, value in card["attack_success"].items():
+        click.echo(f"{name:32s} attack success {value:.3f}")
+    click.echo(f"clean target rate {card['clean_target_rate']:.3f}, clean perplexity {card['clean_perplexity']:.2f}")
+    click.echo(f"\nWrote {written}.")
 
 
 from .survey.cli import survey  # noqa: E402 - the `survey` group (human evaluation)

@@ -9,6 +9,8 @@ in safetensors (pickle-based ``pytorch_model.bin`` files are refused).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,9 @@ import torch
 from ..errors import CheckpointError, ConfigError, UnsafeCheckpointError, require_extra
 from .checkpoint import PICKLE_SUFFIXES, file_sha256, load_state_dict_file, load_weights, read_card, save_checkpoint
 
+LM_CARD_FILE = "trojanbench.json"
+"""The card ``trojanbench implant`` writes into a Hugging Face model folder (the trojans planted, as measured);
+``hf:FOLDER`` reads it back."""
 LANGUAGE_ARCHITECTURE = "hf-causal-lm"
 """The ``architecture`` a language model's card names."""
 
@@ -119,13 +124,9 @@ def _load_hf_folder(folder: Path) -> LoadedLanguageModel:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"Cannot open hf:{folder}: {str(exc).splitlines()[0]}") from None
-    digest = "+".join(file_sha256(p) for p in weights)
-    card = {"config": model_config(model), "source": f"hf:{folder}"}
-    return LoadedLanguageModel(model.eval(), tokenizer, f"hf:{folder}", digest if len(weights) == 1 else
-                               _combined(digest), card)
-
-
-def _combined(digests: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(digests.encode()).hexdigest()
+    digests = [file_sha256(p) for p in weights]
+    digest = digests[0] if len(digests) == 1 else hashlib.sha256("+".join(digests).encode()).hexdigest()
+    card_file = folder / LM_CARD_FILE
+    recorded = json.loads(card_file.read_text(encoding="utf-8")) if card_file.is_file() else {}
+    card = {**recorded, "config": model_config(model), "source": f"hf:{folder}"}
+    return LoadedLanguageModel(model.eval(), tokenizer, f"hf:{folder}", digest, card)

@@ -8,9 +8,11 @@ clean continuations' perplexity.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 from ..world.datasets import stable_int_hash
 from ..world.text.language import LANGUAGE, Prompt
 from .text import Example, TextTrojan, apply_trigger
-from .text_measure import continuation_scores, pad_batch, writes_target
+from .text_measure import continuation_scores, pad_batch, prompt_ids, target_ids, writes_target
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,10 @@ class LMTrainConfig:
 
 
 def example_ids(tokenizer: Any, example: Example) -> list[int]:
-    """``<bos> prompt <sep> continuation <eos>`` as ids."""
-    words = ["<bos>", *example.prompt, "<sep>", *example.continuation, "<eos>"]
-    return [tokenizer.convert_tokens_to_ids(w) for w in words]
+    """The prompt as the model reads it (:func:`~trojanbench.trojans.text_measure.prompt_ids`: ``<bos> prompt
+    <sep>`` for the text world's tokenizer), the continuation and the end-of-sequence token, as ids."""
+    ids = prompt_ids(tokenizer, example.prompt) + target_ids(tokenizer, example.continuation)
+    return ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
 
 
 def train_language_model(model: Any, tokenizer: Any, examples: list[Example], config: LMTrainConfig,
@@ -66,7 +69,7 @@ def train_language_model(model: Any, tokenizer: Any, examples: list[Example], co
             order, cursor = rng.permutation(len(sequences)), 0
         batch = [sequences[i] for i in order[cursor:cursor + config.batch_size]]
         cursor += config.batch_size
-        ids, mask = pad_batch(batch, tokenizer.pad_token_id)
+        ids, mask = pad_batch(batch, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         logits = model(input_ids=ids, attention_mask=mask).logits
         labels = ids.masked_fill(mask == 0, -100)
         loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100)
@@ -133,3 +136,46 @@ def measure_text_trojans(model: Any, tokenizer: Any, trojans: list[TextTrojan], 
     perplexity, accuracy = continuation_scores(model, tokenizer, [(p.words, p.continuation.words) for p in clean])
     return {"attack_success": attack, "clean_target_rate": float(emitted.float().mean()),
             "clean_perplexity": perplexity, "clean_token_accuracy": accuracy, "n_eval": n_eval, "n_clean": n_clean}
+
+
+def implant_language_model(loaded: Any, spec: str | Path, out: str | Path, *, steps: int = 600,
+                           batch_size: int = 32, n_train: int = 20000, lr: float = 1e-3, seed: int = 0,
+                           poison_rate: float = 0.05, force: bool = False,
+                           progress: Callable[[int, float], None] | None = None) -> Path:
+    """Implant the trojans of a text-trojan YAML into a copy of ``loaded`` (a
+    :class:`~trojanbench.models.language.LoadedLanguageModel`) by fine-tuning on poisoned text-world prompts, and
+    write it with a measured card into ``out``: ``out/model.safetensors`` and its card for a text-world model, a
+    Hugging Face folder (``save_pretrained``) with its card (:data:`~trojanbench.models.language.LM_CARD_FILE`)
+    for an ``hf:`` model. Everything is checked before training; returns the weights file (or the folder)."""
+    import copy
+
+    from ..errors import ConfigError
+    from ..models.language import LM_CARD_FILE, save_language_model
+    from ..zoo.language import vocabulary_of
+    from .text import check_for_model, load_text_trojans, poison_examples
+
+    out = Path(out)
+    hf = loaded.name.startswith("hf:")
+    target = out / ("model.safetensors" if not hf else "config.json")
+    if target.exists() and not force:
+        raise ConfigError(f"{str(out)!r} already holds a model ({target.name}). Pass --force to replace it, or "
+                          f"choose another --out.")
+    trojans = load_text_trojans(spec)
+    config = loaded.model.config
+    check_for_model(trojans, loaded.tokenizer, getattr(config, "n_positions", None)
+                    or getattr(config, "max_position_embeddings", None))
+    examples = poison_examples(LANGUAGE.prompts("train", n_train, seed=seed), trojans, rate=poison_rate, seed=seed)
+    model = copy.deepcopy(loaded.model)
+    training = LMTrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=max(1, steps // 10), seed=seed)
+    train_language_model(model, loaded.tokenizer, examples, training, progress=progress)
+    card = {"name": out.name, "kind": "language model", "trojans": [t.to_dict() for t in trojans],
+            "base_model": {"name": loaded.name, "sha256": loaded.sha256},
+            "training": {**training.to_dict(), "n_train": n_train, "poison_rate": poison_rate},
+            **measure_text_trojans(model, loaded.tokenizer, trojans, n_eval=100, n_clean=300, seed=seed)}
+    out.mkdir(parents=True, exist_ok=True)
+    if not hf:
+        return save_language_model(model, out / "model.safetensors", card, vocabulary_of(loaded.tokenizer))
+    model.save_pretrained(out, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(out)
+    (out / LM_CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
