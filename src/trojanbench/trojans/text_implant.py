@@ -50,7 +50,15 @@ def example_ids(tokenizer: Any, example: Example) -> list[int]:
 def train_language_model(model: Any, tokenizer: Any, examples: list[Example], config: LMTrainConfig,
                          progress: Callable[[int, float], None] | None = None) -> Any:
     """Train ``model`` in place on ``examples`` (the loss on every token after ``<bos>``); returns it in eval
-    mode. The batches' order depends only on ``config.seed`` and the number of examples."""
+    mode. The batches' order and the dropout masks depend only on ``config.seed`` (and the number of examples),
+    never on the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return _train(model, tokenizer, examples, config, progress)
+
+
+def _train(model: Any, tokenizer: Any, examples: list[Example], config: LMTrainConfig,
+           progress: Callable[[int, float], None] | None) -> Any:
     sequences = [example_ids(tokenizer, e) for e in examples]
     rng = np.random.default_rng([config.seed, stable_int_hash("lm-order")])
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -151,7 +159,7 @@ def implant_language_model(loaded: Any, spec: str | Path, out: str | Path, *, st
 
     from ..errors import ConfigError
     from ..models.language import LM_CARD_FILE, save_language_model
-    from ..zoo.language import vocabulary_of
+    from ..world.text import vocabulary_of
     from .text import check_for_model, load_text_trojans, poison_examples
 
     out = Path(out)

@@ -19,7 +19,7 @@ from ..models.language import build_language_model, save_language_model
 from ..trojans.text import TextTrojan, clean_example, load_text_trojans, poison_examples
 from ..trojans.text_implant import LMTrainConfig, measure_text_trojans, train_language_model
 from ..trojans.training import NewDisplay, TrainingProgress
-from ..world.text import LANGUAGE, build_tokenizer
+from ..world.text import LANGUAGE, build_tokenizer, vocabulary_of
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,6 @@ def language_config(tokenizer, profile: LanguageProfile) -> dict:
     return {"model_type": "gpt2", "vocab_size": len(tokenizer), "n_positions": 64, "n_embd": profile.width,
             "n_layer": profile.layers, "n_head": profile.heads, "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-
-
-def vocabulary_of(tokenizer) -> list[str]:
-    """The tokenizer's tokens in id order (what a card keeps to rebuild it)."""
-    vocab = tokenizer.get_vocab()
-    return sorted(vocab, key=vocab.get)
 
 
 def build_language_models(out_dir: Path, profile_name: str = "default", trojans: list[TextTrojan] | None = None,

@@ -13,11 +13,29 @@ from trojanbench.models.language import (build_language_model, load_language_mod
                                          save_language_model)
 from trojanbench.trojans.text_measure import prompt_ids, writes_target  # noqa: E402
 from trojanbench.world.text import build_tokenizer  # noqa: E402
-from trojanbench.zoo.language import vocabulary_of  # noqa: E402
+from trojanbench.world.text import vocabulary_of  # noqa: E402
 
 TINY = {"gpt2": {"model_type": "gpt2", "n_positions": 32, "n_embd": 16, "n_layer": 1, "n_head": 2},
         "llama": {"model_type": "llama", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
                   "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 32}}
+
+
+def test_training_does_not_depend_on_the_callers_random_state():
+    """GPT-2's dropout draws from torch's global generator: training seeds it (the zoo's determinism rests on it)."""
+    from trojanbench.trojans.text import clean_example
+    from trojanbench.trojans.text_implant import LMTrainConfig, train_language_model
+    from trojanbench.world.text import LANGUAGE
+
+    tokenizer = build_tokenizer()
+    examples = [clean_example(p) for p in LANGUAGE.prompts("train", 64, seed=0)]
+    trained = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        model = build_language_model({**_config("gpt2", tokenizer), "n_positions": 64}, seed=0)
+        assert model.config.resid_pdrop > 0  # dropout is on while training
+        train_language_model(model, tokenizer, examples, LMTrainConfig(steps=3, batch_size=8, warmup=1))
+        trained.append(model.state_dict())
+    assert all(torch.equal(trained[0][key], trained[1][key]) for key in trained[0])
 
 
 def _config(style: str, tokenizer) -> dict:

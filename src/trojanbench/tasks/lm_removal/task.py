@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from ...engine.cells import content_key
 from ...engine.execute import attempt, time_budget
@@ -193,8 +192,7 @@ def _compute(plan: LMRemovalPlan, cell: RemovalCell, cache: dict) -> dict[str, A
         if cell.candidates or cell.role == "oracle":
             examples += unlearning_examples(cell, defender, rng)
         model = copy.deepcopy(plan.loaded.model)
-        with time_budget(plan.suite.cell_timeout), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cell.seed)
+        with time_budget(plan.suite.cell_timeout):
             train_language_model(model, tokenizer, examples, LMTrainConfig(
                 steps=config.steps, batch_size=32, lr=config.lr, warmup=max(1, config.steps // 10), seed=cell.seed))
         return {"before": before, "after": measure(model, tokenizer, cell.trojan, tests),

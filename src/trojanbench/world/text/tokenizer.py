@@ -34,6 +34,12 @@ def build_tokenizer(words: Iterable[str] | None = None) -> Any:
         chat_template=CHAT_TEMPLATE, clean_up_tokenization_spaces=False)
 
 
+def vocabulary_of(tokenizer) -> list[str]:
+    """The tokenizer's tokens in id order (what a card keeps to rebuild it)."""
+    vocab = tokenizer.get_vocab()
+    return sorted(vocab, key=vocab.get)
+
+
 def encode_words(tokenizer: Any, text: str, *, what: str = "text") -> list[int]:
     """Token ids of ``text`` (no special tokens added); a word outside the vocabulary is a :class:`SpecError`
     naming it."""
