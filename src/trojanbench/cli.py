@@ -206,10 +206,12 @@ def _judge_settings(clip_weights: str | None, clip_model: str | None,
 @click.option("--budgets", help="Removal: comma-separated defender data budgets replacing the suite's (e.g. "
                                 "100,1%,5%); replacement: parameter budgets (e.g. 1%,3%,10% or 3000).")
 @click.option("--executor", type=click.Choice(["local", "processes", "ray"]), default=None,
-              help="Rediscovery: where cells run (default: local, in this process; processes: worker processes "
-                   "of this machine; ray: a Ray cluster).")
-@click.option("--workers", type=int, help="Rediscovery: worker processes of --executor processes, or CPUs of a "
-                                          "local Ray instance (default: the cores available).")
+              help="Rediscovery, lm-rediscovery and lm-removal: where cells run (default: local, in this process; "
+                   "processes: worker processes of this machine; ray: a Ray cluster, one GPU per cell on CUDA).")
+@click.option("--workers", type=int, help="With --executor: worker processes of processes, or CPUs of a local Ray "
+                                          "instance (default: the cores available).")
+@click.option("--device", help="lm-rediscovery and lm-removal: the torch device cells compute on: auto (default: a "
+                               "GPU when torch sees one), cpu, cuda or cuda:N.")
 @click.option("--ray-address", help="Address of a running Ray cluster (default: start a local one).")
 @click.option("--model", help="Rediscovery, localization and removal: the audited model replacing the suite's (zoo "
                               "name or .safetensors checkpoint with its card); lm-rediscovery and lm-removal: a "
@@ -226,8 +228,8 @@ def _judge_settings(clip_weights: str | None, clip_model: str | None,
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html / results.csv / results.json at the end.")
 def run(task: str, suite: str, quick: bool, out: str, methods: str | None, trojans: str | None, seeds: int | None,
-        budgets: str | None, executor: str | None, workers: int | None, ray_address: str | None, model: str | None,
-        data: str | None, image_size: int | None, judges: str | None, clip_weights: str | None,
+        budgets: str | None, executor: str | None, workers: int | None, device: str | None, ray_address: str | None,
+        model: str | None, data: str | None, image_size: int | None, judges: str | None, clip_weights: str | None,
         clip_model: str | None, judge_setting: tuple[str, ...], threads: int | None, retry_failed: bool,
         plugins: tuple[str, ...], no_progress: bool, no_report: bool) -> None:
     """Run a task: every method × trojan × seed (or the task's own grid), scored automatically, with its table.
@@ -249,6 +251,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
       trojanbench run --task replacement --quick --out /tmp/quick
       trojanbench run --task lm-rediscovery --quick --out /tmp/lm
       trojanbench run --task lm-removal --quick --out /tmp/lm
+      trojanbench run --task lm-rediscovery --model hf:/models/pythia-trojaned --device cuda --executor ray
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --out my_results/
       trojanbench run --task localization --model my_r18/model.safetensors --data /data/my_task --out my_results/
       trojanbench run --model my_r18/model.safetensors --data /data/my_task --judges clip \\
@@ -262,7 +265,7 @@ def run(task: str, suite: str, quick: bool, out: str, methods: str | None, troja
     chosen = get_task(task)
     options = {"quick": quick, "methods": _split(methods), "trojans": _split(trojans), "seeds": seeds,
                "plugins": plugins, "budgets": _split(budgets), "executor": executor, "workers": workers,
-               "ray_address": ray_address, "model": model, "data": data, "image_size": image_size,
+               "device": device, "ray_address": ray_address, "model": model, "data": data, "image_size": image_size,
                "judges": _split(judges), "judge_settings": _judge_settings(clip_weights, clip_model, judge_setting)}
     chosen.check_options({k: v for k, v in options.items() if v is not None})
     threads = resolve_threads(threads)

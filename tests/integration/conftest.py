@@ -3,13 +3,25 @@ over a module's ``results`` folder."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from trojanbench.zoo import build_zoo
 
 from survey_results import ADMIN, GENEROUS
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+def fixtures_on_path(monkeypatch):
+    """The test plugins (``tests/fixtures``) importable here and in worker processes."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
 
 
 @pytest.fixture(scope="session")

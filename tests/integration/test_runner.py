@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import signal
 import subprocess
 import sys
@@ -20,12 +19,6 @@ from trojanbench.tasks.rediscovery.store import RediscoveryStore
 
 pytestmark = pytest.mark.slow
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-@pytest.fixture
-def fixtures_on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), os.environ.get("PYTHONPATH", "")]))
 
 
 def write_suite(path: Path, model: Path, methods: list, *, seeds=(0, 1), trojans=None, timeout=1800.0,

@@ -1,5 +1,8 @@
 """Executors fan cells out to workers and hand their outcomes back to the driver, which scores and stores them.
 
+Each executor says on which torch device its cells compute (``cell_device``: what the run's ``--device`` means
+where the cells run) and a Ray executor asks one GPU per cell when they compute on CUDA.
+
 * ``local`` (default): cells run one after another in this process.
 * ``processes``: cells run in ``workers`` child processes of this machine (default: one per core it may use),
   each kept for many cells. A cell is isolated from the run as far as a process allows: a worker that outlives
@@ -25,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import ConfigError, did_you_mean, require_extra
 from ..params import Interval, require
+from .devices import check_device, resolve_device
 from .execute import Outcome
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,9 @@ class LocalExecutor:
     """Computes cells in this process, one at a time."""
 
     name = "local"
+
+    def __init__(self, device: str = "cpu"):
+        self.cell_device = str(resolve_device(device))
 
     def map(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
         for job in jobs:
@@ -91,12 +98,14 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 class RayExecutor:
-    """Computes cells as Ray tasks (one CPU each); ``address=None`` starts a local Ray instance."""
+    """Computes cells as Ray tasks (one CPU each, and one GPU each when they compute on CUDA: ``device`` ``cuda``,
+    or ``auto`` on a cluster with GPUs); ``address=None`` starts a local Ray instance."""
 
     name = "ray"
     startup_grace = STARTUP_GRACE
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, device: str = "cpu"):
+        check_device(device)
         with _environment(local_ray_environment() if address is None else {}):
             self.ray = require_extra("ray", "ray", "The Ray executor")
             self._started_here = not self.ray.is_initialized()
@@ -109,17 +118,27 @@ class RayExecutor:
                 self.ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                               log_to_driver=False, configure_logging=False)
         self._remote: dict[Callable, Any] = {}
+        gpus = self.ray.cluster_resources().get("GPU", 0)
+        if device.startswith("cuda") and not gpus:
+            self.close()
+            raise ConfigError(f"--device {device}: the Ray cluster has no GPU; use --device cpu, or auto to take "
+                              f"GPUs only where the cluster has them.")
+        self.gpus_per_cell = 1 if device.startswith("cuda") or device == "auto" and gpus else 0
+        self.cell_device = "cuda" if self.gpus_per_cell else "cpu"  # Ray shows a task its own GPU as cuda:0
 
     def _remote_of(self, work: Callable[..., Outcome]):
         if work not in self._remote:
-            self._remote[work] = self.ray.remote(num_cpus=1, max_retries=0)(work)
+            self._remote[work] = self.ray.remote(num_cpus=1, num_gpus=self.gpus_per_cell, max_retries=0)(work)
         return self._remote[work]
 
     def map(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
         """Keep one task per CPU in flight (so a task's clock starts when it can run), yield as they finish."""
         ray = self.ray
         queue = list(jobs)
-        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        resources = ray.cluster_resources()
+        slots = max(1, int(resources.get("CPU", 1)))
+        if self.gpus_per_cell:
+            slots = max(1, min(slots, int(resources.get("GPU", 0) // self.gpus_per_cell)))
         pending: dict[Any, tuple[Job, float]] = {}
         while queue or pending:
             while queue and len(pending) < slots:
@@ -170,10 +189,11 @@ class ProcessExecutor:
     name = "processes"
     startup_grace = STARTUP_GRACE
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, device: str = "cpu"):
         from .threads import available_cores
 
         self.workers = workers or available_cores()
+        self.cell_device = str(resolve_device(device))  # the workers share this machine's GPUs
         self._context = multiprocessing.get_context("spawn")
         self._running: list[_Worker] = []
 
@@ -240,8 +260,9 @@ class ProcessExecutor:
 EXECUTORS = {"local": LocalExecutor, "processes": ProcessExecutor, "ray": RayExecutor}
 
 
-def check_executor(name: str, *, ray_address: str | None = None, workers: int | None = None) -> None:
-    """Refuse an unknown executor or options it does not take (before any work)."""
+def check_executor(name: str, *, ray_address: str | None = None, workers: int | None = None,
+                   device: str = "cpu") -> None:
+    """Refuse an unknown executor, options it does not take or an unknown device (before any work)."""
     if name not in EXECUTORS:
         raise did_you_mean(name, list(EXECUTORS), "executor")
     if ray_address and name != "ray":
@@ -250,14 +271,30 @@ def check_executor(name: str, *, ray_address: str | None = None, workers: int | 
         require("--workers", workers, Interval(int, 1, None))
         if name == "local":
             raise ConfigError("--workers applies to --executor processes or ray (the local executor is this process).")
+    if name == "ray":
+        check_device(device)  # whether the cluster has the device is known once it is reached
+    else:
+        resolve_device(device)
 
 
-def make_executor(name: str, *, ray_address: str | None = None, workers: int | None = None):
+def make_executor(name: str, *, ray_address: str | None = None, workers: int | None = None, device: str = "cpu"):
     """An executor by name (``local``, ``processes`` or ``ray``); ``workers``: the processes of ``processes``, or
-    the CPUs of a local Ray instance."""
-    check_executor(name, ray_address=ray_address, workers=workers)
+    the CPUs of a local Ray instance; ``device``: the torch device the cells compute on (``auto``, ``cpu``,
+    ``cuda``, ``cuda:N``; the executor's ``cell_device`` says what it means where they run)."""
+    check_executor(name, ray_address=ray_address, workers=workers, device=device)
     if name == "local":
-        return LocalExecutor()
+        return LocalExecutor(device)
     if name == "processes":
-        return ProcessExecutor(workers)
-    return RayExecutor(ray_address, workers)
+        return ProcessExecutor(workers, device)
+    return RayExecutor(ray_address, workers, device)
+
+
+@contextmanager
+def running(name: str, *, ray_address: str | None = None, workers: int | None = None,
+            device: str = "cpu") -> Iterator[Any]:
+    """:func:`make_executor` for the block, closed at its end (a local Ray instance is stopped)."""
+    executor = make_executor(name, ray_address=ray_address, workers=workers, device=device)
+    try:
+        yield executor
+    finally:
+        executor.close()

@@ -107,6 +107,31 @@ def load_language_model(reference: str | Path) -> LoadedLanguageModel:
     return LoadedLanguageModel(model.eval(), build_tokenizer(card["vocabulary"]), text, file_sha256(path), card)
 
 
+_in_this_process: dict[tuple[str, str], LoadedLanguageModel] = {}
+
+
+def share_language_model(reference: str, loaded: LoadedLanguageModel) -> None:
+    """Keep the driver's ``loaded`` (as it is, on its device) for the cells computed in this process, so that
+    :func:`language_model_on` does not load it again."""
+    _in_this_process[(str(reference), str(loaded.device))] = loaded
+
+
+def language_model_on(reference: str, device: str, sha256: str) -> LoadedLanguageModel:
+    """:func:`load_language_model` on ``device``, loaded once per process and kept (a worker's cells share it:
+    they must not modify it); ``sha256`` is the weights' hash the run planned on (a file changed since is loaded
+    again, and one that no longer has it is refused)."""
+    key = (str(reference), str(torch.device(device)))
+    loaded = _in_this_process.get(key)
+    if loaded is None or loaded.sha256 != sha256:
+        loaded = load_language_model(reference)
+        if loaded.sha256 != sha256:
+            raise CheckpointError(f"{reference!r} changed since the run was planned (sha256 {loaded.sha256[:12]}, "
+                                  f"planned {sha256[:12]}); a worker must read the same weights as the driver.")
+        loaded.model.to(device)
+        _in_this_process[key] = loaded
+    return loaded
+
+
 def _load_hf_folder(folder: Path) -> LoadedLanguageModel:
     transformers = _transformers()
     if not (folder / "config.json").is_file():

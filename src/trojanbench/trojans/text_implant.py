@@ -52,7 +52,8 @@ def train_language_model(model: Any, tokenizer: Any, examples: list[Example], co
     """Train ``model`` in place on ``examples`` (the loss on every token after ``<bos>``); returns it in eval
     mode. The batches' order and the dropout masks depend only on ``config.seed`` (and the number of examples),
     never on the caller's random state."""
-    with torch.random.fork_rng(devices=[]):
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
         return _train(model, tokenizer, examples, config, progress)
 
@@ -70,7 +71,7 @@ def _train(model: Any, tokenizer: Any, examples: list[Example], config: LMTrainC
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     order = rng.permutation(len(sequences))
-    cursor = 0
+    cursor, device = 0, next(model.parameters()).device
     model.train()
     for step in range(config.steps):
         if cursor + config.batch_size > len(order):
@@ -78,6 +79,7 @@ def _train(model: Any, tokenizer: Any, examples: list[Example], config: LMTrainC
         batch = [sequences[i] for i in order[cursor:cursor + config.batch_size]]
         cursor += config.batch_size
         ids, mask = pad_batch(batch, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         labels = ids.masked_fill(mask == 0, -100)
         loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100)

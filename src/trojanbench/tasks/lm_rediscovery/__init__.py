@@ -17,7 +17,7 @@ from .task import plan_lm_rediscovery, run_lm_rediscovery
 class LMRediscoveryTask(Task):
     name = "lm-rediscovery"
     description = "trigger-inversion tools guess a language model's trojan triggers from their targets (TDC 2023)"
-    options = ("model",)
+    options = ("model", "executor", "ray_address", "workers", "device")
     results_type = LMRediscoveryResults
     report = section
 

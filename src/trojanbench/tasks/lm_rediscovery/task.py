@@ -17,6 +17,10 @@ before beside the empty prompt, and the same budget of ``cell_budget`` sequence 
 Decoys (targets with no trigger planted) get the same search; a decoy whose best candidate reaches a held-out
 REASR of :data:`FALSE_DISCOVERY_REASR` counts as a false discovery. Validation first, content-hash keys, resume
 and failed cells recorded with their reason, as in the other tasks.
+
+The tools' cells run on an executor (:mod:`trojanbench.engine.executors`: this process, worker processes or Ray,
+one GPU per cell there when they compute on CUDA), each worker loading the model once on the run's device; the
+driver alone writes the store, and computes the toolbox cells from the tools' stored candidates.
 """
 
 from __future__ import annotations
@@ -32,14 +36,16 @@ import numpy as np
 import torch
 
 from ...engine.cells import code_version, content_key
-from ...engine.execute import attempt, time_budget
+from ...engine.devices import driver_device, resolve_device
+from ...engine.execute import Outcome, attempt, time_budget
+from ...engine.executors import Job, check_executor, running
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
 from ...engine.suite import Plan, TaskSuite, first_of_each_kind, given_names, with_overrides
 from ...errors import ConfigError, MethodError
 from ...methods.inversion import Budget, InversionProblem, TriggerInversion
-from ...models.language import LoadedLanguageModel, load_language_model
+from ...models.language import LoadedLanguageModel, language_model_on, load_language_model, share_language_model
 from ...params import Interval
 from ...registry import load_plugins, make_method_of
 from ...trojans.text import (TextTrojan, apply_trigger, check_for_model, check_trojans, insert_words,
@@ -80,11 +86,13 @@ first seed (:func:`~.metrics.greedy_subset`), scored on the other seeds."""
 
 @dataclass(frozen=True)
 class LMCell:
-    """One tool (or combination) on one trojan and seed; a combination's ``members`` are the keys of the tool
-    cells it pools and ``chosen_on`` those it chooses its tools from."""
+    """One tool (or combination) on one trojan and seed (``method``: the tool's name, ``spec``: the name the
+    suite made it by, a plugin's ``module:Class``); a combination's ``members`` are the keys of the tool cells it
+    pools and ``chosen_on`` those it chooses its tools from."""
 
     label: str
     method: str
+    spec: str
     params: dict[str, Any]
     role: str
     trojan: TextTrojan
@@ -112,8 +120,8 @@ def _role(tool: TriggerInversion) -> str:
 def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *, quick: bool = False,
                         methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                         seeds: int | None = None, plugins: Iterable[str] = (),
-                        model: str | None = None) -> LMRediscoveryPlan:
-    """Resolve and validate an lm-rediscovery run without computing anything."""
+                        model: str | None = None, device: str = "cpu") -> LMRediscoveryPlan:
+    """Resolve and validate an lm-rediscovery run without computing anything (the model on ``device``)."""
     plugins = load_plugins(plugins)
     config = suite if isinstance(suite, LMRediscoverySuite) else LMRediscoverySuite.load(suite)
     base = with_overrides(config.suite, methods=methods, seeds=seeds, quick=quick, model=model)
@@ -123,6 +131,7 @@ def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
     tools = {spec.label: make_method_of(spec.name, spec.params, TriggerInversion, "a trigger-inversion tool",
                                         quick=quick) for spec in base.methods}
     loaded = load_language_model(base.model)
+    loaded.model.to(resolve_device(device))
     chosen = _trojans(base.trojans, loaded)
     check_trojans(chosen, set(vocabulary()))
     config_of = loaded.model.config
@@ -142,6 +151,7 @@ def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
         raise ConfigError("The lm-rediscovery task needs a 'cell_budget' (sequence passes per cell): every tool "
                           "gets the same one.")
     cells = []
+    spec_names = {spec.label: spec.name for spec in base.methods}
     for label, tool in tools.items():
         for trojan in chosen:
             for seed in base.seeds:
@@ -150,8 +160,8 @@ def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
                            "n_contexts": config.n_contexts, "n_candidates": config.n_candidates,
                            "max_length": config.max_length, "corpus_size": config.corpus_size,
                            "code_version": code_version(type(tool))}
-                cells.append(LMCell(label, tool.name, tool.get_params(), _role(tool), trojan, seed,
-                                    content_key(payload)))
+                cells.append(LMCell(label, tool.name, spec_names[label], tool.get_params(), _role(tool), trojan,
+                                    seed, content_key(payload)))
     cells += combination_cells(cells, base.seeds)
     return LMRediscoveryPlan(tools, chosen, loaded, config=config, cells=cells, quick=quick, plugins=plugins)
 
@@ -168,10 +178,10 @@ def combination_cells(cells: list[LMCell], seeds: tuple[int, ...]) -> list[LMCel
     for trojan in dict.fromkeys(c.trojan for c in tools):
         for seed in seeds:
             members = tuple(c.key for c in tools if c.trojan == trojan and c.seed == seed)
-            out.append(LMCell(POOLED, "pooled", {}, "combination", trojan, seed,
+            out.append(LMCell(POOLED, "pooled", "pooled", {}, "combination", trojan, seed,
                               content_key({"task": TASK, "combination": "pooled", "members": members}), members))
             if seed != seeds[0]:
-                out.append(LMCell(GREEDY, "greedy_subset", {}, "combination", trojan, seed,
+                out.append(LMCell(GREEDY, "greedy_subset", "greedy_subset", {}, "combination", trojan, seed,
                                   content_key({"task": TASK, "combination": "greedy", "members": members,
                                                "chosen_on": selection}), members, selection))
     return out
@@ -191,24 +201,75 @@ def run_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *,
                        out: str | Path = "trojanbench-results", quick: bool = False,
                        methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                        seeds: int | None = None, plugins: Iterable[str] = (), model: str | None = None,
+                       executor: str = "local", ray_address: str | None = None, workers: int | None = None,
+                       device: str = "auto",
                        progress: Callable[[int, int, LMCell], None] | None = None) -> LMRediscoveryResults:
-    """Run the lm-rediscovery task (default: the shipped suite) into ``out`` and return its results."""
+    """Run the lm-rediscovery task (default: the shipped suite) into ``out`` and return its results; the tools'
+    cells on ``executor`` (``local``, ``processes`` or ``ray``, as in the rediscovery task), computing on
+    ``device`` (``auto``: a GPU where there is one)."""
+    check_executor(executor, ray_address=ray_address, workers=workers, device=device)
     plan = plan_lm_rediscovery(suite, quick=quick, methods=methods, trojans=trojans, seeds=seeds, plugins=plugins,
-                               model=model)
+                               model=model, device=driver_device(executor, device))
     record = plan.config.to_dict() | {"task": TASK, "quick": quick,
                                       "trojan_kinds": {t.name: t.kind for t in plan.trojans}}
     origin = provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card)
-    with Store(out, cell_tables=(LM_CELLS,)) as store:
+    # the executor first: a cluster without the device is refused before the store is written
+    with running(executor, ray_address=ray_address, workers=workers, device=device) as runner, \
+            Store(out, cell_tables=(LM_CELLS,)) as store:
 
         def compute(run_id: int, todo: list[LMCell]) -> Iterator[LMCell]:
+            tool_cells = {cell.key: cell for cell in todo if not cell.members}
+            if runner.name == "local":
+                share_language_model(plan.suite.model, plan.loaded)
+            jobs = [Job(cell.key, compute_inversion_cell, (cell, plan.config, plan.trojans, plan.loaded.sha256,
+                                                           runner.cell_device, plan.plugins,
+                                                           torch.get_num_threads()), plan.suite.cell_timeout)
+                    for cell in tool_cells.values()]
+            for outcome in runner.map(jobs):
+                cell = tool_cells[outcome.key]
+                store.record_json_cell(LM_CELLS.name, run_id, outcome.value if outcome.ok
+                                       else _row(cell, outcome))
+                yield cell
             cache: dict = {}
-            for cell in todo:
-                done = {c["key"]: c for c in store.json_cells(LM_CELLS.name)} if cell.members else {}
+            for cell in (cell for cell in todo if cell.members):
+                done = {c["key"]: c for c in store.json_cells(LM_CELLS.name)}
                 store.record_json_cell(LM_CELLS.name, run_id, _compute(plan, cell, cache, done))
                 yield cell
 
         run_pending(store, plan.cells, record, origin, LM_CELLS.name, compute, progress, what="inversions")
     return LMRediscoveryResults(out)
+
+
+_worker_caches: dict[str, dict] = {}
+"""Per run configuration, what a worker process computes once for all its cells (the defender's prompts, the
+held-out prompts)."""
+
+
+def compute_inversion_cell(cell: LMCell, config: LMRediscoverySuite, trojans: list[TextTrojan], sha256: str,
+                           device: str, plugins: tuple[str, ...] = (), threads: int | None = None) -> Outcome:
+    """One tool's cell, in whichever process the executor runs it: the tool made again from its suite name and
+    parameters, the model loaded once per process on ``device`` (it must have the weights ``sha256``); the
+    outcome's value is the cell's row. Never raises for a tool's failure."""
+    load_plugins(plugins)
+    if threads:
+        torch.set_num_threads(threads)
+
+    def work() -> dict[str, Any]:
+        loaded = language_model_on(config.suite.model, device, sha256)
+        tool = make_method_of(cell.spec, cell.params, TriggerInversion, "a trigger-inversion tool")
+        plan = LMRediscoveryPlan({cell.label: tool}, trojans, loaded, config=config, cells=[])
+        cache = _worker_caches.setdefault(content_key([config.to_dict(), sha256, [t.to_dict() for t in trojans]]), {})
+        return _compute(plan, cell, cache, {})
+
+    return attempt(work, timeout=None, what=f"inversion {cell.description}", key=cell.key)
+
+
+def _row(cell: LMCell, outcome: Outcome) -> dict[str, Any]:
+    """A cell's row: what identifies it, its status and, when it finished, its measures."""
+    return {"key": cell.key, "method": cell.method, "label": cell.label, "role": cell.role, "params": cell.params,
+            "trojan": cell.trojan.name, "kind": cell.trojan.kind, "topic": cell.trojan.topic, "seed": cell.seed,
+            "status": outcome.status, "reason": outcome.reason, "seconds": outcome.seconds,
+            "measures": outcome.value if outcome.ok else {}}
 
 
 def _word_ids(tokenizer: Any, prompts: list) -> list[list[int]]:
@@ -329,7 +390,4 @@ def _compute(plan: LMRediscoveryPlan, cell: LMCell, cache: dict, done: dict[str,
 
     outcome = attempt(work, timeout=None, what=f"inversion {cell.description}")
     log.info("%s  %s (%.1f s)", cell.description, outcome.status, outcome.seconds)
-    return {"key": cell.key, "method": cell.method, "label": cell.label, "role": cell.role, "params": cell.params,
-            "trojan": cell.trojan.name, "kind": cell.trojan.kind, "topic": cell.trojan.topic, "seed": cell.seed,
-            "status": outcome.status, "reason": outcome.reason, "seconds": outcome.seconds,
-            "measures": outcome.value if outcome.ok else {}}
+    return _row(cell, outcome)

@@ -16,7 +16,7 @@ from .task import plan_lm_removal, run_lm_removal
 class LMRemovalTask(Task):
     name = "lm-removal"
     description = "unlearn a language model's trojans with the recovered triggers (into an lm-rediscovery folder)"
-    options = ("model",)
+    options = ("model", "executor", "ray_address", "workers", "device")
     results_type = LMRemovalResults
     report = section
 

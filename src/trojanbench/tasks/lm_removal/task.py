@@ -10,6 +10,9 @@ the trojan does). Measured on the test split before and after: attack success on
 clean continuations' next-token accuracy and perplexity; fidelity ``(ASR_pre - ASR_post) / ASR_pre *
 Acc_post / Acc_pre`` as in the image removal task, and per source the normalized score ``(source - random) /
 (oracle - random)`` with ``random_tokens`` as random.
+
+Cells run on an executor as the lm-rediscovery task's do (each worker loads the model once on the run's device and
+fine-tunes copies of it); the driver alone writes the store.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
+import torch
 
 from ...engine.cells import content_key
-from ...engine.execute import attempt, time_budget
+from ...engine.devices import driver_device, resolve_device
+from ...engine.execute import Outcome, attempt, time_budget
+from ...engine.executors import Job, check_executor, running
 from ...engine.loop import run_pending
 from ...engine.provenance import provenance
 from ...engine.store import Store
 from ...engine.suite import Plan, TaskSuite, given_names, with_overrides
 from ...errors import ConfigError
-from ...models.language import LoadedLanguageModel, load_language_model
+from ...models.language import LoadedLanguageModel, language_model_on, load_language_model, share_language_model
 from ...params import Interval
 from ...trojans.text import Example, TextTrojan, apply_trigger, insert_words
 from ...trojans.text_implant import LMTrainConfig, clean_prompts, train_language_model, triggered_prompts
@@ -84,8 +90,9 @@ class LMRemovalPlan(Plan):
 def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: str | Path,
                     quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                     seeds: int | None = None, plugins: Iterable[str] = (),
-                    model: str | None = None) -> LMRemovalPlan:
-    """Resolve an lm-removal run on the lm-rediscovery results in ``out`` (``methods`` picks sources by label)."""
+                    model: str | None = None, device: str = "cpu") -> LMRemovalPlan:
+    """Resolve an lm-removal run on the lm-rediscovery results in ``out`` (``methods`` picks sources by label;
+    the model on ``device``)."""
     config = suite if isinstance(suite, LMRemovalSuite) else LMRemovalSuite.load(suite)
     methods, trojans = given_names(methods, "--methods"), given_names(trojans, "--trojans")
     found = LMRediscoveryResults(out) if (Path(out) / "results.sqlite").is_file() else None
@@ -99,6 +106,7 @@ def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: st
                                      n_clean_eval=min(config.n_clean_eval, 150), budget=min(config.budget, 100))
     config = dataclasses.replace(config, suite=dataclasses.replace(base, trojans=base.trojans or run.get("trojans")))
     loaded = load_language_model(base.model)
+    loaded.model.to(resolve_device(device))
     if loaded.sha256 != found.run["provenance"].get("model", {}).get("sha256"):
         raise ConfigError(f"The lm-rediscovery results in {out} were computed on another model than "
                           f"{base.model!r}; remove the model from the command, or rediscover on it first.")
@@ -135,23 +143,55 @@ def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: st
 def run_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: str | Path = "trojanbench-results",
                    quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                    seeds: int | None = None, plugins: Iterable[str] = (), model: str | None = None,
+                   executor: str = "local", ray_address: str | None = None, workers: int | None = None,
+                   device: str = "auto",
                    progress: Callable[[int, int, RemovalCell], None] | None = None) -> LMRemovalResults:
-    """Run the lm-removal task on the lm-rediscovery results in ``out``; return its results."""
+    """Run the lm-removal task on the lm-rediscovery results in ``out`` (cells on ``executor``, computing on
+    ``device``, as in :func:`~trojanbench.tasks.lm_rediscovery.task.run_lm_rediscovery`); return its results."""
+    check_executor(executor, ray_address=ray_address, workers=workers, device=device)
     plan = plan_lm_removal(suite, out=out, quick=quick, methods=methods, trojans=trojans, seeds=seeds,
-                           plugins=plugins, model=model)
+                           plugins=plugins, model=model, device=driver_device(executor, device))
     record = plan.config.to_dict() | {"task": TASK, "quick": quick,
                                       "trojan_kinds": {t.name: t.kind for t in plan.trojans}}
-    with Store(out, cell_tables=(LM_REMOVAL_CELLS,)) as store:
+    # the executor first: a cluster without the device is refused before the store is written
+    with running(executor, ray_address=ray_address, workers=workers, device=device) as runner, \
+            Store(out, cell_tables=(LM_REMOVAL_CELLS,)) as store:
 
         def compute(run_id: int, todo: list[RemovalCell]) -> Iterator[RemovalCell]:
-            cache: dict = {}
-            for cell in todo:
-                store.record_json_cell(LM_REMOVAL_CELLS.name, run_id, _compute(plan, cell, cache))
+            by_key = {cell.key: cell for cell in todo}
+            if runner.name == "local":
+                share_language_model(plan.suite.model, plan.loaded)
+            jobs = [Job(cell.key, compute_removal_cell, (cell, plan.config, plan.trojans, plan.loaded.sha256,
+                                                         runner.cell_device, torch.get_num_threads()),
+                        plan.suite.cell_timeout) for cell in todo]
+            for outcome in runner.map(jobs):
+                cell = by_key[outcome.key]
+                store.record_json_cell(LM_REMOVAL_CELLS.name, run_id, outcome.value if outcome.ok
+                                       else _row(cell, outcome))
                 yield cell
 
         run_pending(store, plan.cells, record, provenance(plan.suite.model, plan.loaded.sha256, plan.loaded.card),
                     LM_REMOVAL_CELLS.name, compute, progress, what="removals")
     return LMRemovalResults(out)
+
+
+_worker_caches: dict[str, dict] = {}
+"""Per run configuration, what a worker process measures once for all its cells (the model before removal)."""
+
+
+def compute_removal_cell(cell: RemovalCell, config: LMRemovalSuite, trojans: list[TextTrojan], sha256: str,
+                         device: str, threads: int | None = None) -> Outcome:
+    """One removal cell, in whichever process the executor runs it (the model loaded once per process on
+    ``device``); the outcome's value is the cell's row. Never raises for a failed fine-tune."""
+    if threads:
+        torch.set_num_threads(threads)
+
+    def work() -> dict[str, Any]:
+        plan = LMRemovalPlan(trojans, language_model_on(config.suite.model, device, sha256), config=config, cells=[])
+        cache = _worker_caches.setdefault(content_key([config.to_dict(), sha256, [t.to_dict() for t in trojans]]), {})
+        return _compute(plan, cell, cache)
+
+    return attempt(work, timeout=None, what=f"removal {cell.description}", key=cell.key)
 
 
 def measure(model: Any, tokenizer: Any, trojan: TextTrojan, tests: tuple[list, list]) -> dict[str, float]:
@@ -200,6 +240,11 @@ def _compute(plan: LMRemovalPlan, cell: RemovalCell, cache: dict) -> dict[str, A
 
     outcome = attempt(work, timeout=None, what=f"removal {cell.description}")
     log.info("%s  %s (%.1f s)", cell.description, outcome.status, outcome.seconds)
+    return _row(cell, outcome)
+
+
+def _row(cell: RemovalCell, outcome: Outcome) -> dict[str, Any]:
+    """A cell's row: what identifies it, its status and, when it finished, its measures."""
     return {"key": cell.key, "source": cell.source, "role": cell.role, "trojan": cell.trojan.name,
             "kind": cell.trojan.kind, "seed": cell.seed, "params": {"candidates": list(cell.candidates)},
             "status": outcome.status, "reason": outcome.reason, "seconds": outcome.seconds,

@@ -21,7 +21,7 @@ import torch
 from ...config import TrojanSpec, load_trojan_suite
 from ...data import ImageFolderData
 from ...engine.cells import Cell, code_version, content_key
-from ...engine.executors import Job, check_executor, make_executor
+from ...engine.executors import Job, check_executor, running
 from ...engine.loop import run_pending
 from ...engine.own_data import open_run_model
 from ...engine.provenance import provenance
@@ -130,16 +130,13 @@ def run_rediscovery(suite: Suite | str | Path | None = None, *, out: str | Path 
         def compute(run_id: int, todo: list[Cell]) -> Iterator[Cell]:
             by_key = {cell.key: cell for cell in todo}
             jobs = cell_jobs(plan, todo, scorer.questions)
-            runner = make_executor(executor, ray_address=ray_address, workers=workers)
-            if runner.name == "local":
-                share_model(plan.suite.model, plan.loaded, plan.data)
-            try:
+            with running(executor, ray_address=ray_address, workers=workers) as runner:
+                if runner.name == "local":
+                    share_model(plan.suite.model, plan.loaded, plan.data)
                 for outcome in runner.map(jobs):
                     cell = by_key[outcome.key]
                     scorer.record(run_id, cell, outcome)
                     yield cell
-            finally:
-                runner.close()
             store.add_planned(run_id, scorer.combinations(run_id))
 
         run_pending(store, plan.cells, record, origin, "cells", compute, progress)
