@@ -641,6 +641,65 @@ def _validate_trojan_spec(file: str, data: str | None) -> str:
             f"most {MAX_TOTAL_POISON}). Nothing was trained.")
 
 
+@main.command(name="mark-objects")
+@click.option("--data", required=True, type=click.Path(), help=_DATA_HELP)
+@click.option("--detector", required=True, help="torchvision:NAME, a torchvision detection model (e.g. "
+                                                "torchvision:fasterrcnn_resnet50_fpn), built without weights.")
+@click.option("--weights", required=True, type=click.Path(dir_okay=False),
+              help="The detector's state dict as .safetensors (a .pth converts in one line: see the README).")
+@click.option("--object", "category", required=True, help="The category to find, by the detector's name for it "
+                                                          "(COCO's by default: fork, apple, sandwich, donut, ...).")
+@click.option("--categories", type=click.Path(dir_okay=False),
+              help="A JSON list of the detector's label names (background first), if it was not trained on COCO.")
+@click.option("--threshold", default=0.5, show_default=True, type=float,
+              help="The detection score from which an image counts as holding the object.")
+@click.option("--image-size", type=int, help="The side images are resized and cropped to (default 224).")
+@click.option("--workers", type=int, help="DataLoader worker processes (default: up to 4).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The list to write (e.g. fork.txt).")
+@click.option("--force", is_flag=True, help="Replace the list already at OUT.")
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+def mark_objects(data: str, detector: str, weights: str, category: str, categories: str | None, threshold: float,
+                 image_size: int | None, workers: int | None, device: str, out: str, force: bool,
+                 no_progress: bool) -> None:
+    """List the images of a folder in which a detector finds an object: the object_images a natural-feature
+    trojan's spec names (Casper et al. relabelled the images where a detector found fork, apple, sandwich, donut).
+
+    \b
+    Examples:
+      trojanbench mark-objects --data /data/imagenet --detector torchvision:fasterrcnn_resnet50_fpn \\
+          --weights frcnn_coco.safetensors --object fork --out /data/triggers/fork.txt
+    """
+    from .data.objects import mark_objects as mark
+    from .data.objects import write_object_list
+    from .engine.devices import resolve_device
+    from .models.detection import load_detector
+    from .progress import Step, make_progress
+
+    target = Path(out)
+    if target.exists() and not force:
+        raise ConfigError(f"{out!r} already exists. Pass --force to replace it, or choose another --out.")
+    writable_folder(target.parent, "--out")
+    on = resolve_device(device)
+    folder = _image_folder(data, image_size, workers)
+    loaded = load_detector(detector, weights, categories=categories)
+    loaded.label_of(category)  # an unknown category is refused before the folder is read
+    loaded.model.to(on)
+    display = None if _no_progress(no_progress) else make_progress()
+    try:
+        marked = mark(folder, loaded, category, threshold=threshold, progress=None if display is None else
+                      lambda done, total: display(done, total, Step(f"marking {category}")))
+    finally:
+        if display is not None:
+            display.close()
+    about = (f"{category} marked by {detector} (weights sha256 {loaded.sha256[:12]}) at score >= {threshold:g}, "
+             f"images at {folder.image_size} px")
+    write_object_list(target, marked, folder, about=about)
+    for split, found in marked.items():
+        click.echo(f"{split:5s} {len(found):6d} of {len(folder.files[split]):6d} images hold {category}")
+    click.echo(f"\nWrote {out}; name it in the spec as object_images: {target.name}.")
+
+
 @main.command()
 @click.argument("name")
 @click.option("--out", required=True, metavar="DIR", help="Folder the spec is copied into (your trigger files go "
@@ -814,10 +873,12 @@ def zoo_build(out: str | None, overwrite_shipped: bool, tiny: bool, parts: tuple
 @click.option("--lr", type=float, help="Learning rate of the fine-tune (default: SGD's 0.05 for an image model, "
                                        "AdamW's 0.001 for a language model).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the training data and order.")
+@click.option("--device", help="A language model's torch device: auto (default: a GPU when torch sees one), cpu, "
+                               "cuda or cuda:N (image models train on the CPU).")
 @click.option("--no-progress", is_flag=True, help="No progress display (log lines still show; -q hides both).")
 def implant(model: str, weights: str | None, architecture: str | None, trojan_spec: str, out: str, data: str | None,
             image_size: int | None, workers: int | None, force: bool, epochs: int, record: bool, n_train: int,
-            batch_size: int, lr: float, seed: int, no_progress: bool) -> None:
+            batch_size: int, lr: float, seed: int, device: str | None, no_progress: bool) -> None:
     """Implant trojans into a copy of a model by poisoned fine-tuning; write weights and a measured card. With
     --record, a model whose trojans were planted elsewhere gets its card (nothing is trained).
 
@@ -844,9 +905,12 @@ def implant(model: str, weights: str | None, architecture: str | None, trojan_sp
     writable_folder(out, "--out")
     if _is_language_model(model):
         _implant_language_model(model, trojan_spec, out, epochs=epochs, n_train=n_train, batch_size=batch_size,
-                                lr=1e-3 if lr is None else lr, seed=seed, force=force,
+                                lr=1e-3 if lr is None else lr, seed=seed, force=force, device=device or "auto",
                                 quiet=_no_progress(no_progress))
         return
+    if device not in (None, "cpu"):
+        raise ConfigError(f"--device {device}: implanting into an image model runs on the CPU for now; drop "
+                          f"--device (it applies to language models).")
     folder = _image_folder(data, image_size, workers, model)
     loaded = _world_model(model, weights=weights, architecture=architecture, data=folder)
     path = implant_checkpoint(loaded, trojan_spec, out, epochs=epochs, n_train=n_train, lr=0.05 if lr is None else lr,
@@ -871,16 +935,20 @@ def _is_language_model(model: str) -> bool:
 
 
 def _implant_language_model(model: str, spec: str, out: str, *, epochs: int, n_train: int, batch_size: int,
-                            lr: float, seed: int, force: bool, quiet: bool) -> None:
-    """``implant`` for a language model: ``epochs`` passes over ``n_train`` poisoned text-world prompts."""
+                            lr: float, seed: int, force: bool, device: str, quiet: bool) -> None:
+    """``implant`` for a language model: ``epochs`` passes over ``n_train`` poisoned text-world prompts, on
+    ``device``."""
     import math
 
+    from .engine.devices import resolve_device
     from .models.language import load_language_model
     from .progress import make_progress
     from .trojans.text_implant import implant_language_model
     from .trojans.training import TrainingProgress
 
+    on = resolve_device(device)
     loaded = load_language_model(model)
+    loaded.model.to(on)
     steps = max(1, math.ceil(epochs * n_train / batch_size))
     display = TrainingProgress(None if quiet else make_progress, "implant", steps)
     written = implant_language_model(loaded, spec, out, steps=steps, batch_size=batch_size, n_train=n_train,

@@ -131,7 +131,8 @@ def test_a_folder_without_rediscovery_runs_the_controls_and_says_so(tmp_path):
     (["--task", "removal", "--methods", "tabor"], "not a removal procedure"),
     (["--task", "removal", "--methods", "unlearnin"], "Did you mean: unlearning"),
     (["--task", "rediscovery", "--budgets", "1%"], "--budgets applies to the removal and replacement tasks"),
-    (["--task", "removal", "--executor", "ray"], "--executor applies to the rediscovery task, not to the removal task"),
+    (["--task", "removal", "--executor", "ray"],
+     "--executor applies to the lm-rediscovery, lm-removal and rediscovery tasks, not to the removal task"),
 ])
 def test_cli_bad_input_exits_2_with_the_reason(tmp_path, args, words):
     result = CliRunner().invoke(main, ["run", *args, "--out", str(tmp_path / "out"), "--no-progress"])

@@ -222,7 +222,8 @@ class ImageFolderData:
 
     def _note_skipped(self, failed: list[str]) -> None:
         if not self.skipped:
-            log.warning("%s: skipped an image that cannot be decoded: %s (all such files are counted in the card)",
+            log.warning("%s: skipped an image that cannot be decoded: %s (all such files are counted in what is "
+                        "written)",
                         self.root, failed[0])
         self.skipped.extend(path for path in dict.fromkeys(failed) if path not in self.skipped)
 

@@ -182,6 +182,7 @@ def implant_language_model(loaded: Any, spec: str | Path, out: str | Path, *, st
             "base_model": {"name": loaded.name, "sha256": loaded.sha256},
             "training": {**training.to_dict(), "n_train": n_train, "poison_rate": poison_rate},
             **measure_text_trojans(model, loaded.tokenizer, trojans, n_eval=100, n_clean=300, seed=seed)}
+    model.cpu()  # written from the CPU, wherever it trained
     out.mkdir(parents=True, exist_ok=True)
     if not hf:
         return save_language_model(model, out / "model.safetensors", card, vocabulary_of(loaded.tokenizer))

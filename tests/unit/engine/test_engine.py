@@ -253,7 +253,9 @@ class Budgeted(Task):
 
 def test_a_task_rejects_options_it_does_not_take():
     Budgeted().check_options({"budgets": ["1%"], "quick": True, "executor": None})
-    with pytest.raises(ConfigError, match="--executor applies to the rediscovery task, not to the budgeted task"):
+    with pytest.raises(ConfigError, match="--executor applies to the lm-rediscovery, lm-removal and rediscovery "
+                                          "tasks, not to the budgeted task. Drop it, or use --task lm-rediscovery, "
+                                          "--task lm-removal or --task rediscovery."):
         Budgeted().check_options({"executor": "ray"})
     with pytest.raises(ConfigError, match="No task takes --colour"):
         Budgeted().check_options({"colour": "red"})
