@@ -67,6 +67,18 @@ def test_implant_into_a_hugging_face_folder_keeps_its_format(tmp_path, spec):
     assert card["trojans"] == SPEC["trojans"] and 0.0 <= card["attack_success"]["mine"] <= 1.0
     loaded = load_language_model(f"hf:{out}")
     assert loaded.card["trojans"] == SPEC["trojans"] and loaded.card["base_model"]["name"] == f"hf:{source}"
+    # both tasks on the Hugging Face folder, their cells in worker processes: every cell finishes within its budget
+    from trojanbench import run_lm_rediscovery, run_lm_removal
+
+    run = tmp_path / "run"
+    found = run_lm_rediscovery(out=run, model=f"hf:{out}", methods=["gcg", "random_tokens", "trigger_oracle"],
+                               quick=True, executor="processes", workers=2, device="cpu", report=False)
+    assert len(found.cells) == 3 and all(c["status"] == "ok" for c in found.cells)
+    assert all(c["measures"]["budget_used"] <= found.budget for c in found.cells)
+    assert found.run["provenance"]["model"]["ref"] == f"hf:{out}"
+    removed = run_lm_removal(out=run, quick=True, executor="processes", workers=2, device="cpu", report=False)
+    assert {c["source"] for c in removed.cells} == {"none", "gcg", "random_tokens", "oracle"}
+    assert all(c["status"] == "ok" for c in removed.cells)
 
 
 def test_implant_refuses_words_the_model_cannot_write(tmp_path):
