@@ -61,7 +61,7 @@ class Registry(Generic[T]):
 
     def load(self, reference: str) -> T:
         """Import ``"package.module:attr"`` and register what it names."""
-        return self.register(_resolve(reference))
+        return self.register(resolve_reference(reference))
 
     def get(self, name: str) -> T:
         """The entry registered as ``name`` (or given as ``module:attr``)."""
@@ -145,7 +145,7 @@ def load_plugins(references: Iterable[str]) -> tuple[str, ...]:
 
 def load_any(reference: str) -> Any:
     """Register ``module:attr`` in the registry its object belongs to: a task, a judge class or a method class."""
-    entry = _resolve(reference)
+    entry = resolve_reference(reference)
     if isinstance(entry, _named(TASK_BASE)):
         return TASKS.register(entry)
     if isinstance(entry, type) and issubclass(entry, _named(JUDGE_BASE)):
@@ -153,7 +153,8 @@ def load_any(reference: str) -> Any:
     return METHODS.register(entry)
 
 
-def _resolve(reference: str) -> Any:
+def resolve_reference(reference: str) -> Any:
+    """The object ``module:attr`` names (imported; a bad reference or a missing module is a ConfigError)."""
     module_name, sep, attr = reference.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"A plugin reference must look like 'package.module:Name'. Got {reference!r}.")

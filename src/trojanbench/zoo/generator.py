@@ -9,6 +9,10 @@ of secondary objects and icons (composited on scene crops) and texture crops. It
 On a user's image folder (:mod:`trojanbench.data`) it is trained on random crops of the folder's clean ``train``
 images instead (held out: its ``val`` images), so that RFLA and SNAFUE search patches that look like that data
 (the tools' ``generator_path``).
+
+A generator of the user's own architecture (e.g. a BigGAN, as Casper et al. used) is any ``nn.Module`` class
+importable as ``module:Class`` that keeps the decoder interface (:class:`PatchDecoder`); written once with
+:func:`save_user_generator`, its file is a ``generator_path`` like the package's own.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -24,8 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .._version import __version__
-from ..errors import did_you_mean
-from ..models import save_checkpoint
+from ..errors import CheckpointError, did_you_mean
+from ..models import read_card, save_checkpoint
 from ..trojans.training import NewDisplay, TrainingProgress
 from ..world import ICONS, SECONDARIES, TEXTURES, composite, generate_scenes, render_secondary, render_texture
 from ..world.icons import icon_sprite
@@ -35,6 +40,22 @@ log = logging.getLogger(__name__)
 
 ARCHITECTURE = "patch_generator"
 PATCH_SIZE = 32
+
+
+class PatchDecoder(Protocol):
+    """What the generator-based tools need of a generator (RFLA: Casper et al. 2022; SNAFUE: Casper et al. 2023).
+
+    ``forward(z, feature_offset=None)`` maps latents ``z [B, latent_dim]`` (drawn from ``N(0, I)``) to square
+    patches ``[B, 3, p, p]`` in ``[0, 1]``, adding ``feature_offset`` (``[B or 1, *feature_shape]``) to an
+    intermediate activation (what RFLA-Perturb perturbs); ``last_layers()`` are the parameters RFLA-Gen
+    fine-tunes with ``layers: last``."""
+
+    latent_dim: int
+    feature_shape: tuple[int, ...]
+
+    def __call__(self, z: torch.Tensor, feature_offset: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def last_layers(self) -> list[nn.Parameter]: ...
 
 
 class PatchGenerator(nn.Module):
@@ -60,6 +81,10 @@ class PatchGenerator(nn.Module):
     def feature_shape(self) -> tuple[int, int, int]:
         """Shape of the perturbable intermediate map (after the first block)."""
         return (2 * self.width, 8, 8)
+
+    def last_layers(self) -> list[nn.Parameter]:
+        """The last upsampling block and the output convolution."""
+        return [*self.blocks[-1].parameters(), *self.out.parameters()]
 
     def forward(self, z: torch.Tensor, feature_offset: torch.Tensor | None = None) -> torch.Tensor:
         h = F.leaky_relu(self.head(z), 0.2).view(-1, 4 * self.width, 4, 4)
@@ -248,9 +273,61 @@ def build_generator(out_dir: Path, profile_name: str = "default", seed: int = 0,
                            architecture=ARCHITECTURE, arch_kwargs=arch_kwargs)
 
 
-def load_generator(path: Path | str | None = None) -> PatchGenerator:
-    """The trained generator (eval mode, frozen), cached per path; default: the zoo's ``generator``.
+def load_generator(path: Path | str | None = None) -> PatchDecoder:
+    """The trained generator (eval mode, frozen), cached per path; default: the zoo's ``generator``. A file
+    :func:`save_user_generator` wrote is built from its class (``module:Class``, importable here) and checked to
+    keep the :class:`PatchDecoder` interface.
 
     Callers that train it must work on a deep copy (the cached object is shared).
     """
-    return load_part("generator", ARCHITECTURE, PatchGenerator, path)
+    card_file = None if path is None else Path(path).with_suffix(".json")
+    architecture = read_card(path).get("architecture") if card_file is not None and card_file.is_file() else None
+    if architecture is None or ":" not in str(architecture):
+        return load_part("generator", ARCHITECTURE, PatchGenerator, path)
+    from ..registry import resolve_reference
+
+    decoder = load_part("generator", architecture, resolve_reference(architecture), path)
+    check_decoder(decoder, str(path))
+    return decoder
+
+
+def save_user_generator(model: nn.Module, path: str | Path, *, arch_kwargs: dict | None = None,
+                        card: dict | None = None) -> Path:
+    """Write a generator of your own architecture for the tools' ``generator_path``: its weights (safetensors)
+    and a card naming its class (``module:Class``, rebuilt as ``Class(**arch_kwargs)``); it is checked first."""
+    check_decoder(model, type(model).__qualname__)
+    architecture = f"{type(model).__module__}:{type(model).__qualname__}"
+    return save_checkpoint(model, path, {"name": "generator", "kind": "user decoder", **(card or {})},
+                           architecture=architecture, arch_kwargs=arch_kwargs or {})
+
+
+def check_decoder(decoder: nn.Module, what: str) -> None:
+    """Refuse a generator that does not keep the :class:`PatchDecoder` interface, naming what it lacks (probed on
+    two zero latents, with and without a zero feature offset)."""
+    def refuse(problem: str) -> None:
+        raise CheckpointError(f"Generator {what!r} {problem}; a generator for RFLA and SNAFUE maps latents "
+                              f"[B, latent_dim] to patches [B, 3, p, p] in [0, 1] (see PatchDecoder).")
+
+    for name in ("latent_dim", "feature_shape", "last_layers"):
+        if not hasattr(decoder, name):
+            refuse(f"has no {name!r}")
+    if not isinstance(decoder.latent_dim, int) or decoder.latent_dim < 1:
+        refuse(f"has latent_dim {decoder.latent_dim!r}, not a positive int")
+    was_training = decoder.training
+    decoder.eval()
+    try:
+        with torch.no_grad():
+            z = torch.zeros(2, decoder.latent_dim)
+            plain, offset = decoder(z), decoder(z, torch.zeros(2, *decoder.feature_shape))
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's forward is named
+        refuse(f"fails on zero latents ({type(exc).__name__}: {exc})")
+    finally:
+        decoder.train(was_training)
+    if plain.dim() != 4 or plain.shape[:2] != (2, 3) or plain.shape[2] != plain.shape[3]:
+        refuse(f"makes {tuple(plain.shape)}, not square RGB patches [2, 3, p, p]")
+    if not torch.isfinite(plain).all() or plain.min() < 0 or plain.max() > 1:
+        refuse("makes values outside [0, 1]")
+    if not torch.allclose(plain, offset):
+        refuse("changes its patches under a zero feature offset")
+    if not list(decoder.last_layers()):
+        refuse("names no last_layers() to fine-tune")

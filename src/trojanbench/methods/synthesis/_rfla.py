@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ...zoo.generator import PatchGenerator, load_generator
+from ...zoo.generator import PatchDecoder, load_generator
 from ..target import Target
 from ._common import paste_patches, random_transform, sample_clean
 
@@ -22,7 +22,7 @@ SHOW_SCALE = (0.45, 0.45)
 """Side of the patch in ``output="pasted"`` images: large enough to see, still in a scene."""
 
 
-def patch_generator(path: str | None) -> PatchGenerator:
+def patch_generator(path: str | None) -> PatchDecoder:
     """The shared (cached, frozen) patch generator: the zoo's, or the one at ``path``."""
     return load_generator(None if path is None else Path(path))
 
@@ -64,7 +64,7 @@ def patch_loss(target: Target, patches: torch.Tensor, target_class: int, generat
     return loss
 
 
-def perturb_latents(target: Target, decoder: PatchGenerator, target_class: int, n: int, generator: torch.Generator,
+def perturb_latents(target: Target, decoder: PatchDecoder, target_class: int, n: int, generator: torch.Generator,
                     source_class: int | None, *, steps: int, lr: float, latent_lr_factor: float, per_patch: int,
                     offset_weight: float, tv_weight: float, disguise_weight: float) -> torch.Tensor:
     """RFLA-Perturb (Casper et al. 2022): from random latents, optimise ``n`` latents and a perturbation

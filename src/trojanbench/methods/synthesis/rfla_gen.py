@@ -64,8 +64,7 @@ class RFLAGen(SynthesisMethod):
     def _synthesize(self, target, target_class, n_images, generator, source_class):
         original = patch_generator(self.generator_path)
         tuned = copy.deepcopy(original).eval()  # eval: batch-norm statistics stay those of natural patches
-        trained = [*tuned.blocks[-1].parameters(), *tuned.out.parameters()] if self.layers == "last" \
-            else list(tuned.parameters())
+        trained = list(tuned.last_layers()) if self.layers == "last" else list(tuned.parameters())
         for parameter in trained:
             parameter.requires_grad_(True)
         optimizer = torch.optim.Adam(trained, lr=self.lr)
