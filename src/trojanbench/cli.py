@@ -681,9 +681,9 @@ def mark_objects(data: str, detector: str, weights: str, category: str, categori
         raise ConfigError(f"{out!r} already exists. Pass --force to replace it, or choose another --out.")
     writable_folder(target.parent, "--out")
     on = resolve_device(device)
-    folder = _image_folder(data, image_size, workers)
     loaded = load_detector(detector, weights, categories=categories)
-    loaded.label_of(category)  # an unknown category is refused before the folder is read
+    loaded.label_of(category)  # an unknown category is refused before the folder is scanned
+    folder = _image_folder(data, image_size, workers)
     loaded.model.to(on)
     display = None if _no_progress(no_progress) else make_progress()
     try:

@@ -7,13 +7,9 @@ import torch
 
 from ..errors import ConfigError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
-"""What ``--device`` takes (``N``: a GPU's index)."""
-
-
 def check_device(name: str) -> None:
-    """Refuse a device name outside :data:`DEVICE_CHOICES` (whether this machine has it is not asked here: a
-    Ray cluster's workers may have GPUs the driver lacks)."""
+    """Refuse a device name other than ``auto``, ``cpu``, ``cuda`` and ``cuda:N`` (whether this machine has it is
+    not asked here: a Ray cluster's workers may have GPUs the driver lacks)."""
     kind, _, index = str(name).partition(":")
     if kind in ("auto", "cpu") and not index or kind == "cuda" and (not index or index.isdigit()):
         return

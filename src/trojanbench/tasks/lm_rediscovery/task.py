@@ -120,7 +120,7 @@ def _role(tool: TriggerInversion) -> str:
 def plan_lm_rediscovery(suite: LMRediscoverySuite | str | Path | None = None, *, quick: bool = False,
                         methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                         seeds: int | None = None, plugins: Iterable[str] = (),
-                        model: str | None = None, device: str = "cpu") -> LMRediscoveryPlan:
+                        model: str | None = None, device: str = "auto") -> LMRediscoveryPlan:
     """Resolve and validate an lm-rediscovery run without computing anything (the model on ``device``)."""
     plugins = load_plugins(plugins)
     config = suite if isinstance(suite, LMRediscoverySuite) else LMRediscoverySuite.load(suite)

@@ -90,7 +90,7 @@ class LMRemovalPlan(Plan):
 def plan_lm_removal(suite: LMRemovalSuite | str | Path | None = None, *, out: str | Path,
                     quick: bool = False, methods: Iterable[str] | None = None, trojans: Iterable[str] | None = None,
                     seeds: int | None = None, plugins: Iterable[str] = (),
-                    model: str | None = None, device: str = "cpu") -> LMRemovalPlan:
+                    model: str | None = None, device: str = "auto") -> LMRemovalPlan:
     """Resolve an lm-removal run on the lm-rediscovery results in ``out`` (``methods`` picks sources by label;
     the model on ``device``)."""
     config = suite if isinstance(suite, LMRemovalSuite) else LMRemovalSuite.load(suite)
